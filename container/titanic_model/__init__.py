@@ -1,0 +1,1 @@
+"""Titanic survival model trained under SageMaker's bring-your-own-container contract."""

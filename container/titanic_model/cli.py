@@ -1,0 +1,73 @@
+"""Entry point: `python train.py train [--name value ...]`, as SageMaker runs the image.
+
+One try/except/finally, like AWS's training toolkit: the work in try, the failure file and the
+clean-up in except, the exit code at the end. Any failure leaves a one-line reason in
+/opt/ml/output/failure and no model artifact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+
+from titanic_model import contract
+from titanic_model.data import DataError
+from titanic_model.hyperparameters import SPECS, HyperparameterError
+from titanic_model.training import run_training
+
+log = logging.getLogger("titanic_model")
+COMMAND = "train"
+
+
+class UsageError(ValueError):
+    """The container was started with arguments SageMaker never sends."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message}; SageMaker runs this image as '<image> {COMMAND}'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="train.py",
+        description="Train the Titanic survival model under SageMaker's /opt/ml contract. "
+        "Hyperparameters come from /opt/ml/input/config/hyperparameters.json; flags override them for local runs.",
+    )
+    parser.add_argument("command", nargs="?", help=f"must be '{COMMAND}' (what SageMaker passes)")
+    for name, spec in SPECS.items():
+        parser.add_argument(f"--{name}", dest=name, metavar=spec.kind.__name__.upper(), help=spec.help)
+    return parser
+
+
+def parse_args(argv: list[str]) -> dict[str, str]:
+    args = build_parser().parse_args(argv)
+    if args.command != COMMAND:
+        got = "no command" if args.command is None else f"the command {args.command!r}"
+        raise UsageError(f"got {got}; this image only knows '{COMMAND}' (run it as '<image> {COMMAND}')")
+    return {name: value for name, value in vars(args).items() if name != "command" and value is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    paths = contract.Paths.from_env()
+    reason = None
+    try:
+        overrides = parse_args(sys.argv[1:] if argv is None else argv)
+        run_training(paths, overrides)
+    except (UsageError, DataError, HyperparameterError) as exc:
+        reason = str(exc)
+    except MemoryError:
+        reason = "out of memory while training; choose an instance type with more memory (INSTANCE_TYPE in config.env)"
+    except Exception as exc:  # noqa: BLE001 - any failure must still reach the failure file
+        log.error("unexpected error:\n%s", traceback.format_exc())
+        reason = f"unexpected {type(exc).__name__}: {exc} (a bug: the traceback is in the job log)"
+    if reason is None:
+        log.info("training finished; artifacts in %s", paths.model_dir)
+        return 0
+    contract.remove_model_artifacts(paths)
+    contract.write_failure(paths, reason)
+    log.error("training failed: %s", reason)
+    return 1

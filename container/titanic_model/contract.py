@@ -1,0 +1,64 @@
+"""SageMaker's training-container contract: where things are under /opt/ml.
+
+The root can be moved with SAGEMAKER_BASE_DIR (the AWS training toolkit uses the same name),
+so the whole contract can be exercised in a temporary folder outside any container.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+DEFAULT_BASE_DIR = "/opt/ml"
+FAILURE_REASON_LIMIT = 1024  # SageMaker shows this many characters as FailureReason
+
+MODEL_FILE = "model.joblib"
+METRICS_FILE = "metrics.json"
+MODEL_CARD_FILE = "model_card.json"
+# What a successful run leaves in the model folder; a failed run must leave none of it.
+MODEL_ARTIFACTS = (MODEL_FILE, METRICS_FILE, MODEL_CARD_FILE)
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Paths:
+        env = os.environ if env is None else env
+        return cls(Path(env.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR))
+
+    @property
+    def hyperparameters(self) -> Path:
+        return self.root / "input" / "config" / "hyperparameters.json"
+
+    def channel(self, name: str) -> Path:
+        return self.root / "input" / "data" / name
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.root / "output" / "data"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.root / "output" / "failure"
+
+
+def write_failure(paths: Paths, reason: str) -> None:
+    """One line a person can act on, where SageMaker reads FailureReason from."""
+    line = " ".join(reason.split())[:FAILURE_REASON_LIMIT]
+    paths.failure_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.failure_file.write_text(line + "\n", encoding="utf-8")
+
+
+def remove_model_artifacts(paths: Paths) -> None:
+    """After a failure, nothing in the model folder may look like a finished model."""
+    for name in MODEL_ARTIFACTS:
+        for path in (paths.model_dir / name, paths.model_dir / f".{name}.partial"):
+            path.unlink(missing_ok=True)

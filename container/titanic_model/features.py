@@ -1,0 +1,171 @@
+"""Feature engineering from Kaggle's raw Titanic columns.
+
+Everything that depends on the data (imputation values, which titles and decks are common
+enough to keep, how the other women and boys of a family fared) is learned in `fit` from the
+training rows only, so validation rows never leak into the features. The transformer sits
+first in the model pipeline: the saved model takes the raw columns, and inference needs no
+separate encoder.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+# Kaggle columns the features are computed from; PassengerId, Ticket and Survived are not used.
+RAW_FEATURE_COLUMNS = ("Pclass", "Name", "Sex", "Age", "SibSp", "Parch", "Fare", "Cabin", "Embarked")
+
+# French and archaic forms folded into the four common titles before counting.
+_TITLE_ALIASES = {"Mlle": "Miss", "Ms": "Miss", "Mme": "Mrs", "Lady": "Mrs", "Sir": "Mr"}
+_TITLE_RE = re.compile(r",\s*(?:the\s+)?([^.,]+)\.")
+_RARE = "Rare"
+_UNKNOWN_DECK = "U"
+
+
+def extract_title(name: object) -> str:
+    """'Braund, Mr. Owen Harris' -> 'Mr'; anything unparseable -> 'Rare'."""
+    match = _TITLE_RE.search(name) if isinstance(name, str) else None
+    if not match:
+        return _RARE
+    title = match.group(1).strip()
+    return _TITLE_ALIASES.get(title, title)
+
+
+def extract_deck(cabin: object) -> str:
+    """'C85' -> 'C'; a missing cabin -> 'U' (unknown, itself informative)."""
+    if isinstance(cabin, str) and cabin.strip():
+        return cabin.strip()[0].upper()
+    return _UNKNOWN_DECK
+
+
+class TitanicFeatures(TransformerMixin, BaseEstimator):
+    """Raw Kaggle columns -> a numeric frame for a tree model.
+
+    min_category_count: titles and decks seen fewer times than this in the training rows
+    are folded into one 'rare' level, so the model does not memorise a handful of people.
+    """
+
+    def __init__(self, min_category_count: int = 10) -> None:
+        self.min_category_count = min_category_count
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> TitanicFeatures:
+        self._fit_family(X, y)
+        titles = X["Name"].map(extract_title)
+        counts = titles.value_counts()
+        self.titles_ = sorted(t for t, n in counts.items() if n >= self.min_category_count and t != _RARE)
+        decks = X["Cabin"].map(extract_deck)
+        deck_counts = decks.value_counts()
+        self.decks_ = sorted(d for d, n in deck_counts.items() if n >= self.min_category_count)
+
+        folded = titles.where(titles.isin(self.titles_), _RARE)
+        ages = pd.to_numeric(X["Age"], errors="coerce")
+        self.age_by_title_ = ages.groupby(folded).median().dropna().to_dict()
+        self.age_median_ = float(ages.median()) if ages.notna().any() else 30.0
+        fares = pd.to_numeric(X["Fare"], errors="coerce")
+        self.fare_by_class_ = fares.groupby(X["Pclass"]).median().dropna().to_dict()
+        self.fare_median_ = float(fares.median()) if fares.notna().any() else 14.0
+        embarked = X["Embarked"].dropna()
+        self.embarked_mode_ = str(embarked.mode().iloc[0]) if len(embarked) else "S"
+        self.feature_names_out_ = list(self._build(X).columns)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        frame = self._build(X)
+        # Columns fixed at fit time: a level absent from these rows is an all-zero column.
+        return frame.reindex(columns=self.feature_names_out_, fill_value=0.0)
+
+    def fit_transform(self, X: pd.DataFrame, y: object = None, **fit_params: object) -> pd.DataFrame:
+        """Fit, then transform the training rows leaving each row's own label out.
+
+        The family feature of a training row must not see that row's own outcome, or the
+        model learns to trust it far more than it deserves on new passengers (the same
+        cross-fitting that scikit-learn's TargetEncoder does in fit_transform).
+        """
+        self.fit(X, y)
+        frame = self._build(X, own_labels=None if y is None else np.asarray(y, dtype=float))
+        return frame.reindex(columns=self.feature_names_out_, fill_value=0.0)
+
+    def _fit_family(self, X: pd.DataFrame, y: object) -> None:
+        # Women and boys of one family tended to live or die together: keep, per family,
+        # how many of them the training rows hold and how many of those survived.
+        self.family_survivors_: dict[str, float] = {}
+        self.family_members_: dict[str, float] = {}
+        if y is None:
+            return
+        labels = pd.Series(np.asarray(y, dtype=float), index=X.index)
+        mask = _woman_or_boy(X)
+        keys = _family_key(X)[mask]
+        self.family_survivors_ = labels[mask].groupby(keys).sum().to_dict()
+        self.family_members_ = keys.value_counts().astype(float).to_dict()
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        return np.asarray(self.feature_names_out_, dtype=object)
+
+    def _family(self, X: pd.DataFrame, own_labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        mask = _woman_or_boy(X).to_numpy()
+        keys = _family_key(X)
+        survivors = keys.map(self.family_survivors_).fillna(0.0).to_numpy(dtype=float)
+        members = keys.map(self.family_members_).fillna(0.0).to_numpy(dtype=float)
+        if own_labels is not None:
+            survivors = survivors - np.where(mask, own_labels, 0.0)
+            members = members - mask
+        known = np.where(mask, members, 0.0)
+        rate = np.full(len(X), np.nan)
+        np.divide(survivors, members, out=rate, where=mask & (members > 0))
+        return known, rate
+
+    def _build(self, X: pd.DataFrame, own_labels: np.ndarray | None = None) -> pd.DataFrame:
+        titles = X["Name"].map(extract_title)
+        titles = titles.where(titles.isin(self.titles_), _RARE)
+        decks = X["Cabin"].map(extract_deck)
+        decks = decks.where(decks.isin(self.decks_), _RARE)
+        pclass = pd.to_numeric(X["Pclass"], errors="coerce")
+        sibsp = pd.to_numeric(X["SibSp"], errors="coerce").fillna(0)
+        parch = pd.to_numeric(X["Parch"], errors="coerce").fillna(0)
+        family = sibsp + parch + 1
+
+        raw_age = pd.to_numeric(X["Age"], errors="coerce")
+        age = raw_age.fillna(titles.map(self.age_by_title_)).fillna(self.age_median_)
+        raw_fare = pd.to_numeric(X["Fare"], errors="coerce")
+        fare = raw_fare.fillna(pclass.map(self.fare_by_class_)).fillna(self.fare_median_)
+        embarked = X["Embarked"].fillna(self.embarked_mode_)
+
+        out = pd.DataFrame(
+            {
+                "pclass": pclass.astype(float),
+                "is_female": (X["Sex"] == "female").astype(float),
+                "age": age.astype(float),
+                "age_missing": raw_age.isna().astype(float),
+                "is_child": (age < 14).astype(float),
+                "sibsp": sibsp.astype(float),
+                "parch": parch.astype(float),
+                "family_size": family.astype(float),
+                "is_alone": (family == 1).astype(float),
+                "log_fare": np.log1p(fare.clip(lower=0)).astype(float),
+                "fare_per_person": (fare / family).astype(float),
+                "has_cabin": (X["Cabin"].fillna("").astype(str).str.strip() != "").astype(float),
+            },
+            index=X.index,
+        )
+        # NaN (no other woman or boy of the family known) is a value LightGBM handles natively.
+        out["family_wc_known"], out["family_wc_survival"] = self._family(X, own_labels)
+        for level in ("C", "Q", "S"):
+            out[f"embarked_{level}"] = (embarked == level).astype(float)
+        for level in [*self.titles_, _RARE]:
+            out[f"title_{level}"] = (titles == level).astype(float)
+        for level in [*self.decks_, _RARE]:
+            out[f"deck_{level}"] = (decks == level).astype(float)
+        return out
+
+
+def _woman_or_boy(X: pd.DataFrame) -> pd.Series:
+    return (X["Sex"] == "female") | (X["Name"].map(extract_title) == "Master")
+
+
+def _family_key(X: pd.DataFrame) -> pd.Series:
+    """Surname and class: 'Andersson, Mr. Anders Johan' in 3rd class -> 'Andersson|3'."""
+    surname = X["Name"].fillna("").astype(str).str.split(",").str[0].str.strip()
+    return surname + "|" + X["Pclass"].astype(str)

@@ -1,0 +1,1 @@
+"""Client-side Python of the toolkit: data preparation, the SageMaker launcher, verification."""

@@ -1,0 +1,106 @@
+"""The `data` stage: check the vendored Kaggle file, split it 80:20, write a manifest.
+
+The split is the reference run's protocol (stratified on Survived, random_state 42: 712 / 179
+rows). Cells are copied as text, never re-formatted, so the output bytes depend only on the
+input bytes and the seed: the same SHA-256 on every machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+log = logging.getLogger("prepare_data")
+LABEL = "Survived"
+
+
+class PrepareError(RuntimeError):
+    """The source data is not what the toolkit expects; the message says what to do."""
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def expected_checksum(sums_file: Path, name: str) -> str:
+    if not sums_file.is_file():
+        raise PrepareError(f"{sums_file} is missing; restore it from git (git checkout -- {sums_file})")
+    for line in sums_file.read_text(encoding="utf-8").splitlines():
+        digest, _, file_name = line.partition("  ")
+        if file_name.strip() == name:
+            return digest.strip()
+    raise PrepareError(f"{sums_file} has no line for {name}; restore it from git")
+
+
+def verified_source(source: Path, sums_file: Path) -> str:
+    if not source.is_file():
+        raise PrepareError(f"{source} does not exist; restore it from git (git checkout -- {source})")
+    actual = sha256_file(source)
+    expected = expected_checksum(sums_file, source.name)
+    if actual != expected:
+        raise PrepareError(
+            f"{source} has SHA-256 {actual}, expected {expected} ({sums_file}); "
+            "restore Kaggle's file from git, or update SHA256SUMS if the change is intended"
+        )
+    return actual
+
+
+def split(frame: pd.DataFrame, validation_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return train_test_split(frame, test_size=validation_fraction, stratify=frame[LABEL], random_state=seed)
+
+
+def write_split(source: Path, sums_file: Path, out_dir: Path, validation_fraction: float, seed: int) -> dict:
+    source_sha = verified_source(source, sums_file)
+    frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+    train, validation = split(frame, validation_fraction, seed)
+    manifest: dict = {
+        "source": {"file": str(source), "sha256": source_sha, "rows": len(frame)},
+        "split": {"validation_fraction": validation_fraction, "random_state": seed, "stratify": LABEL},
+        "channels": {},
+    }
+    for channel, part, file_name in (("train", train, "train.csv"), ("validation", validation, "val.csv")):
+        target = out_dir / channel / file_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{file_name}.partial")
+        part.to_csv(partial, index=False, lineterminator="\n")
+        partial.replace(target)
+        manifest["channels"][channel] = {
+            "file": f"{channel}/{file_name}",
+            "rows": len(part),
+            "survived": int((part[LABEL] == "1").sum()),
+            "sha256": sha256_file(target),
+        }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, required=True, help="Kaggle's train.csv")
+    parser.add_argument("--checksums", type=Path, required=True, help="SHA256SUMS file listing the source")
+    parser.add_argument("--out", type=Path, required=True, help="folder for train/, validation/ and manifest.json")
+    parser.add_argument("--validation-fraction", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[data] %(message)s")
+    try:
+        manifest = write_split(args.source, args.checksums, args.out, args.validation_fraction, args.seed)
+    except PrepareError as exc:
+        log.error("ERROR: %s", exc)
+        return 1
+    for info in manifest["channels"].values():
+        log.info(
+            "%s: %d rows (%d survived) sha256 %s", info["file"], info["rows"], info["survived"], info["sha256"][:12]
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+# Shared helpers for every script in scripts/: logging, dying with a reason, and
+# checking that tools and variables are there before anything is changed.
+# Source it; do not run it.
+
+# One prefix per script, so interleaved `make` output says who spoke.
+_LIB_NAME=$(basename "${BASH_SOURCE[1]:-$0}" .sh)
+
+log() { printf '[%s] %s\n' "$_LIB_NAME" "$*" >&2; }
+
+# die MESSAGE: one line that names the problem and the fix, then exit 1.
+die() {
+  printf '[%s] ERROR: %s\n' "$_LIB_NAME" "$*" >&2
+  exit 1
+}
+
+require_cmd() {
+  local cmd
+  for cmd in "$@"; do
+    command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' is not installed or not on PATH; install it (see README 'Troubleshooting') and rerun"
+  done
+}
+
+require_var() {
+  local var
+  for var in "$@"; do
+    [[ -n "${!var:-}" ]] || die "$var is empty; set it in config.env or as 'make $var=...'"
+  done
+}
+
+# True when a Docker engine answers (not just a client on PATH).
+docker_engine_up() { docker info >/dev/null 2>&1; }
+
+require_docker() {
+  require_cmd docker
+  docker_engine_up || die "no Docker engine answers on ${DOCKER_HOST:-/var/run/docker.sock}; start it (e.g. 'sudo dockerd &' or 'sudo systemctl start docker') and rerun"
+}
+
+# retry N DELAY CMD...: run CMD up to N times, doubling DELAY between tries.
+retry() {
+  local tries=$1 delay=$2 n=1
+  shift 2
+  until "$@"; do
+    ((n >= tries)) && return 1
+    log "attempt $n/$tries failed: $*; retrying in ${delay}s"
+    sleep "$delay"
+    n=$((n + 1))
+    delay=$((delay * 2))
+  done
+}

@@ -1,0 +1,104 @@
+"""Feature engineering: parsed right, learned from training rows only, robust to new values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from titanic_model.features import TitanicFeatures, extract_deck, extract_title
+
+
+@pytest.fixture(scope="module")
+def frames(split_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train = pd.read_csv(split_dir / "train/train.csv")
+    val = pd.read_csv(split_dir / "validation/val.csv")
+    return train, val
+
+
+@pytest.mark.parametrize(
+    ("name", "title"),
+    [
+        ("Braund, Mr. Owen Harris", "Mr"),
+        ("Rothes, the Countess. of (Lucy Noel Martha Dyer-Edwards)", "Countess"),
+        ("Aubart, Mme. Leontine Pauline", "Mrs"),
+        ("Reynaldo, Ms. Encarnacion", "Miss"),
+        ("no comma here", "Rare"),
+        (None, "Rare"),
+    ],
+)
+def test_extract_title(name: object, title: str) -> None:
+    assert extract_title(name) == title
+
+
+@pytest.mark.parametrize(("cabin", "deck"), [("C85", "C"), (" e12 ", "E"), (None, "U"), (np.nan, "U"), ("", "U")])
+def test_extract_deck(cabin: object, deck: str) -> None:
+    assert extract_deck(cabin) == deck
+
+
+def test_transform_is_learned_from_training_rows_only(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """Changing the validation rows' labels or values must not change what was learned."""
+    train, val = frames
+    X, y = train.drop(columns="Survived"), train["Survived"]
+    fitted = TitanicFeatures().fit(X, y)
+    before = fitted.transform(val.drop(columns="Survived"))
+    tampered = val.drop(columns="Survived").copy()
+    tampered["Age"] = np.nan  # imputation must come from the training medians, not these rows
+    after = TitanicFeatures().fit(X, y).transform(tampered)
+    assert before.columns.tolist() == after.columns.tolist()
+    titles = tampered["Name"].map(extract_title)
+    titles = titles.where(titles.isin(fitted.titles_), "Rare")
+    expected_age = titles.map(fitted.age_by_title_).fillna(fitted.age_median_)
+    assert np.allclose(after["age"].to_numpy(), expected_age.to_numpy())
+
+
+def test_training_rows_do_not_see_their_own_label(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """fit_transform leaves each row out of its own family feature (no target leak)."""
+    train, _ = frames
+    X, y = train.drop(columns="Survived"), train["Survived"]
+    out = TitanicFeatures().fit_transform(X, y)
+    flipped = TitanicFeatures().fit_transform(X, 1 - y)
+    mine = out["family_wc_known"] > 0
+    # Flipping every label flips each rate (r -> 1 - r) only if the row's own label is excluded
+    # or included alike; with it excluded, a lone woman or boy has no rate at all.
+    assert np.allclose(out.loc[mine, "family_wc_survival"], 1 - flipped.loc[mine, "family_wc_survival"])
+    assert out.loc[out["family_wc_known"] == 0, "family_wc_survival"].isna().all()
+
+
+def test_family_feature_counts_only_other_known_women_and_boys() -> None:
+    rows = pd.DataFrame(
+        {
+            "Pclass": [3, 3, 3, 3],
+            "Name": ["Smith, Mrs. A", "Smith, Miss. B", "Smith, Mr. C", "Smith, Master. D"],
+            "Sex": ["female", "female", "male", "male"],
+            "Age": [40, 10, 42, 4],
+            "SibSp": [1, 1, 1, 1],
+            "Parch": [2, 2, 2, 2],
+            "Fare": [20.0] * 4,
+            "Cabin": [None] * 4,
+            "Embarked": ["S"] * 4,
+        }
+    )
+    y = pd.Series([0, 1, 1, 1])
+    out = TitanicFeatures().fit_transform(rows, y)
+    assert out["family_wc_known"].tolist() == [2, 2, 0, 2]
+    assert out["family_wc_survival"].tolist()[:2] == [1.0, 0.5]
+    assert np.isnan(out["family_wc_survival"].iloc[2])  # adult men get no family rate
+    newcomer = rows.iloc[[1]].assign(Name="Smith, Miss. E")
+    fitted = TitanicFeatures().fit(rows, y)
+    assert fitted.transform(newcomer)["family_wc_survival"].item() == pytest.approx(2 / 3)
+
+
+def test_unseen_categories_become_known_columns(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    train, val = frames
+    fitted = TitanicFeatures().fit(train.drop(columns="Survived"), train["Survived"])
+    odd = val.drop(columns="Survived").head(3).copy()
+    odd["Name"] = ["Doe, Jonkheer. X", "Doe, Capt. Y", "weird name"]
+    odd["Cabin"] = ["T1", "Z99", None]
+    odd["Embarked"] = [None, None, None]
+    out = fitted.transform(odd)
+    assert out.columns.tolist() == fitted.feature_names_out_
+    assert out["title_Rare"].tolist() == [1.0, 1.0, 1.0]
+    assert out[[c for c in out.columns if c.startswith("embarked_")]].sum(axis=1).tolist() == [1.0, 1.0, 1.0]
+    assert not out.drop(columns="family_wc_survival").isna().any().any()

@@ -1,0 +1,125 @@
+"""The container tier: build the image in a real Docker engine and run it as SageMaker does.
+
+No image can be pulled here, so the image is built on the offline base (Debian packages,
+scripts/build-offline-base.sh), built once per machine and reused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import REPO, make_sm_root
+from corpus_cases import CASES, BadInput
+
+pytestmark = pytest.mark.docker
+TEST_IMAGE = "titanic-lightgbm:test"
+
+
+def config_value(name: str) -> str:
+    for line in (REPO / "config.env").read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1]
+    raise KeyError(name)
+
+
+def run_script(script: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO / "scripts" / script)], env={**os.environ, **env}, capture_output=True, text=True, timeout=1800
+    )
+
+
+@pytest.fixture(scope="session")
+def offline_base() -> str:
+    name = os.environ.get("TEST_BASE_IMAGE", config_value("OFFLINE_BASE_IMAGE"))
+    result = subprocess.run(
+        [str(REPO / "scripts/build-offline-base.sh"), name], capture_output=True, text=True, timeout=1800
+    )
+    assert result.returncode == 0, result.stderr
+    return name
+
+
+@pytest.fixture(scope="session")
+def image(offline_base: str) -> str:
+    result = run_script("build-image.sh", IMAGE_NAME=TEST_IMAGE, BASE_IMAGE=offline_base, BASE_IMAGE_FALLBACK="none")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return TEST_IMAGE
+
+
+def sagemaker_run(image: str, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """What SageMaker does: /opt/ml mounted, no network, the one argument 'train'."""
+    return subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "-v", f"{root}:/opt/ml", image, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_image_is_built_for_sagemakers_platform(image: str) -> None:
+    inspect = json.loads(subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=True).stdout)
+    config = inspect[0]
+    assert f"{config['Os']}/{config['Architecture']}" == "linux/amd64"
+    assert config["Config"]["Entrypoint"] == ["python", "train.py"]
+
+
+def test_trains_as_sagemaker_runs_it(image: str, sm_root: Path) -> None:
+    (sm_root / "input/config/hyperparameters.json").write_text(json.dumps({"n_estimators": "120"}))
+    result = sagemaker_run(image, sm_root, "train")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((sm_root / "model/metrics.json").read_text())
+    assert f"val_auc: {metrics['val_auc']:.6f}" in result.stdout.splitlines()
+    card = json.loads((sm_root / "model/model_card.json").read_text())
+    assert card["hyperparameters"]["n_estimators"] == 120
+    assert (sm_root / "output/data/roc_curve.csv").is_file()
+    assert not (sm_root / "output/failure").exists()
+
+    # The artifact loads inside the image itself, from its working directory.
+    load = subprocess.run(
+        [
+            "docker", "run", "--rm", "--network", "none", "-v", f"{sm_root}:/opt/ml", "--entrypoint", "python",
+            image, "-c", "import joblib; m = joblib.load('/opt/ml/model/model.joblib'); print(type(m).__name__)",
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert load.returncode == 0, load.stderr
+    assert load.stdout.strip() == "Pipeline"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.file)
+def test_bad_input_in_the_container(image: str, case: BadInput, tmp_path: Path, split_dir: Path) -> None:
+    root = make_sm_root(tmp_path / "ml", split_dir)
+    channel = root / "input/data" / case.channel
+    shutil.rmtree(channel)
+    channel.mkdir()
+    shutil.copy(case.path, channel / case.path.name)
+    result = sagemaker_run(image, root, "train")
+    assert result.returncode == 1
+    assert case.reason in (root / "output/failure").read_text()
+    assert not any((root / "model").iterdir())
+
+
+def test_refuses_any_other_command(image: str, sm_root: Path) -> None:
+    result = sagemaker_run(image, sm_root, "serve")
+    assert result.returncode == 1
+    assert "only knows 'train'" in (sm_root / "output/failure").read_text()
+    assert not any((sm_root / "model").iterdir())
+
+
+def test_build_names_base_image_when_it_cannot_be_pulled() -> None:
+    # A loopback address that refuses connections: the pull fails without leaving this machine.
+    result = run_script(
+        "build-image.sh",
+        IMAGE_NAME="titanic-lightgbm:never",
+        BASE_IMAGE="127.0.0.1:1/no-such-base:1",
+        BASE_IMAGE_FALLBACK="none",
+        OFFLINE_BASE_IMAGE="titanic-offline-base:bookworm",
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "BASE_IMAGE=127.0.0.1:1/no-such-base:1 cannot be pulled" in last
+    assert "make base-image" in last and "titanic-offline-base:bookworm" in last

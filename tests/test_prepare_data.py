@@ -1,0 +1,50 @@
+"""The data stage: checksum first, then a byte-for-byte reproducible split."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from launcher.prepare_data import PrepareError, main, write_split
+
+SOURCE = REPO / "data/titanic/train.csv"
+SUMS = REPO / "data/titanic/SHA256SUMS"
+
+
+def test_split_is_the_reference_protocol_and_reproducible(tmp_path: Path, split_dir: Path) -> None:
+    manifest = write_split(SOURCE, SUMS, tmp_path, 0.2, 42)
+    assert manifest["channels"]["train"]["rows"] == 712
+    assert manifest["channels"]["validation"]["rows"] == 179
+    assert manifest["source"]["sha256"] == "7d118fef8b6ccf7f81111877bc388536f7b1e498a655e3d649d19aaa010e9f6f"
+    for channel in ("train/train.csv", "validation/val.csv"):
+        assert (tmp_path / channel).read_bytes() == (split_dir / channel).read_bytes()
+    assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
+    # Stratified: both parts keep the 38% survival rate of the whole file.
+    for info in manifest["channels"].values():
+        assert abs(info["survived"] / info["rows"] - 342 / 891) < 0.01
+
+
+def test_cells_are_copied_verbatim(split_dir: Path) -> None:
+    original = set(SOURCE.read_text().splitlines()[1:])
+    written = split_dir.joinpath("train/train.csv").read_text().splitlines()[1:]
+    written += split_dir.joinpath("validation/val.csv").read_text().splitlines()[1:]
+    assert set(written) == original and len(written) == 891
+
+
+def test_a_changed_source_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "train.csv"
+    shutil.copy(SOURCE, source)
+    source.write_bytes(source.read_bytes().replace(b"Braund", b"Brand"))
+    with pytest.raises(PrepareError, match=r"has SHA-256 [0-9a-f]{64}, expected 7d118fef"):
+        write_split(source, SUMS, tmp_path / "out", 0.2, 42)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_reports_a_missing_source_in_one_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    code = main(["--source", str(tmp_path / "nope.csv"), "--checksums", str(SUMS), "--out", str(tmp_path / "o")])
+    assert code == 1
+    assert "nope.csv does not exist; restore it from git" in caplog.text
