@@ -69,6 +69,9 @@ endef
 setting = $(VARS)/$(1)
 $(foreach v,$(CONFIG_VARS),$(eval $(call track_setting,$(v))))
 
+.PHONY: FORCE
+FORCE:
+
 # ---- stage 1: data -------------------------------------------------------------------
 .PHONY: data
 data: $(SPLIT_DIR)/manifest.json ## Check the vendored Kaggle CSV and split it 80:20 (with a manifest)
@@ -77,13 +80,123 @@ $(SPLIT_DIR)/manifest.json: data/titanic/train.csv data/titanic/SHA256SUMS launc
 	$(PY) -m launcher.prepare_data --source data/titanic/train.csv --checksums data/titanic/SHA256SUMS \
 		--out $(SPLIT_DIR) --validation-fraction $(VALIDATION_FRACTION) --seed $(SPLIT_SEED)
 
+# ---- where it runs: TARGET=local (embedded AWS) or TARGET=aws ------------------------
+LOCAL_STATE_DIR := $(CURDIR)/.local
+RUNS := runs
+# What was uploaded and pushed is per target: switching TARGET redoes both.
+DEPLOYED := $(BUILD)/$(TARGET)
+IMAGE_RECORD := $(DEPLOYED)/image.json
+SDK_CONFIG := $(CURDIR)/launcher/sagemaker-config.yaml
+export SAGEMAKER_USER_CONFIG_OVERRIDE := $(SDK_CONFIG)
+export SAGEMAKER_SUPPRESS_V2_WARNING := 1
+export AWS_DEFAULT_REGION := $(AWS_REGION)
+export LOCAL_STATE_DIR SPLIT_DIR IMAGE_RECORD
+export MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
+# The scripts call the pinned awscli in .venv, not whatever `aws` is on PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+ifeq ($(TARGET),local)
+# Same scripts, same awscli and SDK calls: only the endpoint and registry differ.
+LOCAL_ACCESS_KEY_ID ?= testing
+LOCAL_SECRET_ACCESS_KEY ?= testing
+export AWS_ENDPOINT_URL := https://127.0.0.1:$(LOCAL_MOTO_PORT)
+export AWS_CA_BUNDLE := $(LOCAL_STATE_DIR)/tls/cert.pem
+export AWS_ACCESS_KEY_ID := $(LOCAL_ACCESS_KEY_ID)
+export AWS_SECRET_ACCESS_KEY := $(LOCAL_SECRET_ACCESS_KEY)
+export ECR_REGISTRY_OVERRIDE := 127.0.0.1:$(LOCAL_REGISTRY_PORT)
+export LOCAL_EMULATOR := moto
+unexport AWS_PROFILE AWS_SESSION_TOKEN
+# The stack id is rewritten only when the servers start afresh, and moto keeps nothing
+# across a restart: upload and push depend on it, so they redo exactly then. While both
+# pid files name live processes the stack is taken as up and nothing runs (make -n stays
+# quiet); `make local-up` checks it for real.
+STACK_PIDS := $(foreach f,moto registry,$(file <$(LOCAL_STATE_DIR)/$(f).pid))
+STACK_ALIVE := $(and $(filter 2,$(words $(STACK_PIDS))),$(filter 2,$(words $(wildcard $(addprefix /proc/,$(STACK_PIDS))))))
+AWS_READY := $(LOCAL_STATE_DIR)/stack-id
+PREFLIGHT :=
+$(AWS_READY): $(if $(STACK_ALIVE),,FORCE) | $(VENV)/.installed $(BUILD)/stamps/config
+	scripts/local-stack.sh up
+else
+AWS_READY :=
+# On AWS: credentials, region, Docker, role and bucket are checked before anything is
+# spent, on every run (order-only, so a passing check rebuilds nothing).
+PREFLIGHT := preflight
+endif
+
+.PHONY: preflight
+preflight: | $(VENV)/.installed $(BUILD)/stamps/config ## TARGET=aws: check credentials, region, Docker, role and bucket
+	$(PY) -m launcher.preflight
+
+.PHONY: local-up
+local-up: ## Start the embedded AWS (moto on 127.0.0.1) and registry, if not running
+	scripts/local-stack.sh up
+
+.PHONY: local-down
+local-down: ## Stop exactly the embedded AWS and registry that local-up started
+	scripts/local-stack.sh down
+	rm -f $(DEPLOYED)/uploaded $(IMAGE_RECORD)
+
+.PHONY: local-status
+local-status: ## Say whether the embedded AWS and registry are up
+	scripts/local-stack.sh status
+
+# ---- stage 0: settings ----------------------------------------------------------------
+.PHONY: validate
+validate: $(BUILD)/stamps/config ## Check every setting in config.env (no AWS call)
+
+$(BUILD)/stamps/config: $(addprefix $(VARS)/,$(CONFIG_VARS)) | $(VENV)/.installed
+	$(PY) -m launcher.settings
+	@mkdir -p $(@D) && touch $@
+
+# ---- stage 2: upload -----------------------------------------------------------------
+.PHONY: upload
+upload: $(DEPLOYED)/uploaded ## Create the bucket if missing and aws s3 sync the split to it
+
+# Settings are validated (order-only: a changed hyperparameter re-validates, not re-uploads).
+$(DEPLOYED)/uploaded: $(SPLIT_DIR)/manifest.json $(AWS_READY) $(call setting,BUCKET) $(call setting,DATA_PREFIX) $(call setting,AWS_REGION) | $(BUILD)/stamps/config $(PREFLIGHT)
+	scripts/upload-data.sh
+	@mkdir -p $(@D) && touch $@
+
 # ---- stage 3: build ------------------------------------------------------------------
 .PHONY: build
 build: $(STAMPS)/image ## docker build the training image for linux/amd64
 
-$(STAMPS)/image: $(CONTAINER_SRC) $(call setting,BASE_IMAGE) $(call setting,ECR_REPOSITORY)
+$(STAMPS)/image: $(CONTAINER_SRC) $(call setting,BASE_IMAGE) $(call setting,ECR_REPOSITORY) | $(BUILD)/stamps/config
 	scripts/build-image.sh
 	@mkdir -p $(@D) && touch $@
+
+# ---- stage 4: push -------------------------------------------------------------------
+.PHONY: push
+push: $(IMAGE_RECORD) ## Create the ECR repository if missing, log in, tag with the commit, push
+
+$(IMAGE_RECORD): $(STAMPS)/image $(AWS_READY) $(call setting,ECR_REPOSITORY) $(call setting,AWS_REGION) | $(BUILD)/stamps/config $(PREFLIGHT)
+	scripts/push-image.sh
+
+# ---- stage 5: train (always a new job) -----------------------------------------------
+.PHONY: train
+train: $(DEPLOYED)/uploaded $(IMAGE_RECORD) | $(PREFLIGHT) ## Run a training job with Estimator.fit() and write a run record
+	$(PY) -m launcher.train --image-record $(IMAGE_RECORD) --split-dir $(SPLIT_DIR) --runs-dir $(RUNS)
+
+# ---- stage 6: verify -----------------------------------------------------------------
+JOB ?=
+VERIFY := $(PY) -m launcher.verify --runs-dir $(RUNS) --split-dir $(SPLIT_DIR)
+
+.PHONY: verify
+verify: | $(VENV)/.installed ## Download a job's model.tar.gz (JOB=name, default the latest), reload it, re-check its metrics
+	$(VERIFY) --job "$(JOB)"
+
+.PHONY: all
+all: train ## The whole pipeline: data, upload, build, push, train, verify
+	$(VERIFY)
+
+# ---- clean-up ------------------------------------------------------------------------
+CONFIRM ?= no
+DELETE_BUCKET ?= no
+
+.PHONY: clean-resources
+clean-resources: $(AWS_READY) | $(BUILD)/stamps/config $(PREFLIGHT) ## List (or, with CONFIRM=yes, delete) the toolkit's cloud resources
+	CONFIRM=$(CONFIRM) DELETE_BUCKET=$(DELETE_BUCKET) scripts/clean-resources.sh
+	@[[ "$(CONFIRM)" != yes ]] || rm -f $(DEPLOYED)/uploaded $(IMAGE_RECORD)
 
 # ---- quality -------------------------------------------------------------------------
 SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run
@@ -109,5 +222,5 @@ benchmark: $(VENV)/.installed $(SPLIT_DIR)/manifest.json ## Print model CV figur
 	$(PY) benchmarks/image_startup.py --image $(IMAGE_NAME) --split-dir $(SPLIT_DIR)
 
 .PHONY: clean
-clean: ## Remove local build outputs (not .venv, not cloud resources)
+clean: ## Remove local build outputs (not .venv, runs/, or cloud resources)
 	rm -rf $(BUILD)

@@ -17,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from launcher import logs
+
 log = logging.getLogger("prepare_data")
 LABEL = "Survived"
 
@@ -56,6 +58,15 @@ def split(frame: pd.DataFrame, validation_fraction: float, seed: int) -> tuple[p
     return train_test_split(frame, test_size=validation_fraction, stratify=frame[LABEL], random_state=seed)
 
 
+def _write_if_changed(target: Path, content: bytes) -> None:
+    """Leave an identical file untouched: its mtime tells aws s3 sync there is nothing to send."""
+    if target.is_file() and target.read_bytes() == content:
+        return
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_bytes(content)
+    partial.replace(target)
+
+
 def write_split(source: Path, sums_file: Path, out_dir: Path, validation_fraction: float, seed: int) -> dict:
     source_sha = verified_source(source, sums_file)
     frame = pd.read_csv(source, dtype=str, keep_default_na=False)
@@ -68,16 +79,14 @@ def write_split(source: Path, sums_file: Path, out_dir: Path, validation_fractio
     for channel, part, file_name in (("train", train, "train.csv"), ("validation", validation, "val.csv")):
         target = out_dir / channel / file_name
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{file_name}.partial")
-        part.to_csv(partial, index=False, lineterminator="\n")
-        partial.replace(target)
+        _write_if_changed(target, part.to_csv(index=False, lineterminator="\n").encode("utf-8"))
         manifest["channels"][channel] = {
             "file": f"{channel}/{file_name}",
             "rows": len(part),
             "survived": int((part[LABEL] == "1").sum()),
             "sha256": sha256_file(target),
         }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _write_if_changed(out_dir / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return manifest
 
 
@@ -89,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[data] %(message)s")
+    logs.setup("data")
     try:
         manifest = write_split(args.source, args.checksums, args.out, args.validation_fraction, args.seed)
     except PrepareError as exc:

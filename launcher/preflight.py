@@ -1,0 +1,170 @@
+"""TARGET=aws preflight: everything a training job needs, checked before anything is spent.
+
+Credentials (sts:GetCallerIdentity), SageMaker in the region, a Docker engine, the
+execution role (exists, the ARN has its path right, trusts sagemaker.amazonaws.com) and the
+bucket (in the configured region). Each problem is one line naming the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from launcher import logs
+from launcher.settings import Settings, SettingsError, load
+
+log = logging.getLogger("preflight")
+SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
+
+
+class PreflightError(RuntimeError):
+    """A check failed; the message says what to fix."""
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def check_identity(session: boto3.Session) -> str:
+    try:
+        identity = session.client("sts").get_caller_identity()
+    except NoCredentialsError:
+        raise PreflightError(
+            "no AWS credentials found; run 'aws configure', set AWS_PROFILE, or export assumed-role keys"
+        ) from None
+    except ClientError as exc:
+        raise PreflightError(
+            f"AWS rejected the credentials ({_code(exc)}): {exc}; refresh them (expired session or assume-role?)"
+        ) from None
+    log.info("credentials: %s (account %s)", identity["Arn"], identity["Account"])
+    return identity["Account"]
+
+
+def check_sagemaker_reachable(session: boto3.Session, settings: Settings) -> None:
+    try:
+        session.client("sagemaker").list_training_jobs(MaxResults=1)
+    except ClientError as exc:
+        raise PreflightError(
+            f"SageMaker in {settings.region} refused ListTrainingJobs ({_code(exc)}); check AWS_REGION and that "
+            "the principal policy from 'make iam' is attached"
+        ) from None
+
+
+def check_docker() -> None:
+    try:
+        ok = subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok:
+        raise PreflightError("no Docker engine answers 'docker info'; start Docker (the build and push stages need it)")
+
+
+def trusts_sagemaker(trust_policy: dict[str, Any]) -> bool:
+    for statement in trust_policy.get("Statement", []):
+        services = statement.get("Principal", {}).get("Service", [])
+        services = [services] if isinstance(services, str) else services
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if statement.get("Effect") == "Allow" and SAGEMAKER_PRINCIPAL in services and "sts:AssumeRole" in actions:
+            return True
+    return False
+
+
+def check_role(session: boto3.Session, settings: Settings, account: str) -> None:
+    name = settings.role_arn.rsplit("/", 1)[-1]
+    if settings.account_id != account:
+        log.warning("ROLE_ARN is in account %s but the credentials are for %s", settings.account_id, account)
+    try:
+        role = session.client("iam").get_role(RoleName=name)["Role"]
+    except ClientError as exc:
+        if _code(exc) == "NoSuchEntity":
+            raise PreflightError(f"ROLE_ARN: role '{name}' does not exist; create it with 'make iam'") from None
+        log.warning("cannot read role %s (%s); SageMaker will check it when the job starts", name, _code(exc))
+        return
+    if role["Arn"] != settings.role_arn:
+        raise PreflightError(f"ROLE_ARN is {settings.role_arn} but the role's ARN is {role['Arn']}; "
+                             "copy it exactly (the path, e.g. service-role/, is part of the ARN)")  # fmt: skip
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(unquote(trust)) if isinstance(trust, str) else trust
+    if not trusts_sagemaker(trust):
+        raise PreflightError(
+            f"ROLE_ARN: role '{name}' does not trust {SAGEMAKER_PRINCIPAL}; fix its trust policy ('make iam' writes it)"
+        )
+    log.info("role: %s trusts %s", role["Arn"], SAGEMAKER_PRINCIPAL)
+
+
+def check_bucket(session: boto3.Session, settings: Settings) -> None:
+    s3 = session.client("s3")
+    try:
+        location = s3.get_bucket_location(Bucket=settings.bucket).get("LocationConstraint")
+    except ClientError as exc:
+        if _code(exc) in ("NoSuchBucket", "404"):
+            if settings.create_bucket:
+                log.info("bucket: s3://%s does not exist yet; the upload stage creates it", settings.bucket)
+                return
+            raise PreflightError(
+                f"BUCKET: s3://{settings.bucket} does not exist; create it or set CREATE_BUCKET=yes"
+            ) from None
+        raise PreflightError(
+            f"BUCKET: s3://{settings.bucket} is not readable ({_code(exc)}); it may belong to another account: "
+            "choose another name"
+        ) from None
+    # S3 reports us-east-1 as no constraint, and eu-west-1 as the legacy 'EU'.
+    region = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
+    if region != settings.region:
+        raise PreflightError(
+            f"BUCKET: s3://{settings.bucket} is in {region} but AWS_REGION is {settings.region}; SageMaker reads "
+            "channels from its own region: use a bucket there or change AWS_REGION"
+        )
+    log.info("bucket: s3://%s in %s", settings.bucket, region)
+
+
+def run(settings: Settings, session: boto3.Session, docker_check: Callable[[], None] = check_docker) -> list[str]:
+    """Every check that can run; the problems, one line each (empty when all pass)."""
+    problems = []
+    try:
+        account = check_identity(session)
+    except PreflightError as exc:
+        return [str(exc)]  # nothing else can be asked without credentials
+    checks: list[Callable[[], None]] = [
+        lambda: check_sagemaker_reachable(session, settings),
+        docker_check,
+        lambda: check_role(session, settings, account),
+        lambda: check_bucket(session, settings),
+    ]
+    for check in checks:
+        try:
+            check()
+        except PreflightError as exc:
+            problems.append(str(exc))
+        except (BotoCoreError, ClientError) as exc:
+            problems.append(f"AWS call failed: {exc}")
+    return problems
+
+
+def main() -> int:
+    logs.setup("preflight")
+    try:
+        settings = load()
+    except SettingsError as exc:
+        for line in str(exc).splitlines():
+            log.error("ERROR: %s", line)
+        return 1
+    problems = run(settings, boto3.Session(region_name=settings.region))
+    for problem in problems:
+        log.error("ERROR: %s", problem)
+    if not problems:
+        log.info("preflight passed for %s in %s", settings.bucket, settings.region)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

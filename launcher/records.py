@@ -1,0 +1,61 @@
+"""Run records: one JSON file per training job, and the short summary printed beside it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def toolkit_commit(repo: Path) -> str:
+    """The toolkit's git commit, with '-dirty' when the tree has uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{commit}-dirty" if dirty.strip() else commit
+
+
+def record_path(runs_dir: Path, job_name: str) -> Path:
+    return runs_dir / f"{job_name}.json"
+
+
+def write_record(runs_dir: Path, record: dict[str, Any]) -> Path:
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    path = record_path(runs_dir, record["job_name"])
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    partial.replace(path)
+    return path
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def latest_record(runs_dir: Path) -> Path | None:
+    records = sorted(runs_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    return records[-1] if records else None
+
+
+def summary(record: dict[str, Any]) -> str:
+    """The same facts as the record, for a person reading a terminal or a cron mail."""
+    metrics = record.get("metrics") or {}
+    shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("val_accuracy", "val_f1", "val_auc") if k in metrics)
+    lines = [
+        f"job          {record['job_name']} ({record['status']}, target {record['target']})",
+        f"image        {record['image']['uri']} ({record['image']['digest']})",
+        f"data         train {record['data']['train']['uri']}  validation {record['data']['validation']['uri']}",
+        f"instance     {record['instance']['type']} x{record['instance']['count']}, spot {record['instance']['spot']}",
+        f"time         training {record['seconds']['training']} s, billable {record['seconds']['billable']}",
+        f"metrics      {shown or 'none'}",
+        f"model        {record.get('model_artifact') or 'none'}",
+        f"record       {record.get('record_path', '')}",
+    ]
+    if record.get("failure_reason"):
+        lines.insert(1, f"FAILED       {record['failure_reason']}")
+    return "\n".join(lines)

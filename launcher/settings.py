@@ -1,0 +1,313 @@
+"""The toolkit's settings: read from the environment (make exports config.env), checked once.
+
+`python -m launcher.settings` is the `validate` stage: every broken rule prints one line that
+names the variable and the fix, before any AWS call is made.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import botocore.session
+from titanic_model.hyperparameters import SPECS, HyperparameterError, parse_hyperparameters
+
+from launcher import logs
+
+log = logging.getLogger("settings")
+
+HP_PREFIX = "HP_"
+# The SDK appends "-YYYY-MM-DD-HH-MM-SS-mmm" (24 characters) to the base job name, and a
+# training job name may have 63 characters at most.
+JOB_NAME_SUFFIX_LEN = 24
+JOB_NAME_MAX = 63
+MAX_RUN_LIMIT = 28 * 24 * 3600  # SageMaker's longest allowed training run
+TOOLKIT_TAG = ("created-by", "titanic-sagemaker-toolkit")
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET_BAD_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_BAD_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
+_ECR_RE = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_ROLE_RE = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::(\d{12}):role/((?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})$")
+_JOB_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+_TAG_KEY_RE = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
+_TAG_VALUE_RE = re.compile(r"^[\w.:/=+\-@ ]{0,256}$")
+
+
+class SettingsError(ValueError):
+    """One or more settings break a rule; the message has one line per problem."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    target: str
+    region: str
+    bucket: str
+    data_prefix: str
+    output_prefix: str
+    checkpoint_prefix: str
+    create_bucket: bool
+    ecr_repository: str
+    role_arn: str
+    instance_type: str
+    instance_count: int
+    use_spot: bool
+    max_run: int
+    max_wait: int
+    volume_size_gb: int
+    base_job_name: str
+    tags: dict[str, str]
+    hyperparameters: dict[str, str]
+
+    @property
+    def local(self) -> bool:
+        return self.target == "local"
+
+    @property
+    def data_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.data_prefix}"
+
+    def channel_uri(self, channel: str) -> str:
+        return f"{self.data_uri}/{channel}/"
+
+    @property
+    def output_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.output_prefix}"
+
+    @property
+    def checkpoint_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.checkpoint_prefix}"
+
+    @property
+    def account_id(self) -> str:
+        match = _ROLE_RE.match(self.role_arn)
+        return match.group(1) if match else ""
+
+
+def _training_instance_types() -> list[str]:
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return list(model.shape_for("TrainingInstanceType").enum)
+
+
+def _sagemaker_regions() -> list[str]:
+    return botocore.session.get_session().get_available_regions("sagemaker")
+
+
+class _Checker:
+    """Collects every problem, so one run shows them all."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def bad(self, var: str, problem: str) -> None:
+        self.problems.append(f"{var}: {problem}")
+
+    def text(self, var: str) -> str:
+        value = self.env.get(var, "")
+        if not value.strip():
+            self.bad(var, f"is empty; set it in config.env or as 'make {var}=...'")
+        return value.strip()
+
+    def choice(self, var: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(var)
+        if value and value not in allowed:
+            self.bad(var, f"is '{value}'; use one of {', '.join(allowed)}")
+        return value
+
+    def yes_no(self, var: str) -> bool:
+        return self.choice(var, ("yes", "no")) == "yes"
+
+    def integer(self, var: str, low: int, high: int) -> int:
+        value = self.text(var)
+        if not value:
+            return low
+        try:
+            number = int(value)
+        except ValueError:
+            self.bad(var, f"is '{value}', not a whole number; use a number from {low} to {high}")
+            return low
+        if not low <= number <= high:
+            self.bad(var, f"is {number}; use a number from {low} to {high}")
+        return number
+
+
+def _check_bucket(c: _Checker, bucket: str) -> None:
+    if not bucket:
+        return
+    fix = (
+        "bucket names are 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit"
+    )
+    if not _BUCKET_RE.match(bucket) or ".." in bucket or ".-" in bucket or "-." in bucket:
+        c.bad("BUCKET", f"'{bucket}' is not a valid bucket name; {fix}")
+        return
+    try:
+        ipaddress.ip_address(bucket)
+        c.bad("BUCKET", f"'{bucket}' looks like an IP address, which S3 refuses; choose a name")
+    except ValueError:
+        pass
+    for prefix in _BUCKET_BAD_PREFIXES:
+        if bucket.startswith(prefix):
+            c.bad("BUCKET", f"'{bucket}' starts with the reserved '{prefix}'; choose another name")
+    for suffix in _BUCKET_BAD_SUFFIXES:
+        if bucket.endswith(suffix):
+            c.bad("BUCKET", f"'{bucket}' ends with the reserved '{suffix}'; choose another name")
+
+
+def _check_prefixes(c: _Checker, prefixes: dict[str, str]) -> None:
+    for var, prefix in prefixes.items():
+        if prefix and not _PREFIX_RE.match(prefix):
+            c.bad(var, f"'{prefix}' must be path segments like 'titanic/data' (no leading or trailing '/', no '//')")
+    # Clean-up deletes everything under each prefix: they must not overlap, or one stage's
+    # objects (or someone else's under a shared parent) would go with another's.
+    items = [(v, p) for v, p in prefixes.items() if p]
+    for i, (var_a, a) in enumerate(items):
+        for var_b, b in items[i + 1 :]:
+            if a == b or a.startswith(b + "/") or b.startswith(a + "/"):
+                c.bad(
+                    var_a, f"'{a}' overlaps {var_b}='{b}'; give each its own folder (e.g. titanic/data, titanic/output)"
+                )
+
+
+def _check_role(c: _Checker, role: str) -> None:
+    if not role:
+        return
+    match = _ROLE_RE.match(role)
+    if not match:
+        c.bad(
+            "ROLE_ARN",
+            f"'{role}' is not an IAM role ARN; it must look like arn:aws:iam::123456789012:role/service-role/NAME "
+            "(copy the role's full ARN, path included, from 'make iam' or the IAM console)",
+        )
+
+
+def _check_job_name(c: _Checker, name: str) -> None:
+    if not name:
+        return
+    longest = JOB_NAME_MAX - JOB_NAME_SUFFIX_LEN
+    if not _JOB_RE.match(name):
+        c.bad("BASE_JOB_NAME", f"'{name}' may hold only letters, digits and inner hyphens")
+    elif len(name) > longest:
+        c.bad("BASE_JOB_NAME", f"'{name}' has {len(name)} characters; at most {longest} fit before the SDK's timestamp")
+
+
+def parse_tags(c: _Checker, raw: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not _TAG_KEY_RE.match(key) or not _TAG_VALUE_RE.match(value):
+            c.bad("TAGS", f"'{item}' is not key=value (letters, digits, spaces and _.:/=+-@); write TAGS=k1=v1,k2=v2")
+        elif key.lower().startswith("aws:"):
+            c.bad("TAGS", f"'{key}' starts with the reserved 'aws:'; rename the tag")
+        else:
+            tags[key] = value
+    if len(tags) > 40:
+        c.bad("TAGS", f"{len(tags)} tags; SageMaker accepts 50 and the toolkit adds its own, keep it under 40")
+    return tags
+
+
+def parse_hyperparameter_settings(c: _Checker, env: Mapping[str, str]) -> dict[str, str]:
+    """HP_N_ESTIMATORS=300 -> {'n_estimators': '300'}; empty values are left to the container."""
+    chosen = {}
+    for var in sorted(k for k in env if k.startswith(HP_PREFIX)):
+        name = var[len(HP_PREFIX) :].lower()
+        value = env[var].strip()
+        if name not in SPECS:
+            c.bad(var, f"is not a hyperparameter of the image; known: {', '.join(f'HP_{n.upper()}' for n in SPECS)}")
+            continue
+        if not value:
+            continue
+        try:
+            parse_hyperparameters({name: value})
+        except HyperparameterError as exc:
+            c.bad(var, str(exc).removeprefix("hyperparameter "))
+        chosen[name] = value
+    return chosen
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every setting; raise SettingsError listing each broken rule."""
+    env = os.environ if env is None else env
+    c = _Checker(env)
+    target = c.choice("TARGET", ("local", "aws"))
+    region = c.text("AWS_REGION")
+    if region and region not in _sagemaker_regions():
+        c.bad("AWS_REGION", f"'{region}' is not a region where SageMaker runs; use e.g. us-east-1 or eu-west-1")
+    bucket = c.text("BUCKET")
+    _check_bucket(c, bucket)
+    prefixes = {var: c.text(var) for var in ("DATA_PREFIX", "OUTPUT_PREFIX", "CHECKPOINT_PREFIX")}
+    _check_prefixes(c, prefixes)
+    repository = c.text("ECR_REPOSITORY")
+    if repository and (not _ECR_RE.match(repository) or not 2 <= len(repository) <= 256):
+        c.bad("ECR_REPOSITORY", f"'{repository}' is not a valid ECR name; use lowercase letters, digits, and ._-/")
+    c.choice("IMAGE_TAG_POLICY", ("git",))
+    role = c.text("ROLE_ARN")
+    _check_role(c, role)
+    instance_type = c.text("INSTANCE_TYPE")
+    if instance_type and instance_type not in _training_instance_types():
+        c.bad(
+            "INSTANCE_TYPE",
+            f"'{instance_type}' is not a SageMaker training instance type; use e.g. ml.m5.large "
+            "(make instance-report lists the ones available to you)",
+        )
+    count = c.integer("INSTANCE_COUNT", 1, 1)
+    use_spot = c.yes_no("USE_SPOT")
+    max_run = c.integer("MAX_RUN", 60, MAX_RUN_LIMIT)
+    max_wait = c.integer("MAX_WAIT", 60, MAX_RUN_LIMIT)
+    if use_spot and max_wait < max_run:
+        c.bad("MAX_WAIT", f"is {max_wait} but MAX_RUN is {max_run}; with USE_SPOT=yes set MAX_WAIT >= MAX_RUN")
+    volume = c.integer("VOLUME_SIZE_GB", 1, 16384)
+    job = c.text("BASE_JOB_NAME")
+    _check_job_name(c, job)
+    tags = parse_tags(c, env.get("TAGS", ""))
+    hyperparameters = parse_hyperparameter_settings(c, env)
+    create_bucket = c.yes_no("CREATE_BUCKET")
+    if target == "local":
+        ports = {var: c.integer(var, 1024, 65535) for var in ("LOCAL_MOTO_PORT", "LOCAL_REGISTRY_PORT")}
+        if len(set(ports.values())) < len(ports):
+            c.bad("LOCAL_REGISTRY_PORT", "equals LOCAL_MOTO_PORT; give the registry its own port")
+    if c.problems:
+        raise SettingsError("\n".join(c.problems))
+    return Settings(
+        target=target,
+        region=region,
+        bucket=bucket,
+        data_prefix=prefixes["DATA_PREFIX"],
+        output_prefix=prefixes["OUTPUT_PREFIX"],
+        checkpoint_prefix=prefixes["CHECKPOINT_PREFIX"],
+        create_bucket=create_bucket,
+        ecr_repository=repository,
+        role_arn=role,
+        instance_type=instance_type,
+        instance_count=count,
+        use_spot=use_spot,
+        max_run=max_run,
+        max_wait=max_wait,
+        volume_size_gb=volume,
+        base_job_name=job,
+        tags=tags,
+        hyperparameters=hyperparameters,
+    )
+
+
+def main() -> int:
+    logs.setup("validate")
+    try:
+        settings = load()
+    except SettingsError as exc:
+        for line in str(exc).splitlines():
+            log.error("ERROR: %s", line)
+        return 1
+    log.info("config OK: TARGET=%s region=%s bucket=%s instance=%s", settings.target, settings.region,
+             settings.bucket, settings.instance_type)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

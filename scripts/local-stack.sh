@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# The embedded AWS for TARGET=local: moto in server mode (S3, ECR, IAM, STS, SageMaker APIs)
+# and a real OCI registry standing in for ECR's registry, both on 127.0.0.1, each with a
+# pid file and a log under $LOCAL_STATE_DIR. Also the Docker network SageMaker local mode
+# uses, created internal so training containers have no route off this host.
+# Usage: local-stack.sh up|down|status
+# Needs: LOCAL_MOTO_PORT, LOCAL_REGISTRY_PORT, LOCAL_STATE_DIR, MOTO_SERVER (path to moto_server)
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+readonly SM_NETWORK=sagemaker-local
+
+pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() { # wait_for SECONDS DESCRIPTION CMD...
+  local seconds=$1 what=$2 i
+  shift 2
+  for ((i = 0; i < seconds * 4; i++)); do
+    "$@" && return 0
+    sleep 0.25
+  done
+  die "$what did not come up within ${seconds}s; see its log in $LOCAL_STATE_DIR"
+}
+
+moto_answers() { curl -fs --cacert "$TLS_DIR/cert.pem" -o /dev/null "https://127.0.0.1:$LOCAL_MOTO_PORT/moto-api/data.json"; }
+registry_answers() { curl -fs -o /dev/null "http://127.0.0.1:$LOCAL_REGISTRY_PORT/v2/"; }
+
+# A port held by something that is not ours: say so instead of talking to a stranger.
+refuse_foreign_port() { # refuse_foreign_port PORT VAR PIDFILE
+  if ! pid_alive "$3" && port_open "$1"; then
+    die "port $1 on 127.0.0.1 is in use by another process; set $2 to a free port (config.env) and rerun"
+  fi
+}
+
+# moto serves HTTPS with a certificate made here, trusted through AWS_CA_BUNDLE: the bucket
+# policy that denies plain HTTP (aws:SecureTransport) then holds for the embedded S3 as on AWS.
+ensure_certificate() {
+  [[ -s "$TLS_DIR/cert.pem" && -s "$TLS_DIR/key.pem" ]] && return 0
+  require_cmd openssl
+  mkdir -p "$TLS_DIR"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=127.0.0.1" \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" 2>/dev/null ||
+    die "openssl could not make a certificate for the embedded AWS in $TLS_DIR"
+}
+
+start_moto() {
+  local pidfile="$LOCAL_STATE_DIR/moto.pid"
+  if pid_alive "$pidfile" && moto_answers; then
+    return 0
+  fi
+  refuse_foreign_port "$LOCAL_MOTO_PORT" LOCAL_MOTO_PORT "$pidfile"
+  [[ -x "$MOTO_SERVER" ]] || die "moto_server not found at $MOTO_SERVER; run 'make setup'"
+  log "starting moto on 127.0.0.1:$LOCAL_MOTO_PORT"
+  # Recording lets tests compare the calls the pipeline makes with its IAM policy.
+  ensure_certificate
+  MOTO_ENABLE_RECORDING=True nohup "$MOTO_SERVER" -H 127.0.0.1 -p "$LOCAL_MOTO_PORT" \
+    -c "$TLS_DIR/cert.pem" -k "$TLS_DIR/key.pem" >"$LOCAL_STATE_DIR/moto.log" 2>&1 &
+  echo $! >"$pidfile"
+  wait_for 30 "moto (127.0.0.1:$LOCAL_MOTO_PORT)" moto_answers
+  STARTED_FRESH=1
+}
+
+start_registry() {
+  local pidfile="$LOCAL_STATE_DIR/registry.pid"
+  if pid_alive "$pidfile" && registry_answers; then
+    return 0
+  fi
+  refuse_foreign_port "$LOCAL_REGISTRY_PORT" LOCAL_REGISTRY_PORT "$pidfile"
+  command -v docker-registry >/dev/null 2>&1 ||
+    die "Debian's docker-registry is not installed; install it (sudo apt-get install docker-registry) and rerun"
+  mkdir -p "$LOCAL_STATE_DIR/registry-data"
+  cat >"$LOCAL_STATE_DIR/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $LOCAL_STATE_DIR/registry-data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$LOCAL_REGISTRY_PORT
+EOF
+  log "starting the registry on 127.0.0.1:$LOCAL_REGISTRY_PORT"
+  nohup docker-registry serve "$LOCAL_STATE_DIR/registry.yml" >"$LOCAL_STATE_DIR/registry.log" 2>&1 &
+  echo $! >"$pidfile"
+  wait_for 30 "the registry (127.0.0.1:$LOCAL_REGISTRY_PORT)" registry_answers
+  STARTED_FRESH=1
+}
+
+ensure_internal_network() {
+  local internal
+  if internal=$(docker network inspect --format '{{.Internal}}' "$SM_NETWORK" 2>/dev/null); then
+    [[ "$internal" == true ]] && return 0
+    log "recreating Docker network $SM_NETWORK as internal (no route off this host)"
+    docker network rm "$SM_NETWORK" >/dev/null ||
+      die "Docker network $SM_NETWORK exists without --internal and is in use; stop its containers (docker network inspect $SM_NETWORK) and rerun"
+  fi
+  docker network create --internal "$SM_NETWORK" >/dev/null
+}
+
+require_compose() {
+  if docker compose version 2>/dev/null | grep -q 'v2'; then return 0; fi
+  command -v docker-compose >/dev/null 2>&1 ||
+    die "SageMaker local mode needs 'docker compose' (v2) or 'docker-compose'; install one (sudo apt-get install docker-compose) and rerun"
+}
+
+stop_one() { # stop_one NAME PIDFILE EXPECTED_COMMAND_WORD
+  local pidfile=$2 pid
+  pid_alive "$pidfile" || {
+    rm -f "$pidfile"
+    return 0
+  }
+  pid=$(cat "$pidfile")
+  # Only the process we started: a recycled pid now running something else is left alone.
+  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$3"; then
+    log "stopping $1 (pid $pid)"
+    kill "$pid"
+    local i
+    for ((i = 0; i < 40; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  fi
+  rm -f "$pidfile"
+}
+
+cmd_up() {
+  require_cmd curl
+  require_docker
+  require_compose
+  mkdir -p "$LOCAL_STATE_DIR"
+  STARTED_FRESH=0
+  start_moto
+  start_registry
+  ensure_internal_network
+  # The stack id changes whenever either server starts afresh (moto keeps nothing across
+  # restarts), so make's upload and push stamps go stale exactly then.
+  if ((STARTED_FRESH)) || [[ ! -f "$LOCAL_STATE_DIR/stack-id" ]]; then
+    date -u +%Y%m%dT%H%M%S.%N >"$LOCAL_STATE_DIR/stack-id"
+    log "embedded AWS at https://127.0.0.1:$LOCAL_MOTO_PORT, registry at 127.0.0.1:$LOCAL_REGISTRY_PORT"
+  fi
+}
+
+cmd_down() {
+  stop_one moto "$LOCAL_STATE_DIR/moto.pid" moto_server
+  stop_one registry "$LOCAL_STATE_DIR/registry.pid" docker-registry
+  # Both forget together: moto's repositories and the registry's layers.
+  rm -rf "$LOCAL_STATE_DIR/registry-data" "$LOCAL_STATE_DIR/stack-id"
+}
+
+cmd_status() {
+  local up=0
+  if pid_alive "$LOCAL_STATE_DIR/moto.pid" && moto_answers; then
+    echo "moto:     up   https://127.0.0.1:$LOCAL_MOTO_PORT (pid $(cat "$LOCAL_STATE_DIR/moto.pid"))"
+  else
+    echo "moto:     down"
+    up=1
+  fi
+  if pid_alive "$LOCAL_STATE_DIR/registry.pid" && registry_answers; then
+    echo "registry: up   127.0.0.1:$LOCAL_REGISTRY_PORT (pid $(cat "$LOCAL_STATE_DIR/registry.pid"))"
+  else
+    echo "registry: down"
+    up=1
+  fi
+  return "$up"
+}
+
+main() {
+  require_var LOCAL_MOTO_PORT LOCAL_REGISTRY_PORT LOCAL_STATE_DIR
+  TLS_DIR="$LOCAL_STATE_DIR/tls"
+  case "${1:-}" in
+    up) require_var MOTO_SERVER && cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    *) die "usage: local-stack.sh up|down|status" ;;
+  esac
+}
+
+main "$@"
