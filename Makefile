@@ -20,7 +20,7 @@ $(foreach v,$(CONFIG_VARS),$(if $(filter file,$(origin _env_$(v))),$(eval $(v) :
 export $(CONFIG_VARS)
 
 PYTHON_HOST ?= python3
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
 BUILD := build
 STAMPS := $(BUILD)/stamps
@@ -91,9 +91,9 @@ export SAGEMAKER_USER_CONFIG_OVERRIDE := $(SDK_CONFIG)
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 export AWS_DEFAULT_REGION := $(AWS_REGION)
 export LOCAL_STATE_DIR SPLIT_DIR IMAGE_RECORD
-export MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
+export MOTO_SERVER := $(abspath $(VENV))/bin/moto_server
 # The scripts call the pinned awscli in .venv, not whatever `aws` is on PATH.
-export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 ifeq ($(TARGET),local)
 # Same scripts, same awscli and SDK calls: only the endpoint and registry differ.

@@ -11,6 +11,7 @@ import argparse
 import io
 import json
 import logging
+import os
 import sys
 import tarfile
 import time
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import boto3
+from botocore.exceptions import EndpointConnectionError
 from sagemaker.config import load_sagemaker_config
 from sagemaker.estimator import Estimator
 from sagemaker.inputs import TrainingInput
@@ -232,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         record = run(load(), args.image_record, args.split_dir, args.runs_dir)
     except (SettingsError, TrainError) as exc:
         log.error("ERROR: %s", exc)
+        return 1
+    except EndpointConnectionError as exc:
+        where = os.environ.get("AWS_ENDPOINT_URL")
+        hint = f"is the embedded AWS at {where} up? run 'make local-up'" if where else "check network and AWS_REGION"
+        log.error("ERROR: %s; %s", exc, hint)
         return 1
     print(records.summary(record), flush=True)
     if record["status"] != "Completed":

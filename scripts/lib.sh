@@ -36,6 +36,15 @@ require_docker() {
   docker_engine_up || die "no Docker engine answers on ${DOCKER_HOST:-/var/run/docker.sock}; start it (e.g. 'sudo dockerd &' or 'sudo systemctl start docker') and rerun"
 }
 
+# What to check when an AWS endpoint does not answer: the embedded stack, or the network.
+endpoint_hint() {
+  if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
+    printf "is the embedded AWS at %s up? run 'make local-status' / 'make local-up'" "$AWS_ENDPOINT_URL"
+  else
+    printf 'check the network, the proxy and AWS_REGION'
+  fi
+}
+
 # retry N DELAY CMD...: run CMD up to N times, doubling DELAY between tries.
 retry() {
   local tries=$1 delay=$2 n=1

@@ -57,7 +57,7 @@ start_moto() {
   log "starting moto on 127.0.0.1:$LOCAL_MOTO_PORT"
   # Recording lets tests compare the calls the pipeline makes with its IAM policy.
   ensure_certificate
-  MOTO_ENABLE_RECORDING=True nohup "$MOTO_SERVER" -H 127.0.0.1 -p "$LOCAL_MOTO_PORT" \
+  MOTO_ENABLE_RECORDING=True MOTO_RECORDER_FILEPATH="$LOCAL_STATE_DIR/moto-recording.jsonl" nohup "$MOTO_SERVER" -H 127.0.0.1 -p "$LOCAL_MOTO_PORT" \
     -c "$TLS_DIR/cert.pem" -k "$TLS_DIR/key.pem" >"$LOCAL_STATE_DIR/moto.log" 2>&1 &
   echo $! >"$pidfile"
   wait_for 30 "moto (127.0.0.1:$LOCAL_MOTO_PORT)" moto_answers

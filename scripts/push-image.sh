@@ -12,7 +12,10 @@ readonly LIFECYCLE_POLICY='{"rules":[{"rulePriority":1,"description":"expire unt
 readonly PUSH_TRIES=4
 
 ensure_repository() {
-  if ! aws ecr describe-repositories --repository-names "$ECR_REPOSITORY" >/dev/null 2>&1; then
+  local err
+  if ! err=$(aws ecr describe-repositories --repository-names "$ECR_REPOSITORY" 2>&1 >/dev/null); then
+    grep -q RepositoryNotFoundException <<<"$err" ||
+      die "cannot query ECR repository $ECR_REPOSITORY ($(tail -n 1 <<<"$err")); $(endpoint_hint)"
     log "creating ECR repository $ECR_REPOSITORY"
     aws ecr create-repository --repository-name "$ECR_REPOSITORY" \
       --image-scanning-configuration scanOnPush=true --image-tag-mutability IMMUTABLE \

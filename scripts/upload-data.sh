@@ -19,7 +19,7 @@ bucket_state() { # prints: exists | missing | forbidden
   elif grep -qE '403|Forbidden' <<<"$err"; then
     echo forbidden
   else
-    die "cannot reach S3 for bucket $BUCKET: $(tail -n 1 <<<"$err")"
+    die "cannot reach S3 for bucket $BUCKET ($(tail -n 1 <<<"$err")); $(endpoint_hint)"
   fi
 }
 
@@ -55,7 +55,9 @@ created_by_toolkit() {
 }
 
 ensure_bucket() {
-  case "$(bucket_state)" in
+  local state
+  state=$(bucket_state) # a die inside $(...) ends only the subshell: assigning lets set -e stop here
+  case "$state" in
     exists) ;;
     missing)
       [[ "$CREATE_BUCKET" == yes ]] ||

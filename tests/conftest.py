@@ -33,6 +33,25 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     pytest.skip(f"{reason}; start dockerd to run this tier")
 
 
+def config_value(name: str) -> str:
+    """The shipped default of a setting, read from config.env as make reads it."""
+    for line in (REPO / "config.env").read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1]
+    raise KeyError(name)
+
+
+@pytest.fixture(scope="session")
+def offline_base() -> str:
+    """No image can be pulled here: a Python base built from Debian packages, once per machine."""
+    name = os.environ.get("TEST_BASE_IMAGE", config_value("OFFLINE_BASE_IMAGE"))
+    result = subprocess.run(
+        [str(REPO / "scripts/build-offline-base.sh"), name], capture_output=True, text=True, timeout=1800
+    )
+    assert result.returncode == 0, result.stderr
+    return name
+
+
 @pytest.fixture(scope="session")
 def split_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The data stage's output (train/train.csv, validation/val.csv, manifest.json)."""

@@ -20,27 +20,10 @@ pytestmark = pytest.mark.docker
 TEST_IMAGE = "titanic-lightgbm:test"
 
 
-def config_value(name: str) -> str:
-    for line in (REPO / "config.env").read_text().splitlines():
-        if line.startswith(f"{name}="):
-            return line.split("=", 1)[1]
-    raise KeyError(name)
-
-
 def run_script(script: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(REPO / "scripts" / script)], env={**os.environ, **env}, capture_output=True, text=True, timeout=1800
     )
-
-
-@pytest.fixture(scope="session")
-def offline_base() -> str:
-    name = os.environ.get("TEST_BASE_IMAGE", config_value("OFFLINE_BASE_IMAGE"))
-    result = subprocess.run(
-        [str(REPO / "scripts/build-offline-base.sh"), name], capture_output=True, text=True, timeout=1800
-    )
-    assert result.returncode == 0, result.stderr
-    return name
 
 
 @pytest.fixture(scope="session")

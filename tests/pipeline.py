@@ -1,0 +1,97 @@
+"""Helpers for driving the real Makefile in a clean copy of the repository.
+
+Each copy gets its own ports, state folder and ECR repository name, so tests never touch a
+developer's running stack, and BASE_IMAGE is the offline base, so no pull ever leaves this
+machine. The copy shares the repository's .venv (same pins) instead of installing its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def copy_repository(target: Path) -> Path:
+    """What a clean clone holds: tracked and untracked-but-not-ignored files, mtimes kept,
+    committed in a fresh git repository so the image tag is a clean commit."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, files.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=target, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=target, check=True)
+    subprocess.run([*git, "commit", "-qm", "test copy"], cwd=target, check=True)
+    return target
+
+
+@dataclass
+class Pipeline:
+    root: Path
+    settings: dict[str, str]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def make(self, *args: str, timeout: int = 900, **overrides: str) -> subprocess.CompletedProcess[str]:
+        variables = [f"{k}={v}" for k, v in {**self.settings, **overrides}.items()]
+        return subprocess.run(
+            ["make", "--no-print-directory", *args, *variables],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.settings['LOCAL_MOTO_PORT']}"
+
+    def client(self, service: str) -> Any:
+        return boto3.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        ).client(
+            service,
+            endpoint_url=self.endpoint,
+            verify=str(self.root / ".local/tls/cert.pem"),
+            config=Config(retries={"max_attempts": 2}),
+        )
+
+
+def new_pipeline(tmp: Path, base_image: str) -> Pipeline:
+    root = copy_repository(tmp / "repo")
+    settings = {
+        "VENV": str(REPO / ".venv"),
+        "BASE_IMAGE": base_image,
+        "BASE_IMAGE_FALLBACK": "none",
+        "ECR_REPOSITORY": f"titanic-it-{tmp.name[-8:].lower().replace('_', '-')}",
+        "LOCAL_MOTO_PORT": str(free_port()),
+        "LOCAL_REGISTRY_PORT": str(free_port()),
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_"))}
+    env["TARGET"] = "local"
+    return Pipeline(root=root, settings=settings, env=env)
+
+
+def ran(result: subprocess.CompletedProcess[str], script: str) -> bool:
+    """Whether make ran a recipe line calling this script or module."""
+    return any(script in line for line in result.stdout.splitlines() if not line.startswith("["))
