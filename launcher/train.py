@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import boto3
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from sagemaker.config import load_sagemaker_config
 from sagemaker.estimator import Estimator
 from sagemaker.inputs import TrainingInput
@@ -55,11 +55,10 @@ def read_data_manifest(split_dir: Path) -> dict[str, Any]:
     return json.loads(manifest.read_text(encoding="utf-8"))
 
 
-def sdk_sessions(settings: Settings) -> Any:
+def sdk_session(settings: Settings, boto_session: boto3.Session) -> Any:
     """A SageMaker session with telemetry off (its config passed in, not left to the
     environment), local or remote as TARGET says."""
     config = load_sagemaker_config([str(SDK_CONFIG)])
-    boto_session = boto3.Session(region_name=settings.region)
     if settings.local:
         return LocalSession(boto_session=boto_session, sagemaker_config=config, disable_local_code=True)
     return Session(boto_session=boto_session, sagemaker_config=config)
@@ -85,7 +84,9 @@ def build_estimator(settings: Settings, image_uri: str, session: Any) -> Any:
         metric_definitions=METRIC_DEFINITIONS,
         tags=tags,
         enable_network_isolation=True,
+        # A bring-your-own image has no profiler or debugger hook to feed.
         disable_profiler=True,
+        debugger_hook_config=False,
         sagemaker_session=session,
     )
 
@@ -98,10 +99,12 @@ def training_inputs(settings: Settings) -> dict[str, Any]:
 
 
 def _s3_object(s3: Any, uri: str) -> bytes | None:
+    """The object's bytes, or None when it is not there (or not readable) for any reason."""
     parsed = urlparse(uri)
     try:
         return s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
-    except s3.exceptions.NoSuchKey:
+    except ClientError as exc:
+        log.debug("cannot read %s: %s", uri, exc)
         return None
 
 
@@ -119,14 +122,13 @@ def _member(tar_bytes: bytes | None, names: tuple[str, ...]) -> bytes | None:
     return None
 
 
-def job_outcome(settings: Settings, session: Any, job_name: str, error: Exception | None) -> dict[str, Any]:
+def job_outcome(settings: Settings, session: Any, s3: Any, job_name: str, error: Exception | None) -> dict[str, Any]:
     """Status, times, artifact and metrics of a finished job, from describe and from S3."""
     description: dict[str, Any] = {}
     try:
         description = session.describe_training_job(job_name)
     except Exception as exc:  # noqa: BLE001 - a job that never started has nothing to describe
         log.debug("describe_training_job(%s) failed: %s", job_name, exc)
-    s3 = boto3.Session(region_name=settings.region).client("s3")
     job_prefix = f"{settings.output_uri}/{job_name}"
     model_uri = description.get("ModelArtifacts", {}).get("S3ModelArtifacts") or f"{job_prefix}/output/model.tar.gz"
     output_uri = f"{job_prefix}/output/output.tar.gz"
@@ -161,15 +163,13 @@ def job_outcome(settings: Settings, session: Any, job_name: str, error: Exceptio
     }
 
 
-def remove_empty_model(settings: Settings, uri: str | None, model_tar: bytes | None) -> None:
+def remove_empty_model(s3: Any, uri: str | None, model_tar: bytes | None) -> None:
     """Local mode uploads model.tar.gz even for a failed job: an empty tarball at the usual key
     would look like a model. Delete it when it holds no model.joblib."""
     if not uri or model_tar is None or _member(model_tar, ("model.joblib", "./model.joblib")):
         return
     parsed = urlparse(uri)
-    boto3.Session(region_name=settings.region).client("s3").delete_object(
-        Bucket=parsed.netloc, Key=parsed.path.lstrip("/")
-    )
+    s3.delete_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
     log.info("removed %s: the failed job left an empty model archive", uri)
 
 
@@ -178,10 +178,14 @@ def data_facts(settings: Settings, manifest: dict[str, Any], channel: str) -> di
     return {"uri": settings.channel_uri(channel), "sha256": facts["sha256"], "rows": facts["rows"]}
 
 
-def run(settings: Settings, image_record: Path, split_dir: Path, runs_dir: Path) -> dict[str, Any]:
+def run(
+    settings: Settings, image_record: Path, split_dir: Path, runs_dir: Path, boto_session: boto3.Session | None = None
+) -> dict[str, Any]:
     image = read_image_record(image_record)
     manifest = read_data_manifest(split_dir)
-    session = sdk_sessions(settings)
+    boto_session = boto_session or boto3.Session(region_name=settings.region)
+    session = sdk_session(settings, boto_session)
+    s3 = boto_session.client("s3")
     estimator = build_estimator(settings, image["uri"], session)
     started_at = datetime.now(UTC)
     error: Exception | None = None
@@ -194,9 +198,9 @@ def run(settings: Settings, image_record: Path, split_dir: Path, runs_dir: Path)
     job_name = estimator._current_job_name
     if not job_name:
         raise TrainError(f"the training job could not be created: {error}") from error
-    outcome = job_outcome(settings, session, job_name, error)
+    outcome = job_outcome(settings, session, s3, job_name, error)
     if outcome["status"] != "Completed" and settings.local:
-        remove_empty_model(settings, f"{settings.output_uri}/{job_name}/output/model.tar.gz", outcome["model_tar"])
+        remove_empty_model(s3, f"{settings.output_uri}/{job_name}/output/model.tar.gz", outcome["model_tar"])
     outcome.pop("model_tar")
     record = {
         "job_name": job_name,

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# The SDK's v2 deprecation banner, as make suppresses it for the launcher.
+os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

@@ -1,0 +1,171 @@
+"""TARGET=aws up to the AWS API: the CreateTrainingJob request, the preflight, telemetry.
+
+Real SageMaker cannot be reached here. moto (in server mode, on 127.0.0.1) answers the
+calls; botocore validates every request against the real API model before it is sent, and
+the request is captured on the client side as it leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+from pipeline import free_port
+from sagemaker.telemetry.constants import Feature
+from sagemaker.telemetry.telemetry_logging import TELEMETRY_OPT_OUT_PATH
+from sagemaker.utils import resolve_value_from_config
+from test_settings import shipped
+
+from launcher import preflight, train
+from launcher.settings import load
+
+ROLE = "arn:aws:iam::123456789012:role/service-role/titanic-sagemaker-execution"
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+@pytest.fixture
+def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    # moto's state is per process, not per server: start every test from an empty account.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30)
+    for key in ("AWS_CA_BUNDLE", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    yield endpoint
+    server.stop()
+
+
+def aws_settings(**changes: str):
+    return load({**shipped(), "TARGET": "aws", **changes})
+
+
+def seeded_account(role_path: str = "/service-role/", trust: dict = TRUST, bucket_region: str = "us-east-1") -> None:
+    iam = boto3.client("iam", region_name="us-east-1")
+    iam.create_role(RoleName="titanic-sagemaker-execution", Path=role_path, AssumeRolePolicyDocument=json.dumps(trust))
+    s3 = boto3.client("s3", region_name=bucket_region)
+    config = (
+        {} if bucket_region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": bucket_region}}
+    )
+    s3.create_bucket(Bucket="titanic-sagemaker-toolkit-demo", **config)
+
+
+def test_the_create_training_job_request(moto_endpoint: str, split_dir: Path, tmp_path: Path) -> None:
+    seeded_account()
+    record = tmp_path / "image.json"
+    uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:0123456789ab"
+    record.write_text(json.dumps({"image_uri": uri, "digest": "sha256:" + "0" * 64}))
+    sent: list[dict[str, Any]] = []
+    session = boto3.Session(region_name="us-east-1")
+    session.events.register(
+        "provide-client-params.sagemaker.CreateTrainingJob",
+        lambda params, **_: sent.append(json.loads(json.dumps(params))),
+    )
+
+    result = train.run(aws_settings(), record, split_dir, tmp_path / "runs", boto_session=session)
+
+    assert len(sent) == 1
+    request = sent[0]
+    assert request["AlgorithmSpecification"]["TrainingImage"] == uri
+    assert request["AlgorithmSpecification"]["TrainingInputMode"] == "File"
+    names = [d["Name"] for d in request["AlgorithmSpecification"]["MetricDefinitions"]]
+    assert {"train_accuracy", "val_accuracy", "val_f1", "val_auc"} <= set(names)
+    assert request["RoleArn"] == ROLE
+    assert request["ResourceConfig"] == {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5}
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 900, "MaxWaitTimeInSeconds": 1800}
+    assert request["CheckpointConfig"]["S3Uri"] == "s3://titanic-sagemaker-toolkit-demo/titanic/checkpoints/"
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
+    assert channels == {
+        "train": "s3://titanic-sagemaker-toolkit-demo/titanic/data/train/",
+        "validation": "s3://titanic-sagemaker-toolkit-demo/titanic/data/validation/",
+    }
+    assert request["OutputDataConfig"]["S3OutputPath"] == "s3://titanic-sagemaker-toolkit-demo/titanic/output/"
+    assert request["HyperParameters"]["n_estimators"] == "300"
+    assert all(isinstance(v, str) for v in request["HyperParameters"].values())
+    tags = {t["Key"]: t["Value"] for t in request["Tags"]}
+    assert tags == {
+        "project": "titanic-toolkit",
+        "cost-center": "ml-research",
+        "created-by": "titanic-sagemaker-toolkit",
+    }
+    assert request["EnableNetworkIsolation"] is True
+    assert request["TrainingJobName"].startswith("titanic-lgbm-")
+    assert "DebugHookConfig" not in request and request.get("ProfilerConfig", {}).get("DisableProfiler", True)
+    # moto completes the job at once and writes no artifact: the record says so honestly.
+    assert result["status"] == "Completed" and result["model_artifact"] is None
+    assert (tmp_path / "runs" / f"{result['job_name']}.json").is_file()
+
+
+def test_spot_off_sends_no_max_wait(moto_endpoint: str, split_dir: Path, tmp_path: Path) -> None:
+    seeded_account()
+    record = tmp_path / "image.json"
+    record.write_text(json.dumps({"image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/r:t", "digest": "x"}))
+    sent: list[dict[str, Any]] = []
+    session = boto3.Session(region_name="us-east-1")
+    session.events.register(
+        "provide-client-params.sagemaker.CreateTrainingJob", lambda params, **_: sent.append(params)
+    )
+    train.run(aws_settings(USE_SPOT="no"), record, split_dir, tmp_path / "runs", boto_session=session)
+    assert sent[0]["StoppingCondition"] == {"MaxRuntimeInSeconds": 900}
+    assert not sent[0].get("EnableManagedSpotTraining")
+
+
+def run_preflight(**changes: str) -> list[str]:
+    return preflight.run(aws_settings(**changes), boto3.Session(region_name="us-east-1"), docker_check=lambda: None)
+
+
+def test_preflight_passes_on_a_ready_account(moto_endpoint: str) -> None:
+    seeded_account()
+    assert run_preflight() == []
+
+
+@pytest.mark.parametrize(
+    ("seed", "changes", "phrase"),
+    [
+        ({"role_path": "/"}, {}, "but the role's ARN is arn:aws:iam::123456789012:role/titanic-sagemaker-execution"),
+        ({"trust": {**TRUST, "Statement": [{**TRUST["Statement"][0], "Principal": {"Service": "ec2.amazonaws.com"}}]}},
+         {}, "does not trust sagemaker.amazonaws.com"),
+        ({"bucket_region": "eu-west-1"}, {}, "is in eu-west-1 but AWS_REGION is us-east-1"),
+        ({}, {"ROLE_ARN": "arn:aws:iam::123456789012:role/service-role/missing"}, "role 'missing' does not exist"),
+        ({}, {"BUCKET": "not-there-yet", "CREATE_BUCKET": "no"}, "s3://not-there-yet does not exist"),
+    ],
+)  # fmt: skip
+def test_preflight_names_what_is_wrong(moto_endpoint: str, seed: dict, changes: dict, phrase: str) -> None:
+    seeded_account(**seed)
+    problems = run_preflight(**changes)
+    assert any(phrase in p for p in problems), problems
+
+
+def test_preflight_without_credentials(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    problems = run_preflight()
+    assert problems == ["no AWS credentials found; run 'aws configure', set AWS_PROFILE, or export assumed-role keys"]
+
+
+def test_telemetry_is_off_in_every_session_the_launcher_makes(moto_endpoint: str) -> None:
+    for target in ("local", "aws"):
+        settings = load({**shipped(), "TARGET": target})
+        session = train.sdk_session(settings, boto3.Session(region_name="us-east-1"))
+        opted_out = resolve_value_from_config(
+            direct_input=None, config_path=TELEMETRY_OPT_OUT_PATH, default_value=False, sagemaker_session=session
+        )
+        assert opted_out is True, target
+    assert Feature.LOCAL_MODE_V2  # the feature the SDK would report for local runs exists in this SDK

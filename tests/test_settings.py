@@ -1,0 +1,81 @@
+"""config.env rules: every broken one is a line naming the variable and the fix."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import REPO
+
+from launcher.settings import Settings, SettingsError, load
+
+
+def shipped() -> dict[str, str]:
+    env = {}
+    for line in (REPO / "config.env").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value
+    return env
+
+
+def test_the_shipped_config_is_valid() -> None:
+    settings = load(shipped())
+    assert isinstance(settings, Settings)
+    assert settings.local and settings.instance_type == "ml.m5.large"
+    assert settings.channel_uri("train") == "s3://titanic-sagemaker-toolkit-demo/titanic/data/train/"
+    assert settings.hyperparameters["n_estimators"] == "300"
+    assert settings.tags == {"project": "titanic-toolkit", "cost-center": "ml-research"}
+
+
+def test_config_env_is_plain_key_value() -> None:
+    """make, bash and Python read it alike only without quotes, $, spaces or trailing comments."""
+    for line in (REPO / "config.env").read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        assert sep and key.isupper(), line
+        for bad in ('"', "'", "$", " ", "#"):
+            assert bad not in value, line
+
+
+@pytest.mark.parametrize(
+    ("changes", "line"),
+    [
+        ({"BUCKET": "ab"}, "BUCKET: 'ab' is not a valid bucket name"),
+        ({"BUCKET": "my..bucket"}, "BUCKET: 'my..bucket' is not a valid bucket name"),
+        ({"BUCKET": "192.168.1.10"}, "BUCKET: '192.168.1.10' looks like an IP address"),
+        ({"BUCKET": "xn--bucket"}, "BUCKET: 'xn--bucket' starts with the reserved 'xn--'"),
+        ({"BUCKET": "data-s3alias"}, "ends with the reserved '-s3alias'"),
+        ({"DATA_PREFIX": "/titanic/data"}, "DATA_PREFIX: '/titanic/data' must be path segments"),
+        ({"OUTPUT_PREFIX": "titanic/data/out"}, "overlaps OUTPUT_PREFIX='titanic/data/out'"),
+        ({"ROLE_ARN": "arn:aws:iam::123456789012:user/me"}, "ROLE_ARN: 'arn:aws:iam::123456789012:user/me' is not"),
+        ({"AWS_REGION": "us-north-7"}, "AWS_REGION: 'us-north-7' is not a region where SageMaker runs"),
+        ({"INSTANCE_TYPE": "m5.large"}, "INSTANCE_TYPE: 'm5.large' is not a SageMaker training instance type"),
+        ({"INSTANCE_COUNT": "2"}, "INSTANCE_COUNT: is 2; use a number from 1 to 1"),
+        ({"USE_SPOT": "true"}, "USE_SPOT: is 'true'; use one of yes, no"),
+        ({"MAX_RUN": "ten"}, "MAX_RUN: is 'ten', not a whole number"),
+        ({"MAX_WAIT": "600"}, "MAX_WAIT: is 600 but MAX_RUN is 900"),
+        ({"BASE_JOB_NAME": "titanic_lgbm"}, "BASE_JOB_NAME: 'titanic_lgbm' may hold only letters, digits"),
+        ({"BASE_JOB_NAME": "x" * 40}, "has 40 characters; at most 39 fit"),
+        ({"TAGS": "project"}, "TAGS: 'project' is not key=value"),
+        ({"TAGS": "aws:owner=me"}, "'aws:owner' starts with the reserved 'aws:'"),
+        ({"HP_LEARNING_RATE": "fast"}, "HP_LEARNING_RATE: learning_rate='fast' is not a valid float"),
+        ({"HP_TREES": "5"}, "HP_TREES: is not a hyperparameter of the image"),
+        ({"ECR_REPOSITORY": "Titanic"}, "ECR_REPOSITORY: 'Titanic' is not a valid ECR name"),
+        ({"LOCAL_REGISTRY_PORT": "4566"}, "LOCAL_REGISTRY_PORT: equals LOCAL_MOTO_PORT"),
+        ({"BUCKET": ""}, "BUCKET: is empty; set it in config.env or as 'make BUCKET=...'"),
+    ],
+)
+def test_each_broken_rule_names_the_variable_and_the_fix(changes: dict[str, str], line: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load({**shipped(), **changes})
+    assert any(line in problem for problem in str(caught.value).splitlines()), str(caught.value)
+
+
+def test_spot_off_allows_a_short_max_wait() -> None:
+    assert load({**shipped(), "USE_SPOT": "no", "MAX_WAIT": "60"}).use_spot is False
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load({**shipped(), "BUCKET": "A", "USE_SPOT": "maybe", "TARGET": "cloud"})
+    assert len(str(caught.value).splitlines()) == 3
