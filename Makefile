@@ -189,6 +189,22 @@ verify: | $(VENV)/.installed ## Download a job's model.tar.gz (JOB=name, default
 all: train ## The whole pipeline: data, upload, build, push, train, verify
 	$(VERIFY)
 
+# ---- evidence: instances, cost, reports ----------------------------------------------
+REPORTS := reports
+INSTANCE_MIN_MEMORY_GIB ?= 4
+
+.PHONY: instance-report
+instance-report: | $(VENV)/.installed $(BUILD)/stamps/config ## The cheapest instance type with quota, with prices and quotas (reports/)
+	$(PY) -m launcher.instances --out $(REPORTS) --min-memory-gib $(INSTANCE_MIN_MEMORY_GIB)
+
+.PHONY: cost
+cost: | $(VENV)/.installed ## A table of seconds, price and cost over every run record
+	$(PY) -m launcher.costs --runs-dir $(RUNS)
+
+.PHONY: report
+report: instance-report ## One Markdown report per run (JOB=name for one) with ROC and importance PNGs
+	$(PY) -m launcher.report --runs-dir $(RUNS) --reports-dir $(REPORTS) --instance-report $(REPORTS)/instance-report.json --job "$(JOB)"
+
 # ---- clean-up ------------------------------------------------------------------------
 CONFIRM ?= no
 DELETE_BUCKET ?= no

@@ -1,8 +1,9 @@
 """TARGET=aws preflight: everything a training job needs, checked before anything is spent.
 
 Credentials (sts:GetCallerIdentity), SageMaker in the region, a Docker engine, the
-execution role (exists, the ARN has its path right, trusts sagemaker.amazonaws.com) and the
-bucket (in the configured region). Each problem is one line naming the fix.
+execution role (exists, the ARN has its path right, trusts sagemaker.amazonaws.com), the
+bucket (in the configured region) and the instance type's training quota (at least 1).
+Each problem is one line naming the fix.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from launcher import logs
+from launcher.instances import quota_for, quota_message, training_quotas
 from launcher.settings import Settings, SettingsError, load
 
 log = logging.getLogger("preflight")
@@ -127,6 +129,19 @@ def check_bucket(session: boto3.Session, settings: Settings) -> None:
     log.info("bucket: s3://%s in %s", settings.bucket, region)
 
 
+def check_quota(session: boto3.Session, settings: Settings) -> None:
+    """The configured type must have a quota of at least 1 for the mode (spot or on demand)."""
+    try:
+        quotas = training_quotas(session.client("service-quotas", region_name=settings.region))
+    except (BotoCoreError, ClientError) as exc:
+        log.warning("cannot read SageMaker quotas (%s); SageMaker will check them when the job starts", exc)
+        return
+    quota, code = quota_for(quotas, settings.instance_type, settings.use_spot)
+    if quota is not None and quota < 1:
+        raise PreflightError(f"INSTANCE_TYPE: {quota_message(settings.instance_type, settings.use_spot, code)}")
+    log.info("quota: %s %s = %g", settings.instance_type, "spot" if settings.use_spot else "on-demand", quota)
+
+
 def run(settings: Settings, session: boto3.Session, docker_check: Callable[[], None] = check_docker) -> list[str]:
     """Every check that can run; the problems, one line each (empty when all pass)."""
     problems = []
@@ -139,6 +154,7 @@ def run(settings: Settings, session: boto3.Session, docker_check: Callable[[], N
         docker_check,
         lambda: check_role(session, settings, account),
         lambda: check_bucket(session, settings),
+        lambda: check_quota(session, settings),
     ]
     for check in checks:
         try:

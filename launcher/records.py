@@ -42,6 +42,24 @@ def latest_record(runs_dir: Path) -> Path | None:
     return records[-1] if records else None
 
 
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.6f}"
+
+
+def cost_line(cost: dict[str, Any]) -> str:
+    """'$0.000639 (on demand $0.001725, spot savings 63%) at $0.115/h ml.m5.large (source)'."""
+    if not cost:
+        return "unknown"
+    price = "no price known"
+    if cost.get("usd_per_hour") is not None:
+        price = f"${cost['usd_per_hour']}/h {cost['instance_type']} ({cost['price_source']})"
+    on_demand = _usd(cost.get("on_demand_cost_usd"))
+    if cost.get("cost_usd") is None:
+        return f"not billed (local run); this training time on AWS on demand: {on_demand} at {price}"
+    savings = "unknown" if cost.get("spot_savings") is None else f"{cost['spot_savings']:.0%}"
+    return f"{_usd(cost['cost_usd'])} (on demand {on_demand}, spot savings {savings}) at {price}"
+
+
 def summary(record: dict[str, Any]) -> str:
     """The same facts as the record, for a person reading a terminal or a cron mail."""
     metrics = record.get("metrics") or {}
@@ -53,6 +71,7 @@ def summary(record: dict[str, Any]) -> str:
         f"instance     {record['instance']['type']} x{record['instance']['count']}, spot {record['instance']['spot']}",
         f"time         training {record['seconds']['training']} s, billable {record['seconds']['billable']}",
         f"metrics      {shown or 'none'}",
+        f"cost         {cost_line(record.get('cost') or {})}",
         f"model        {record.get('model_artifact') or 'none'}",
         f"record       {record.get('record_path', '')}",
     ]

@@ -30,6 +30,7 @@ from sagemaker.session import Session
 from titanic_model.metrics import METRIC_DEFINITIONS
 
 from launcher import logs, records
+from launcher.pricing import PRICING_API_REGIONS, PriceBook, run_cost
 from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, load
 
 log = logging.getLogger("train")
@@ -173,6 +174,20 @@ def remove_empty_model(s3: Any, uri: str | None, model_tar: bytes | None) -> Non
     log.info("removed %s: the failed job left an empty model archive", uri)
 
 
+def run_cost_facts(settings: Settings, boto_session: boto3.Session, seconds: dict[str, Any]) -> dict[str, Any]:
+    """Price and cost of the run. Local runs are not billed: their cost is None, and the
+    on-demand figure says what the same training time would cost on AWS."""
+    pricing = None
+    if not settings.local:
+        region = settings.region if settings.region in PRICING_API_REGIONS else PRICING_API_REGIONS[0]
+        pricing = boto_session.client("pricing", region_name=region)
+    price, _ = PriceBook(settings.region, pricing).lookup(settings.instance_type)
+    billable = None if settings.local else seconds["billable"]
+    cost = run_cost(seconds["training"], billable, price, spot=settings.use_spot and not settings.local)
+    cost["instance_type"] = settings.instance_type
+    return cost
+
+
 def data_facts(settings: Settings, manifest: dict[str, Any], channel: str) -> dict[str, Any]:
     facts = manifest["channels"][channel]
     return {"uri": settings.channel_uri(channel), "sha256": facts["sha256"], "rows": facts["rows"]}
@@ -202,6 +217,7 @@ def run(
     if outcome["status"] != "Completed" and settings.local:
         remove_empty_model(s3, f"{settings.output_uri}/{job_name}/output/model.tar.gz", outcome["model_tar"])
     outcome.pop("model_tar")
+    outcome["cost"] = run_cost_facts(settings, boto_session, outcome["seconds"])
     record = {
         "job_name": job_name,
         "target": settings.target,

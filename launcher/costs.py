@@ -1,0 +1,72 @@
+"""`make cost`: one line per run record with its seconds, price and cost, and the totals."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+COLUMNS = ("job", "target", "status", "instance", "spot", "train s", "bill s", "savings", "USD/h", "cost", "on demand")
+
+
+def _num(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def row(record: dict[str, Any]) -> list[str]:
+    cost = record.get("cost") or {}
+    seconds = record.get("seconds") or {}
+    return [
+        record["job_name"],
+        record["target"],
+        record["status"],
+        cost.get("instance_type") or record["instance"]["configured_type"],
+        "yes" if record["instance"]["spot"] else "no",
+        _num(seconds.get("training"), "{:g}"),
+        _num(None if record["target"] == "local" else seconds.get("billable"), "{:g}"),
+        _num(cost.get("spot_savings"), "{:.0%}"),
+        _num(cost.get("usd_per_hour"), "{:.4f}") + ("*" if "snapshot" in cost.get("price_source", "") else ""),
+        _num(cost.get("cost_usd"), "${:.6f}") if record["target"] != "local" else "not billed",
+        _num(cost.get("on_demand_cost_usd"), "${:.6f}"),
+    ]
+
+
+def table(records: list[dict[str, Any]]) -> str:
+    rows = [list(COLUMNS), *[row(r) for r in records]]
+    billed = [r["cost"]["cost_usd"] for r in records if (r.get("cost") or {}).get("cost_usd") is not None]
+    on_demand = [r["cost"]["on_demand_cost_usd"] for r in records if (r.get("cost") or {}).get("on_demand_cost_usd")]
+    rows.append(
+        ["total", "", f"{len(records)} runs", "", "", "", "", "", "", f"${sum(billed):.6f}", f"${sum(on_demand):.6f}"]
+    )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    notes = [
+        "cost = billable seconds x on-demand USD/h / 3600 (billable seconds already include the spot discount);",
+        "on demand = training seconds at the same price; * = price from the committed snapshot, not the Pricing API;",
+        "local runs are not billed: their 'on demand' column is what the same training time would cost on AWS.",
+    ]
+    return "\n".join([*lines, "", *notes])
+
+
+def load_records(runs_dir: Path) -> list[dict[str, Any]]:
+    records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(runs_dir.glob("*.json"))]
+    return sorted(records, key=lambda r: r.get("started_at", ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    records = load_records(args.runs_dir)
+    if not records:
+        print(f"no run records in {args.runs_dir}; run 'make train' first", file=sys.stderr)
+        return 1
+    print(table(records))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

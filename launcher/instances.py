@@ -1,0 +1,251 @@
+"""`make instance-report`: the cheapest training instance this account can actually use.
+
+Candidates are the training instance types botocore's own SageMaker model accepts, less
+GPU and accelerator families and types with too little memory. For each: the applied
+on-demand and spot quotas (Service Quotas) and the on-demand price (Pricing API, else the
+dated snapshot). The choice is the cheapest type with a quota of at least 1 for the
+configured mode. Written to reports/instance-report.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from launcher import logs
+from launcher.pricing import ACCELERATED, PRICING_API_REGIONS, PriceBook, snapshot
+from launcher.settings import Settings, SettingsError, load
+
+log = logging.getLogger("instance-report")
+QUOTA_NAME = re.compile(r"^(ml\.[a-z0-9.]+) for (spot )?training job usage$")
+CONSOLE = "https://console.aws.amazon.com/servicequotas/home/services/sagemaker/quotas/{code}"
+
+
+@dataclass
+class Row:
+    instance_type: str
+    vcpu: int | None
+    memory_gib: float | None
+    specs_source: str
+    usd_per_hour: float | None
+    price_source: str
+    on_demand_quota: float | None
+    spot_quota: float | None
+    on_demand_code: str | None
+    spot_code: str | None
+    verdict: str = ""
+
+
+def training_instance_types() -> list[str]:
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return list(model.shape_for("TrainingInstanceType").enum)
+
+
+def training_quotas(client: Any) -> dict[str, dict[str, Any]]:
+    """{type: {on_demand, spot, on_demand_code, spot_code}} from every page of the quotas."""
+    quotas: dict[str, dict[str, Any]] = {}
+    for page in client.get_paginator("list_service_quotas").paginate(ServiceCode="sagemaker"):
+        for quota in page.get("Quotas", []):
+            match = QUOTA_NAME.match(quota.get("QuotaName", ""))
+            if not match:
+                continue
+            kind = "spot" if match.group(2) else "on_demand"
+            entry = quotas.setdefault(match.group(1), {})
+            entry[kind] = float(quota.get("Value", 0))
+            entry[f"{kind}_code"] = quota.get("QuotaCode")
+    return quotas
+
+
+def quota_for(quotas: dict[str, dict[str, Any]] | None, instance_type: str, spot: bool) -> tuple[float | None, str]:
+    """The applied quota for this type and mode (None when unknown) and its quota code."""
+    if quotas is None:
+        return None, ""
+    entry = quotas.get(instance_type, {})
+    kind = "spot" if spot else "on_demand"
+    return entry.get(kind, 0.0), entry.get(f"{kind}_code") or ""
+
+
+def quota_message(instance_type: str, spot: bool, code: str) -> str:
+    mode = "spot training job usage" if spot else "training job usage"
+    where = CONSOLE.format(code=code) if code else "https://console.aws.amazon.com/servicequotas/ (service SageMaker)"
+    return (
+        f"'{instance_type} for {mode}' has a quota of 0 in this account; request an increase of quota "
+        f"{code or '(search the name above)'} at {where}, or pick a type with quota (make instance-report)"
+    )
+
+
+def build_rows(book: PriceBook, quotas: dict[str, dict[str, Any]] | None, min_memory_gib: float) -> list[Row]:
+    rows = []
+    for instance_type in training_instance_types():
+        if ACCELERATED.match(instance_type):
+            continue
+        price, specs = book.lookup(instance_type)
+        entry = (quotas or {}).get(instance_type, {})
+        unknown = quotas is None
+        row = Row(
+            instance_type=instance_type,
+            vcpu=specs.vcpu if specs else None,
+            memory_gib=specs.memory_gib if specs else None,
+            specs_source=specs.source if specs else "unknown",
+            usd_per_hour=price.usd_per_hour if price else None,
+            price_source=price.source if price else "no price",
+            on_demand_quota=None if unknown else entry.get("on_demand", 0.0),
+            spot_quota=None if unknown else entry.get("spot", 0.0),
+            on_demand_code=entry.get("on_demand_code"),
+            spot_code=entry.get("spot_code"),
+        )
+        if row.memory_gib is None:
+            continue  # not a type whose size we know: neither priced nor derivable
+        if row.memory_gib < min_memory_gib:
+            row.verdict = f"too small ({row.memory_gib:g} GiB < {min_memory_gib:g})"
+        rows.append(row)
+    return rows
+
+
+def choose(rows: list[Row], spot: bool) -> Row | None:
+    """The cheapest priced type that fits and has quota >= 1 (or unknown quota) for the mode."""
+    usable = []
+    for row in rows:
+        if row.verdict:
+            continue
+        quota = row.spot_quota if spot else row.on_demand_quota
+        if row.usd_per_hour is None:
+            row.verdict = "no price"
+        elif quota is not None and quota < 1:
+            row.verdict = "no quota"
+        else:
+            row.verdict = "fits"
+            usable.append(row)
+    if not usable:
+        return None
+    best = min(usable, key=lambda r: (r.usd_per_hour, r.memory_gib, r.instance_type))
+    best.verdict = (
+        "CHOSEN: cheapest with quota" if best.on_demand_quota is not None else "CHOSEN: cheapest (quota unknown)"
+    )
+    return best
+
+
+def _fmt(value: float | None, pattern: str = "{:g}") -> str:
+    return "unknown" if value is None else pattern.format(value)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"# Instance report: {report['region']}, {'spot' if report['spot'] else 'on-demand'} training",
+        "",
+        f"Taken {report['taken_at']} for TARGET={report['target']}. Prices: {report['price_note']}. "
+        f"Quotas: {report['quota_note']}.",
+        "",
+        f"**Choice: {report['choice'] or 'none'}**"
+        + (f" — {report['choice_reason']}" if report["choice_reason"] else ""),
+        "",
+        "| type | vCPU | memory GiB | USD/hour | price source | on-demand quota | spot quota | verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    ordered = sorted(
+        report["rows"], key=lambda r: (r["usd_per_hour"] is None, r["usd_per_hour"] or 0, r["instance_type"])
+    )
+    for r in ordered:
+        source = "snapshot" if r["price_source"].startswith("snapshot") else ("API" if r["usd_per_hour"] else "-")
+        price = _fmt(r["usd_per_hour"], "{:.4f}")
+        lines.append(
+            f"| {r['instance_type']} | {_fmt(r['vcpu'])} | {_fmt(r['memory_gib'])} | {price} "
+            f"| {source} | {_fmt(r['on_demand_quota'])} | {_fmt(r['spot_quota'])} | {r['verdict']} |"
+        )
+    if any(r["price_source"].startswith("snapshot") for r in report["rows"]):
+        data = snapshot()
+        lines += ["", f"Prices marked snapshot are not live: {data['region']}, taken {data['taken']}."]
+        lines += [f"- `{key}`: {text}" for key, text in data["sources"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def aws_clients(settings: Settings, session: boto3.Session) -> tuple[Any, Any]:
+    """(pricing, service-quotas) clients; the Pricing API answers only in two regions."""
+    pricing_region = settings.region if settings.region in PRICING_API_REGIONS else PRICING_API_REGIONS[0]
+    return (
+        session.client("pricing", region_name=pricing_region),
+        session.client("service-quotas", region_name=settings.region),
+    )
+
+
+def make_report(settings: Settings, pricing_client: Any, quota_client: Any, min_memory_gib: float) -> dict[str, Any]:
+    """The report; with no clients (TARGET=local) prices come from the snapshot, quotas unknown."""
+    quotas = None
+    quota_note = "unknown: the embedded stack has no Service Quotas (TARGET=local)"
+    if quota_client is not None:
+        try:
+            quotas = training_quotas(quota_client)
+            quota_note = f"applied values from the Service Quotas API ({len(quotas)} types)"
+        except (BotoCoreError, ClientError) as exc:
+            quota_note = f"unknown: Service Quotas could not be read ({exc})"
+    book = PriceBook(settings.region, pricing_client)
+    rows = build_rows(book, quotas, min_memory_gib)
+    chosen = choose(rows, settings.use_spot)
+    price_note = "Pricing API" if book.api_failed is None else f"snapshot where marked (Pricing API: {book.api_failed})"
+    reason = ""
+    if chosen:
+        reason = f"${chosen.usd_per_hour:.4f}/h, {chosen.memory_gib:g} GiB, {chosen.vcpu} vCPU ({chosen.price_source})"
+    return {
+        "taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "region": settings.region,
+        "target": settings.target,
+        "spot": settings.use_spot,
+        "min_memory_gib": min_memory_gib,
+        "configured_instance_type": settings.instance_type,
+        "choice": chosen.instance_type if chosen else None,
+        "choice_reason": reason,
+        "price_note": price_note,
+        "quota_note": quota_note,
+        "rows": [asdict(r) for r in rows],
+    }
+
+
+def no_choice_message(report: dict[str, Any]) -> str:
+    spot = report["spot"]
+    configured = next((r for r in report["rows"] if r["instance_type"] == report["configured_instance_type"]), None)
+    code = (configured or {}).get("spot_code" if spot else "on_demand_code") or ""
+    return "no candidate instance type has quota for this job. " + quota_message(
+        report["configured_instance_type"], spot, code
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for instance-report.md and .json")
+    parser.add_argument("--min-memory-gib", type=float, default=4.0)
+    args = parser.parse_args(argv)
+    logs.setup("instance-report")
+    try:
+        settings = load()
+    except SettingsError as exc:
+        for line in str(exc).splitlines():
+            log.error("ERROR: %s", line)
+        return 1
+    clients = (None, None) if settings.local else aws_clients(settings, boto3.Session(region_name=settings.region))
+    report = make_report(settings, *clients, args.min_memory_gib)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "instance-report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    markdown = render_markdown(report)
+    (args.out / "instance-report.md").write_text(markdown, encoding="utf-8")
+    print(markdown, flush=True)
+    if report["choice"] is None:
+        log.error("ERROR: %s", no_choice_message(report))
+        return 1
+    if report["choice"] != settings.instance_type:
+        log.info("INSTANCE_TYPE is %s; the report's choice is %s", settings.instance_type, report["choice"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""The instance choice and the cost arithmetic.
+
+moto implements neither Service Quotas for SageMaker nor the Pricing API, so these use
+botocore's Stubber with response shapes from the AWS API reference: the clients are real
+and validate every request and response against the API model; only the answers are canned.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from test_settings import shipped
+from titanic_model import cli, contract
+
+from launcher import costs, instances, preflight, records, report
+from launcher.pricing import Price, PriceBook, parse_products, run_cost, snapshot_price
+from launcher.settings import load
+
+
+def quota(name: str, value: float, code: str) -> dict[str, Any]:
+    return {
+        "ServiceCode": "sagemaker",
+        "ServiceName": "Amazon SageMaker",
+        "QuotaArn": f"arn:aws:servicequotas:us-east-1:123456789012:sagemaker/{code}",
+        "QuotaCode": code,
+        "QuotaName": name,
+        "Value": value,
+        "Unit": "None",
+        "Adjustable": True,
+        "GlobalQuota": False,
+    }
+
+
+def product(usage: str, usd: str | None, vcpu: str = "2", memory: str = "8 GiB") -> str:
+    dimensions = {}
+    if usd is not None:
+        dimensions = {
+            "SKU.TERM.RATE": {
+                "unit": "Hrs",
+                "pricePerUnit": {"USD": usd},
+                "description": f"${usd} per Training {usage}",
+            }
+        }
+    return json.dumps(
+        {
+            "product": {
+                "productFamily": "ML Instance",
+                "attributes": {"usagetype": usage, "vCpu": vcpu, "memory": memory, "component": "Training"},
+                "sku": "SKU",
+            },
+            "serviceCode": "AmazonSageMaker",
+            "terms": {"OnDemand": {"SKU.TERM": {"priceDimensions": dimensions, "sku": "SKU"}}},
+        }
+    )
+
+
+def quota_client(pages: list[list[dict[str, Any]]]) -> tuple[Any, Stubber]:
+    client = boto3.client("service-quotas", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    for i, page in enumerate(pages):
+        response: dict[str, Any] = {"Quotas": page}
+        params: dict[str, Any] = {"ServiceCode": "sagemaker"}
+        if i + 1 < len(pages):
+            response["NextToken"] = f"page-{i + 1}"
+        if i > 0:
+            params["NextToken"] = f"page-{i}"
+        stub.add_response("list_service_quotas", response, params)
+    return client, stub
+
+
+SAMPLE_QUOTAS = [
+    [
+        quota("ml.m5.large for training job usage", 1, "L-611FA074"),
+        quota("ml.m5.large for spot training job usage", 0, "L-M5SPOT"),
+        quota("ml.m5.large for endpoint usage", 4, "L-ENDPOINT"),
+    ],
+    [
+        quota("ml.c5.xlarge for training job usage", 0, "L-C5OD"),
+        quota("ml.c5.xlarge for spot training job usage", 2, "L-C5SPOT"),
+        quota("ml.m5.xlarge for training job usage", 1, "L-M5XL"),
+    ],
+]
+
+
+def test_quotas_are_read_across_pages() -> None:
+    client, stub = quota_client(SAMPLE_QUOTAS)
+    with stub:
+        quotas = instances.training_quotas(client)
+    stub.assert_no_pending_responses()
+    assert quotas["ml.m5.large"] == {
+        "on_demand": 1.0,
+        "on_demand_code": "L-611FA074",
+        "spot": 0.0,
+        "spot_code": "L-M5SPOT",
+    }
+    assert quotas["ml.c5.xlarge"]["spot"] == 2.0
+    assert "endpoint" not in json.dumps(quotas)
+
+
+def stubbed_pricing(prices: dict[str, str | None]) -> Any:
+    """A real Pricing client whose get_products answers come from `prices` (None: empty list)."""
+    client = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    for instance_type in instances.training_instance_types():
+        if instances.ACCELERATED.match(instance_type):
+            continue
+        usage = f"USE1-Train:{instance_type}"
+        usd = prices.get(instance_type)
+        stub.add_response(
+            "get_products",
+            {"PriceList": [] if usd is None else [product(usage, usd)], "FormatVersion": "aws_v1"},
+            {
+                "ServiceCode": "AmazonSageMaker",
+                "Filters": [{"Type": "TERM_MATCH", "Field": "usagetype", "Value": usage}],
+                "MaxResults": 10,
+            },
+        )
+    stub.activate()
+    return client
+
+
+def report_for(spot: bool, quota_pages: list, prices: dict[str, str | None]) -> dict[str, Any]:
+    settings = load({**shipped(), "TARGET": "aws", "USE_SPOT": "yes" if spot else "no"})
+    client, stub = quota_client(quota_pages)
+    with stub:
+        return instances.make_report(settings, stubbed_pricing(prices), client, 4.0)
+
+
+LIVE_PRICES = {"ml.m5.large": "0.1150000000", "ml.c5.xlarge": "0.2040000000", "ml.m5.xlarge": "0.2300000000"}
+
+
+def test_spot_quota_zero_but_on_demand_one() -> None:
+    spot = report_for(True, SAMPLE_QUOTAS, LIVE_PRICES)
+    assert spot["choice"] == "ml.c5.xlarge"  # m5.large is cheaper but has no spot quota
+    verdicts = {r["instance_type"]: r["verdict"] for r in spot["rows"]}
+    assert verdicts["ml.m5.large"] == "no quota"
+    on_demand = report_for(False, SAMPLE_QUOTAS, LIVE_PRICES)
+    assert on_demand["choice"] == "ml.m5.large"
+    assert on_demand["price_note"] == "Pricing API"
+    chosen = next(r for r in on_demand["rows"] if r["instance_type"] == "ml.m5.large")
+    assert chosen["usd_per_hour"] == 0.115 and chosen["price_source"].startswith("Pricing API")
+    assert chosen["specs_source"] == "Pricing API"
+
+
+def test_quota_zero_everywhere_names_the_quota_to_raise() -> None:
+    zero = [[{**q, "Value": 0.0} for q in page] for page in SAMPLE_QUOTAS]
+    result = report_for(False, zero, LIVE_PRICES)
+    assert result["choice"] is None
+    message = instances.no_choice_message(result)
+    assert "'ml.m5.large for training job usage' has a quota of 0" in message
+    assert "L-611FA074" in message
+    assert "https://console.aws.amazon.com/servicequotas/home/services/sagemaker/quotas/L-611FA074" in message
+
+
+def test_a_missing_price_falls_back_to_the_labelled_snapshot() -> None:
+    result = report_for(False, SAMPLE_QUOTAS, {"ml.c5.xlarge": "0.2040000000"})  # no live m5.large price
+    m5 = next(r for r in result["rows"] if r["instance_type"] == "ml.m5.large")
+    assert m5["usd_per_hour"] == 0.115
+    assert m5["price_source"].startswith("snapshot 2026-08")
+    assert result["choice"] == "ml.m5.large"
+    markdown = instances.render_markdown(result)
+    assert "| ml.m5.large | 2 | 8 | 0.1150 | snapshot |" in markdown
+    assert "Prices marked snapshot are not live" in markdown
+
+
+def test_pricing_api_unreachable_uses_the_snapshot_for_everything() -> None:
+    client = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    stub.add_client_error("get_products", "AccessDeniedException", "not authorized to perform pricing:GetProducts")
+    stub.activate()
+    book = PriceBook("us-east-1", client)
+    price, specs = book.lookup("ml.m5.large")
+    assert price == snapshot_price("us-east-1", "ml.m5.large")
+    assert specs is not None and specs.memory_gib == 8
+    assert "AccessDeniedException" in (book.api_failed or "")
+    assert book.lookup("ml.m5.xlarge")[0].from_snapshot  # not asked again once it failed
+
+
+def test_local_report_runs_without_aws() -> None:
+    result = instances.make_report(load(shipped()), None, None, 4.0)
+    assert result["choice"] == "ml.m5.large"
+    assert result["quota_note"].startswith("unknown: the embedded stack has no Service Quotas")
+    assert all(r["on_demand_quota"] is None for r in result["rows"])
+    assert not any(r["instance_type"].startswith(("ml.p", "ml.g")) for r in result["rows"])
+
+
+def test_parse_products_reads_the_on_demand_price() -> None:
+    usage = "USE1-Train:ml.m5.large"
+    usd, specs = parse_products([product("USE1-Train:ml.m5.xlarge", "0.23"), product(usage, "0.1150000000")], usage)
+    assert usd == 0.115 and specs is not None and (specs.vcpu, specs.memory_gib) == (2, 8.0)
+    assert parse_products([product(usage, None)], usage)[0] is None
+
+
+def test_preflight_refuses_a_zero_quota() -> None:
+    client, stub = quota_client([[{**q, "Value": 0.0} for q in SAMPLE_QUOTAS[0]]])
+
+    class Session:
+        def client(self, name: str, region_name: str) -> Any:
+            assert name == "service-quotas"
+            return client
+
+    with stub, pytest.raises(preflight.PreflightError, match="has a quota of 0 in this account; request an increase"):
+        preflight.check_quota(Session(), load({**shipped(), "TARGET": "aws", "USE_SPOT": "no"}))
+
+
+# ---- cost ------------------------------------------------------------------------------
+
+
+def test_the_reference_runs_cost() -> None:
+    """54 training s, 20 billable s (spot), ml.m5.large at $0.115/h: $0.00064, not $0.00019."""
+    cost = run_cost(54, 20, Price(0.115, "Pricing API"), spot=True)
+    assert cost["cost_usd"] == pytest.approx(20 * 0.115 / 3600, abs=1e-8)
+    assert cost["cost_usd"] == pytest.approx(0.000639, abs=1e-6)
+    assert cost["on_demand_cost_usd"] == pytest.approx(54 * 0.115 / 3600, abs=1e-8)
+    assert cost["spot_savings"] == pytest.approx(1 - 20 / 54, abs=1e-4)
+    assert cost["cost_usd"] != pytest.approx(0.00019, abs=1e-5)
+
+
+def test_unknown_inputs_give_no_number() -> None:
+    assert run_cost(54, None, Price(0.115, "x"), spot=True)["cost_usd"] is None
+    assert run_cost(54, 54, None, spot=False) == {
+        "usd_per_hour": None,
+        "price_source": "no price known",
+        "spot_savings": 0.0,
+        "cost_usd": None,
+        "on_demand_cost_usd": None,
+    }
+
+
+def aws_record(job: str = "titanic-lgbm-2026-11-26-00-00-00-000") -> dict[str, Any]:
+    return {
+        "job_name": job,
+        "target": "aws",
+        "region": "us-east-1",
+        "status": "Completed",
+        "started_at": "2026-11-26T00:00:00+00:00",
+        "image": {"uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:abc", "digest": "sha256:0"},
+        "data": {
+            "train": {"uri": "s3://b/titanic/data/train/", "sha256": "a" * 64, "rows": 712},
+            "validation": {"uri": "s3://b/titanic/data/validation/", "sha256": "b" * 64, "rows": 179},
+        },
+        "hyperparameters": {"n_estimators": "300"},
+        "instance": {
+            "type": "ml.m5.large",
+            "configured_type": "ml.m5.large",
+            "count": 1,
+            "spot": True,
+            "max_run": 900,
+            "max_wait": 1800,
+        },
+        "seconds": {"training": 54, "billable": 20},
+        "metrics": {"val_accuracy": 0.8156, "val_f1": 0.7481, "val_auc": 0.8644},
+        "model_artifact": f"s3://b/titanic/output/{job}/output/model.tar.gz",
+        "output_data": f"s3://b/titanic/output/{job}/output/output.tar.gz",
+        "failure_reason": None,
+        "toolkit_commit": "0123456789abcdef",
+        "cost": {
+            **run_cost(54, 20, Price(0.115, "Pricing API 2026-11-26T00:00Z"), spot=True),
+            "instance_type": "ml.m5.large",
+        },
+    }
+
+
+def test_cost_table_and_summary_line() -> None:
+    record = aws_record()
+    assert records.cost_line(record["cost"]).startswith("$0.000639 (on demand $0.001725, spot savings 63%) at $0.115/h")
+    table = costs.table([record])
+    assert "$0.000639" in table and "$0.001725" in table and "63%" in table
+    assert table.splitlines()[-5].startswith("total")
+
+
+def test_report_has_every_section_and_pictures(tmp_path: Path, sm_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(contract.BASE_DIR_ENV, str(sm_root))
+    assert cli.main(["train"]) == 0
+    record = aws_record()
+    runs = tmp_path / "runs"
+    (runs / record["job_name"]).mkdir(parents=True)
+    (sm_root / "output").rename(runs / record["job_name"] / "output")  # as make verify unpacks it
+    instance_report = instances.make_report(load({**shipped(), "TARGET": "aws"}), None, None, 4.0)
+    drawn = report.pictures(record, runs, tmp_path / "reports" / record["job_name"])
+    assert drawn == ["roc.png", "importance.png"]
+    for name in drawn:
+        assert (tmp_path / "reports" / record["job_name"] / name).read_bytes().startswith(b"\x89PNG")
+    text = report.render(record, instance_report, drawn)
+    for section in ("## Summary", "## Flow", "## Resources", "## How to reproduce", "## Instance evidence",
+                    "## Metrics", "## Cost", "## Troubleshooting notes"):  # fmt: skip
+        assert section in text
+    assert "20 billable s * $0.115/h / 3600 = $0.000639" in text
+    assert "make all \\" in text and "HP_N_ESTIMATORS=300" in text and "INSTANCE_TYPE=ml.m5.large" in text
+    assert f"![roc.png]({record['job_name']}/roc.png)" in text
