@@ -205,6 +205,21 @@ cost: | $(VENV)/.installed ## A table of seconds, price and cost over every run 
 report: instance-report ## One Markdown report per run (JOB=name for one) with ROC and importance PNGs
 	$(PY) -m launcher.report --runs-dir $(RUNS) --reports-dir $(REPORTS) --instance-report $(REPORTS)/instance-report.json --job "$(JOB)"
 
+# ---- IAM ----------------------------------------------------------------------------
+IAM_OUT := $(BUILD)/iam
+
+.PHONY: iam-render
+iam-render: | $(VENV)/.installed $(BUILD)/stamps/config ## Fill iam/ templates from config.env into build/iam/
+	$(PY) -m launcher.iam render --out $(IAM_OUT)
+
+.PHONY: iam-check
+iam-check: | $(VENV)/.installed $(BUILD)/stamps/config ## Render, then lint the permission policies with parliament
+	$(PY) -m launcher.iam check --out $(IAM_OUT)
+
+.PHONY: iam
+iam: iam-check $(AWS_READY) ## Create or update the execution role (admin rights); print its ARN and the principal policy
+	$(PY) -m launcher.iam apply --out $(IAM_OUT)
+
 # ---- clean-up ------------------------------------------------------------------------
 CONFIRM ?= no
 DELETE_BUCKET ?= no

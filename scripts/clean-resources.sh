@@ -57,8 +57,8 @@ clean_jobs() {
 }
 
 clean_bucket() {
-  aws s3api head-bucket --bucket "$BUCKET" >/dev/null 2>&1 || return 0
-  local created_by remaining
+  aws s3api get-bucket-location --bucket "$BUCKET" >/dev/null 2>&1 || return 0
+  local created_by err
   created_by=$(aws s3api get-bucket-tagging --bucket "$BUCKET" --query "TagSet[?Key=='$TOOLKIT_TAG_KEY'].Value" --output text 2>/dev/null || true)
   if [[ "$DELETE_BUCKET" != yes ]]; then
     return 0
@@ -66,12 +66,19 @@ clean_bucket() {
     log "keeping bucket s3://$BUCKET: the toolkit did not create it"
     return 0
   fi
-  remaining=$(aws s3api list-objects-v2 --bucket "$BUCKET" --query 'length(Contents[])' --output text 2>/dev/null || echo 0)
-  if [[ "$CONFIRM" == yes && "$remaining" != 0 && "$remaining" != None ]]; then
-    log "keeping bucket s3://$BUCKET: it still holds $remaining object(s) outside the toolkit's prefixes"
+  FOUND=$((FOUND + 1))
+  if [[ "$CONFIRM" != yes ]]; then
+    log "would delete bucket s3://$BUCKET (created by the toolkit, DELETE_BUCKET=yes) if it is then empty"
     return 0
   fi
-  act "bucket s3://$BUCKET (created by the toolkit, DELETE_BUCKET=yes)" aws s3api delete-bucket --bucket "$BUCKET"
+  # S3 refuses to delete a bucket that holds anything: someone else's objects keep it alive.
+  if err=$(aws s3api delete-bucket --bucket "$BUCKET" 2>&1); then
+    log "deleted bucket s3://$BUCKET"
+  elif grep -q BucketNotEmpty <<<"$err"; then
+    log "keeping bucket s3://$BUCKET: it still holds objects outside the toolkit's prefixes"
+  else
+    die "could not delete bucket s3://$BUCKET: $(tail -n 1 <<<"$err")"
+  fi
 }
 
 main() {

@@ -10,13 +10,15 @@ source "$(dirname "$0")/lib.sh"
 
 readonly TOOLKIT_TAG_KEY=created-by TOOLKIT_TAG_VALUE=titanic-sagemaker-toolkit
 
+# GetBucketLocation, not HeadBucket: HeadBucket needs s3:ListBucket without a prefix, which
+# the principal policy grants only for the toolkit's prefixes (iam/principal-policy.json).
 bucket_state() { # prints: exists | missing | forbidden
   local err
-  if err=$(aws s3api head-bucket --bucket "$BUCKET" 2>&1); then
+  if err=$(aws s3api get-bucket-location --bucket "$BUCKET" 2>&1 >/dev/null); then
     echo exists
-  elif grep -qE '404|Not Found|NoSuchBucket' <<<"$err"; then
+  elif grep -qE 'NoSuchBucket|404|Not Found' <<<"$err"; then
     echo missing
-  elif grep -qE '403|Forbidden' <<<"$err"; then
+  elif grep -qE 'AccessDenied|403|Forbidden' <<<"$err"; then
     echo forbidden
   else
     die "cannot reach S3 for bucket $BUCKET ($(tail -n 1 <<<"$err")); $(endpoint_hint)"

@@ -7,9 +7,13 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from moto.server import ThreadedMotoServer
+from pipeline import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 # The SDK's v2 deprecation banner, as make suppresses it for the launcher.
@@ -89,3 +93,21 @@ def make_sm_root(root: Path, split_dir: Path, channels: tuple[str, ...] = ("trai
 @pytest.fixture
 def sm_root(tmp_path: Path, split_dir: Path) -> Path:
     return make_sm_root(tmp_path / "ml", split_dir)
+
+
+@pytest.fixture
+def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh moto server on 127.0.0.1 (plain HTTP), with the AWS variables pointing at it."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    # moto's state is per process, not per server: start every test from an empty account.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30)
+    for key in ("AWS_CA_BUNDLE", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    yield endpoint
+    server.stop()

@@ -102,6 +102,21 @@ def test_a_hyperparameter_change_only_retrains(pipe: Pipeline, first_run) -> Non
     assert card["hyperparameters"]["n_estimators"] == 40  # it reached the model, not just the request
 
 
+def test_evidence_targets_after_a_run(pipe: Pipeline, first_run) -> None:
+    job = latest_record(pipe)["job_name"]
+    instance = pipe.make("instance-report")
+    assert instance.returncode == 0, instance.stderr
+    assert "**Choice: ml.m5.large**" in instance.stdout
+    assert json.loads((pipe.root / "reports/instance-report.json").read_text())["choice"] == "ml.m5.large"
+    cost = pipe.make("cost")
+    assert cost.returncode == 0 and job in cost.stdout and "not billed" in cost.stdout
+    report = pipe.make("report", JOB=job)
+    assert report.returncode == 0, report.stderr
+    text = (pipe.root / "reports" / f"{job}.md").read_text()
+    assert "## Instance evidence" in text and f"make verify JOB={job}" in text
+    assert (pipe.root / "reports" / job / "roc.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_a_failed_job_exits_with_its_reason_and_leaves_no_model(pipe: Pipeline, first_run) -> None:
     s3 = pipe.client("s3")
     bad_key = "titanic/data/train/zz-extra.csv"

@@ -1,0 +1,197 @@
+"""The toolkit's IAM documents: rendered from iam/*.json templates with config.env's
+identifiers, linted with parliament, and applied to the execution role.
+
+  render --out build/iam     write the filled-in JSON (make iam-render)
+  check  --out build/iam     render, then lint the permission policies (make iam-check)
+  apply  --out build/iam     create or update the execution role, print its ARN (make iam)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import string
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from launcher import logs
+from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, load
+
+log = logging.getLogger("iam")
+IAM_DIR = Path(__file__).resolve().parent.parent / "iam"
+DOCUMENTS = ("principal-policy", "execution-role-policy", "execution-role-trust")
+PERMISSION_POLICIES = ("principal-policy", "execution-role-policy")
+INLINE_POLICY_NAME = "titanic-toolkit-execution"
+# moto authorizes these services against real resource ARNs; all others only against "*".
+RESOURCE_CHECKED_BY_EMULATOR = ("s3", "iam")
+
+
+class IamError(RuntimeError):
+    """A template cannot be filled, a policy fails its lint, or the role cannot be written."""
+
+
+def role_parts(role_arn: str) -> tuple[str, str, str]:
+    """arn:aws:iam::123:role/service-role/name -> ('aws', '/service-role/', 'name')."""
+    partition = role_arn.split(":")[1]
+    path_and_name = role_arn.split(":role", 1)[1]  # '/service-role/name'
+    path, _, name = path_and_name.rpartition("/")
+    return partition, f"{path}/", name
+
+
+def template_values(settings: Settings) -> dict[str, str]:
+    partition, path, name = role_parts(settings.role_arn)
+    return {
+        "PARTITION": partition,
+        "ACCOUNT_ID": settings.account_id,
+        "REGION": settings.region,
+        "BUCKET": settings.bucket,
+        "DATA_PREFIX": settings.data_prefix,
+        "OUTPUT_PREFIX": settings.output_prefix,
+        "CHECKPOINT_PREFIX": settings.checkpoint_prefix,
+        "ECR_REPOSITORY": settings.ecr_repository,
+        "BASE_JOB_NAME": settings.base_job_name,
+        "ROLE_PATH": path,
+        "ROLE_NAME": name,
+    }
+
+
+def render(settings: Settings, iam_dir: Path = IAM_DIR) -> dict[str, dict[str, Any]]:
+    values = template_values(settings)
+    documents = {}
+    for name in DOCUMENTS:
+        text = (iam_dir / f"{name}.json").read_text(encoding="utf-8")
+        try:
+            documents[name] = json.loads(string.Template(text).substitute(values))
+        except KeyError as exc:
+            raise IamError(
+                f"iam/{name}.json uses ${{{exc.args[0]}}}, which no setting fills; fix the template"
+            ) from None
+    return documents
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def widen_for_emulator(document: dict[str, Any]) -> dict[str, Any]:
+    """A copy whose statements for services moto checks only against "*" have Resource "*".
+
+    Run under moto's IAM enforcement, this copy proves the action list is sufficient, while
+    S3 and IAM statements keep their real resources, which moto does check."""
+    widened = copy.deepcopy(document)
+    for statement in widened["Statement"]:
+        services = {action.split(":")[0] for action in as_list(statement["Action"])}
+        if not services & set(RESOURCE_CHECKED_BY_EMULATOR):
+            statement["Resource"] = "*"
+    return widened
+
+
+def allowed_actions(document: dict[str, Any]) -> set[str]:
+    return {a for s in document["Statement"] if s["Effect"] == "Allow" for a in as_list(s["Action"])}
+
+
+def write_documents(documents: dict[str, dict[str, Any]], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, document in documents.items():
+        path = out / f"{name}.json"
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def lint(documents: dict[str, dict[str, Any]], allowlist: list[dict[str, str]]) -> tuple[list[str], list[str]]:
+    """parliament's findings on the permission policies: (not allowed, allowed with reason).
+
+    Trust policies have no Resource, which parliament reports as malformed: they are
+    checked by tests/test_iam.py instead."""
+    from parliament import analyze_policy_string  # noqa: PLC0415 - slow import, only for this command
+
+    failing, accepted = [], []
+    for name in PERMISSION_POLICIES:
+        for finding in analyze_policy_string(json.dumps(documents[name])).findings:
+            text = f"{name}: {finding.issue}: {finding.detail}"
+            allowed = any(
+                a["document"] == name and a["issue"] == finding.issue and a["detail_contains"] in str(finding.detail)
+                for a in allowlist
+            )
+            (accepted if allowed else failing).append(text)
+    return failing, accepted
+
+
+def apply(settings: Settings, documents: dict[str, dict[str, Any]], iam: Any) -> str:
+    """Create the execution role if missing, else bring its trust policy up to date; then
+    (re)write its inline permissions and tags. Safe to run again."""
+    _, path, name = role_parts(settings.role_arn)
+    trust = json.dumps(documents["execution-role-trust"])
+    tags = [
+        {"Key": TOOLKIT_TAG[0], "Value": TOOLKIT_TAG[1]},
+        *({"Key": k, "Value": v} for k, v in settings.tags.items()),
+    ]
+    try:
+        role = iam.get_role(RoleName=name)["Role"]
+        if role["Path"] != path:
+            raise IamError(
+                f"role {name} exists with path {role['Path']}, not {path}; set ROLE_ARN to {role['Arn']} or delete it"
+            )
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
+        log.info("updated the trust policy of %s", role["Arn"])
+    except iam.exceptions.NoSuchEntityException:
+        role = iam.create_role(
+            RoleName=name, Path=path, AssumeRolePolicyDocument=trust, Tags=tags,
+            Description="SageMaker execution role of the Titanic training toolkit",
+        )["Role"]  # fmt: skip
+        log.info("created %s", role["Arn"])
+    iam.put_role_policy(
+        RoleName=name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=json.dumps(documents["execution-role-policy"])
+    )
+    iam.tag_role(RoleName=name, Tags=tags)
+    return role["Arn"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("render", "check", "apply"))
+    parser.add_argument("--out", type=Path, required=True, help="where the rendered JSON goes")
+    args = parser.parse_args(argv)
+    logs.setup("iam")
+    try:
+        settings = load()
+        documents = render(settings)
+        for path in write_documents(documents, args.out):
+            log.info("wrote %s", path)
+        if args.command == "check":
+            allowlist = json.loads((IAM_DIR / "parliament-allowlist.json").read_text(encoding="utf-8"))["allowed"]
+            failing, accepted = lint(documents, allowlist)
+            for line in accepted:
+                log.info("accepted finding: %s", line)
+            for line in failing:
+                log.error("ERROR: %s", line)
+            if failing:
+                raise IamError(f"{len(failing)} parliament finding(s) above; fix the template or justify them in "
+                               "iam/parliament-allowlist.json")  # fmt: skip
+            log.info("parliament: no findings beyond the allow-list (%d accepted, reasons in "
+                     "iam/parliament-allowlist.json)", len(accepted))  # fmt: skip
+        if args.command == "apply":
+            arn = apply(settings, documents, boto3.Session(region_name=settings.region).client("iam"))
+            print(f"ROLE_ARN={arn}    # put this in config.env")
+            print(f"\nAttach this policy to the principal that runs the toolkit ({args.out}/principal-policy.json):")
+            print(json.dumps(documents["principal-policy"], indent=2))
+    except (SettingsError, IamError) as exc:
+        for line in str(exc).splitlines():
+            log.error("ERROR: %s", line)
+        return 1
+    except ClientError as exc:
+        log.error("ERROR: %s; creating or updating a role needs IAM administrator rights", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
