@@ -184,9 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nAttach this policy to the principal that runs the toolkit ({args.out}/principal-policy.json):")
             print(json.dumps(documents["principal-policy"], indent=2))
     except (SettingsError, IamError) as exc:
-        for line in str(exc).splitlines():
-            log.error("ERROR: %s", line)
-        return 1
+        return logs.errors(log, str(exc))
     except ClientError as exc:
         log.error("ERROR: %s; creating or updating a role needs IAM administrator rights", exc)
         return 1

@@ -229,9 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load()
     except SettingsError as exc:
-        for line in str(exc).splitlines():
-            log.error("ERROR: %s", line)
-        return 1
+        return logs.errors(log, str(exc))
     clients = (None, None) if settings.local else aws_clients(settings, boto3.Session(region_name=settings.region))
     report = make_report(settings, *clients, args.min_memory_gib)
     args.out.mkdir(parents=True, exist_ok=True)

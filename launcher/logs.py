@@ -12,3 +12,10 @@ def setup(stage: str) -> None:
     logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s")
     for name in _NOISY:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def errors(logger: logging.Logger, message: str) -> int:
+    """Log each line of a (possibly multi-line) problem as its own ERROR line; returns exit code 1."""
+    for line in message.splitlines():
+        logger.error("ERROR: %s", line)
+    return 1

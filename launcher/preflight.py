@@ -171,9 +171,7 @@ def main() -> int:
     try:
         settings = load()
     except SettingsError as exc:
-        for line in str(exc).splitlines():
-            log.error("ERROR: %s", line)
-        return 1
+        return logs.errors(log, str(exc))
     problems = run(settings, boto3.Session(region_name=settings.region))
     for problem in problems:
         log.error("ERROR: %s", problem)

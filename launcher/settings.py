@@ -301,9 +301,7 @@ def main() -> int:
     try:
         settings = load()
     except SettingsError as exc:
-        for line in str(exc).splitlines():
-            log.error("ERROR: %s", line)
-        return 1
+        return logs.errors(log, str(exc))
     log.info("config OK: TARGET=%s region=%s bucket=%s instance=%s", settings.target, settings.region,
              settings.bucket, settings.instance_type)  # fmt: skip
     return 0

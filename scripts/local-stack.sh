@@ -10,6 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 readonly SM_NETWORK=sagemaker-local
+readonly REGISTRY_IMAGE=registry:2
 
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -64,15 +65,8 @@ start_moto() {
   STARTED_FRESH=1
 }
 
-start_registry() {
-  local pidfile="$LOCAL_STATE_DIR/registry.pid"
-  if pid_alive "$pidfile" && registry_answers; then
-    return 0
-  fi
-  refuse_foreign_port "$LOCAL_REGISTRY_PORT" LOCAL_REGISTRY_PORT "$pidfile"
-  command -v docker-registry >/dev/null 2>&1 ||
-    die "Debian's docker-registry is not installed; install it (sudo apt-get install docker-registry) and rerun"
-  mkdir -p "$LOCAL_STATE_DIR/registry-data"
+# Debian's docker-registry, bound to loopback only.
+start_registry_binary() {
   cat >"$LOCAL_STATE_DIR/registry.yml" <<EOF
 version: 0.1
 log:
@@ -87,7 +81,35 @@ http:
 EOF
   log "starting the registry on 127.0.0.1:$LOCAL_REGISTRY_PORT"
   nohup docker-registry serve "$LOCAL_STATE_DIR/registry.yml" >"$LOCAL_STATE_DIR/registry.log" 2>&1 &
-  echo $! >"$pidfile"
+  echo $! >"$1"
+}
+
+# The registry image, published on loopback only; its pid file holds the container's main
+# process, so liveness checks work alike. (Not exercised where no image can be pulled.)
+start_registry_container() {
+  local name="titanic-registry-$LOCAL_REGISTRY_PORT"
+  log "starting the registry container $name on 127.0.0.1:$LOCAL_REGISTRY_PORT"
+  docker rm -f "$name" >/dev/null 2>&1 || true
+  docker run -d --name "$name" -p "127.0.0.1:$LOCAL_REGISTRY_PORT:5000" \
+    -v "$LOCAL_STATE_DIR/registry-data:/var/lib/registry" "$REGISTRY_IMAGE" >"$LOCAL_STATE_DIR/registry.log"
+  echo "$name" >"$LOCAL_STATE_DIR/registry.container"
+  docker inspect --format '{{.State.Pid}}' "$name" >"$1"
+}
+
+start_registry() {
+  local pidfile="$LOCAL_STATE_DIR/registry.pid"
+  if pid_alive "$pidfile" && registry_answers; then
+    return 0
+  fi
+  refuse_foreign_port "$LOCAL_REGISTRY_PORT" LOCAL_REGISTRY_PORT "$pidfile"
+  mkdir -p "$LOCAL_STATE_DIR/registry-data"
+  if command -v docker-registry >/dev/null 2>&1; then
+    start_registry_binary "$pidfile"
+  elif docker image inspect "$REGISTRY_IMAGE" >/dev/null 2>&1 || docker pull "$REGISTRY_IMAGE" >/dev/null 2>&1; then
+    start_registry_container "$pidfile"
+  else
+    die "no OCI registry to run: install Debian's docker-registry (sudo apt-get install docker-registry), or make the image $REGISTRY_IMAGE pullable, and rerun"
+  fi
   wait_for 30 "the registry (127.0.0.1:$LOCAL_REGISTRY_PORT)" registry_answers
   STARTED_FRESH=1
 }
@@ -146,6 +168,11 @@ cmd_up() {
 
 cmd_down() {
   stop_one moto "$LOCAL_STATE_DIR/moto.pid" moto_server
+  if [[ -f "$LOCAL_STATE_DIR/registry.container" ]]; then
+    log "removing the registry container"
+    docker rm -f "$(cat "$LOCAL_STATE_DIR/registry.container")" >/dev/null 2>&1 || true
+    rm -f "$LOCAL_STATE_DIR/registry.container" "$LOCAL_STATE_DIR/registry.pid"
+  fi
   stop_one registry "$LOCAL_STATE_DIR/registry.pid" docker-registry
   # Both forget together: moto's repositories and the registry's layers.
   rm -rf "$LOCAL_STATE_DIR/registry-data" "$LOCAL_STATE_DIR/stack-id"
