@@ -252,6 +252,10 @@ benchmark: $(VENV)/.installed $(SPLIT_DIR)/manifest.json ## Print model CV figur
 	$(PY) benchmarks/model_cv.py --data data/titanic/train.csv --split-dir $(SPLIT_DIR)
 	$(PY) benchmarks/image_startup.py --image $(IMAGE_NAME) --split-dir $(SPLIT_DIR)
 
+.PHONY: tune
+tune: $(VENV)/.installed $(SPLIT_DIR)/manifest.json ## Random-search hyperparameters by CV on the train split only (slow)
+	$(PY) benchmarks/tune_hyperparameters.py --train $(SPLIT_DIR)/train/train.csv
+
 .PHONY: clean
 clean: ## Remove local build outputs (not .venv, runs/, or cloud resources)
 	rm -rf $(BUILD)
