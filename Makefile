@@ -245,10 +245,10 @@ test: lint ## Lint, then every test tier (the Docker tier included)
 
 .PHONY: test-fast
 test-fast: $(VENV)/.installed ## Only the tests that need no Docker engine
-	$(PY) -m pytest -m "not docker"
+	$(PY) -m pytest -m "not docker and not stack"
 
 .PHONY: benchmark
-benchmark: $(VENV)/.installed $(SPLIT_DIR)/manifest.json ## Print model CV figures, image size and start-up times
+benchmark: $(VENV)/.installed $(SPLIT_DIR)/manifest.json $(STAMPS)/image ## Print model CV figures, image size and start-up times
 	$(PY) benchmarks/model_cv.py --data data/titanic/train.csv --split-dir $(SPLIT_DIR)
 	$(PY) benchmarks/image_startup.py --image $(IMAGE_NAME) --split-dir $(SPLIT_DIR)
 

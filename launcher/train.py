@@ -12,6 +12,8 @@ import io
 import json
 import logging
 import os
+import re
+import subprocess
 import sys
 import tarfile
 import time
@@ -174,6 +176,23 @@ def remove_empty_model(s3: Any, uri: str | None, model_tar: bytes | None) -> Non
     log.info("removed %s: the failed job left an empty model archive", uri)
 
 
+# SDK local mode names its containers <10 random>-algo-<n>-<5 random> and leaves them behind.
+_LOCAL_CONTAINER = re.compile(r"^[a-z0-9]{10}-algo-\d+-[a-z0-9]{5}$")
+
+
+def remove_local_containers(image_uri: str) -> None:
+    """Remove the exited containers local mode left for this image (ours only: by image,
+    status and local mode's naming), so that repeated runs do not pile them up."""
+    listed = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"ancestor={image_uri}", "--filter", "status=exited",
+         "--format", "{{.ID}} {{.Names}}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    ids = [line.split()[0] for line in listed.stdout.splitlines() if _LOCAL_CONTAINER.match(line.split()[-1])]
+    if ids:
+        subprocess.run(["docker", "rm", *ids], capture_output=True)
+
+
 def run_cost_facts(settings: Settings, boto_session: boto3.Session, seconds: dict[str, Any]) -> dict[str, Any]:
     """Price and cost of the run. Local runs are not billed: their cost is None, and the
     on-demand figure says what the same training time would cost on AWS."""
@@ -214,6 +233,8 @@ def run(
     if not job_name:
         raise TrainError(f"the training job could not be created: {error}") from error
     outcome = job_outcome(settings, session, s3, job_name, error)
+    if settings.local:
+        remove_local_containers(image["uri"])
     if outcome["status"] != "Completed" and settings.local:
         remove_empty_model(s3, f"{settings.output_uri}/{job_name}/output/model.tar.gz", outcome["model_tar"])
     outcome.pop("model_tar")

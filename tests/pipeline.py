@@ -62,6 +62,17 @@ class Pipeline:
             timeout=timeout,
         )
 
+    def cleanup(self) -> None:
+        """Stop this copy's stack and drop the image tags it made (the layers are shared)."""
+        self.make("local-down")
+        repository = self.settings["ECR_REPOSITORY"]
+        listed = subprocess.run(
+            ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
+        ).stdout.split()
+        tags = [t for t in listed if t.split(":")[-2].endswith(f"/{repository}") or t.startswith(f"{repository}:")]
+        if tags:
+            subprocess.run(["docker", "image", "rm", *tags], capture_output=True)
+
     @property
     def endpoint(self) -> str:
         return f"https://127.0.0.1:{self.settings['LOCAL_MOTO_PORT']}"

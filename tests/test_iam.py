@@ -215,7 +215,7 @@ def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Ite
     recording = _moto_api(pipe, "download-recording", method="GET")
     yield {"pipe": pipe, "run": run, "listing": listing, "policy": policy, "admin": admin, "runner": runner,
            "used": actions_in(recording)}  # fmt: skip
-    pipe.make("local-down")
+    pipe.cleanup()
 
 
 @pytest.mark.stack

@@ -24,8 +24,7 @@ BUCKET = "titanic-sagemaker-toolkit-demo"
 def pipe(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Iterator[Pipeline]:
     pipeline = new_pipeline(tmp_path_factory.mktemp("pipeline"), offline_base)
     yield pipeline
-    pipeline.make("local-down")
-    subprocess.run(["docker", "image", "rm", "-f", f"{pipeline.settings['ECR_REPOSITORY']}:local"], capture_output=True)
+    pipeline.cleanup()
 
 
 @pytest.fixture(scope="module")
