@@ -36,18 +36,10 @@ class IamError(RuntimeError):
     """A template cannot be filled, a policy fails its lint, or the role cannot be written."""
 
 
-def role_parts(role_arn: str) -> tuple[str, str, str]:
-    """arn:aws:iam::123:role/service-role/name -> ('aws', '/service-role/', 'name')."""
-    partition = role_arn.split(":")[1]
-    path_and_name = role_arn.split(":role", 1)[1]  # '/service-role/name'
-    path, _, name = path_and_name.rpartition("/")
-    return partition, f"{path}/", name
-
-
 def template_values(settings: Settings) -> dict[str, str]:
-    partition, path, name = role_parts(settings.role_arn)
+    role = settings.role
     return {
-        "PARTITION": partition,
+        "PARTITION": role.partition,
         "ACCOUNT_ID": settings.account_id,
         "REGION": settings.region,
         "BUCKET": settings.bucket,
@@ -56,8 +48,8 @@ def template_values(settings: Settings) -> dict[str, str]:
         "CHECKPOINT_PREFIX": settings.checkpoint_prefix,
         "ECR_REPOSITORY": settings.ecr_repository,
         "BASE_JOB_NAME": settings.base_job_name,
-        "ROLE_PATH": path,
-        "ROLE_NAME": name,
+        "ROLE_PATH": role.path,
+        "ROLE_NAME": role.name,
     }
 
 
@@ -128,7 +120,7 @@ def lint(documents: dict[str, dict[str, Any]], allowlist: list[dict[str, str]]) 
 def apply(settings: Settings, documents: dict[str, dict[str, Any]], iam: Any) -> str:
     """Create the execution role if missing, else bring its trust policy up to date; then
     (re)write its inline permissions and tags. Safe to run again."""
-    _, path, name = role_parts(settings.role_arn)
+    path, name = settings.role.path, settings.role.name
     trust = json.dumps(documents["execution-role-trust"])
     tags = [
         {"Key": TOOLKIT_TAG[0], "Value": TOOLKIT_TAG[1]},

@@ -81,7 +81,7 @@ def trusts_sagemaker(trust_policy: dict[str, Any]) -> bool:
 
 
 def check_role(session: boto3.Session, settings: Settings, account: str) -> None:
-    name = settings.role_arn.rsplit("/", 1)[-1]
+    name = settings.role.name
     if settings.account_id != account:
         log.warning("ROLE_ARN is in account %s but the credentials are for %s", settings.account_id, account)
     try:

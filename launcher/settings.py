@@ -34,10 +34,20 @@ _BUCKET_BAD_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_BAD_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
 _ECR_RE = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-_ROLE_RE = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::(\d{12}):role/((?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})$")
+_ROLE_RE = re.compile(r"^arn:(aws(?:-cn|-us-gov)?):iam::(\d{12}):role(/(?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})$")
 _JOB_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 _TAG_KEY_RE = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
 _TAG_VALUE_RE = re.compile(r"^[\w.:/=+\-@ ]{0,256}$")
+
+
+@dataclass(frozen=True)
+class RoleArn:
+    """arn:aws:iam::123456789012:role/service-role/NAME, in parts (path '/service-role/')."""
+
+    partition: str
+    account: str
+    path: str
+    name: str
 
 
 class SettingsError(ValueError):
@@ -85,9 +95,13 @@ class Settings:
         return f"s3://{self.bucket}/{self.checkpoint_prefix}"
 
     @property
+    def role(self) -> RoleArn:
+        partition, account, path, name = _ROLE_RE.match(self.role_arn).groups()  # checked by load()
+        return RoleArn(partition=partition, account=account, path=path, name=name)
+
+    @property
     def account_id(self) -> str:
-        match = _ROLE_RE.match(self.role_arn)
-        return match.group(1) if match else ""
+        return self.role.account
 
 
 def _training_instance_types() -> list[str]:
