@@ -24,7 +24,7 @@ import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from launcher import logs
-from launcher.pricing import ACCELERATED, PRICING_API_REGIONS, PriceBook, snapshot
+from launcher.pricing import ACCELERATED, PriceBook, pricing_client, snapshot
 from launcher.settings import Settings, SettingsError, load
 
 log = logging.getLogger("instance-report")
@@ -171,12 +171,8 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def aws_clients(settings: Settings, session: boto3.Session) -> tuple[Any, Any]:
-    """(pricing, service-quotas) clients; the Pricing API answers only in two regions."""
-    pricing_region = settings.region if settings.region in PRICING_API_REGIONS else PRICING_API_REGIONS[0]
-    return (
-        session.client("pricing", region_name=pricing_region),
-        session.client("service-quotas", region_name=settings.region),
-    )
+    """(pricing, service-quotas) clients."""
+    return pricing_client(session, settings.region), session.client("service-quotas", region_name=settings.region)
 
 
 def make_report(settings: Settings, pricing_client: Any, quota_client: Any, min_memory_gib: float) -> dict[str, Any]:

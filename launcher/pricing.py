@@ -134,6 +134,11 @@ def api_price(pricing: Any, region: str, instance_type: str) -> tuple[Price | No
     return (Price(usd, f"Pricing API {stamp}") if usd else None), specs
 
 
+def pricing_client(session: Any, region: str) -> Any:
+    """A Pricing API client: it answers only from two regions, for every region's prices."""
+    return session.client("pricing", region_name=region if region in PRICING_API_REGIONS else PRICING_API_REGIONS[0])
+
+
 class PricingUnavailableError(RuntimeError):
     """The Pricing API could not be asked (no credentials, no network, no permission)."""
 

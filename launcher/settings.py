@@ -80,6 +80,11 @@ class Settings:
         return self.target == "local"
 
     @property
+    def spot_training(self) -> bool:
+        """Spot as actually used: SDK local mode refuses it, so only on AWS."""
+        return self.use_spot and not self.local
+
+    @property
     def data_uri(self) -> str:
         return f"s3://{self.bucket}/{self.data_prefix}"
 

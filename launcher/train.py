@@ -32,7 +32,7 @@ from sagemaker.session import Session
 from titanic_model.metrics import METRIC_DEFINITIONS
 
 from launcher import logs, records
-from launcher.pricing import PRICING_API_REGIONS, PriceBook, run_cost
+from launcher.pricing import PriceBook, pricing_client, run_cost
 from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, load
 
 log = logging.getLogger("train")
@@ -69,7 +69,7 @@ def sdk_session(settings: Settings, boto_session: boto3.Session) -> Any:
 
 def build_estimator(settings: Settings, image_uri: str, session: Any) -> Any:
     # Local mode refuses spot and checkpoint settings outright; on AWS they are the point.
-    spot = settings.use_spot and not settings.local
+    spot = settings.spot_training
     tags = [{"Key": k, "Value": v} for k, v in {**settings.tags, TOOLKIT_TAG[0]: TOOLKIT_TAG[1]}.items()]
     return Estimator(
         image_uri=image_uri,
@@ -162,14 +162,16 @@ def job_outcome(settings: Settings, session: Any, s3: Any, job_name: str, error:
             "billable": 0 if settings.local else description.get("BillableTimeInSeconds"),
         },
         "secondary_status": description.get("SecondaryStatus"),
+        # for run() only, not the record: what was found at the model's key
         "model_tar": model_tar,
+        "model_uri": model_uri,
     }
 
 
-def remove_empty_model(s3: Any, uri: str | None, model_tar: bytes | None) -> None:
+def remove_empty_model(s3: Any, uri: str, model_tar: bytes | None) -> None:
     """Local mode uploads model.tar.gz even for a failed job: an empty tarball at the usual key
     would look like a model. Delete it when it holds no model.joblib."""
-    if not uri or model_tar is None or _member(model_tar, ("model.joblib", "./model.joblib")):
+    if model_tar is None or _member(model_tar, ("model.joblib", "./model.joblib")):
         return
     parsed = urlparse(uri)
     s3.delete_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
@@ -196,13 +198,10 @@ def remove_local_containers(image_uri: str) -> None:
 def run_cost_facts(settings: Settings, boto_session: boto3.Session, seconds: dict[str, Any]) -> dict[str, Any]:
     """Price and cost of the run. Local runs are not billed: their cost is None, and the
     on-demand figure says what the same training time would cost on AWS."""
-    pricing = None
-    if not settings.local:
-        region = settings.region if settings.region in PRICING_API_REGIONS else PRICING_API_REGIONS[0]
-        pricing = boto_session.client("pricing", region_name=region)
+    pricing = None if settings.local else pricing_client(boto_session, settings.region)
     price, _ = PriceBook(settings.region, pricing).lookup(settings.instance_type)
     billable = None if settings.local else seconds["billable"]
-    cost = run_cost(seconds["training"], billable, price, spot=settings.use_spot and not settings.local)
+    cost = run_cost(seconds["training"], billable, price, spot=settings.spot_training)
     cost["instance_type"] = settings.instance_type
     return cost
 
@@ -235,9 +234,9 @@ def run(
     outcome = job_outcome(settings, session, s3, job_name, error)
     if settings.local:
         remove_local_containers(image["uri"])
+    model_tar, model_uri = outcome.pop("model_tar"), outcome.pop("model_uri")
     if outcome["status"] != "Completed" and settings.local:
-        remove_empty_model(s3, f"{settings.output_uri}/{job_name}/output/model.tar.gz", outcome["model_tar"])
-    outcome.pop("model_tar")
+        remove_empty_model(s3, model_uri, model_tar)
     outcome["cost"] = run_cost_facts(settings, boto_session, outcome["seconds"])
     record = {
         "job_name": job_name,
@@ -252,7 +251,7 @@ def run(
             "type": "local" if settings.local else settings.instance_type,
             "configured_type": settings.instance_type,
             "count": settings.instance_count,
-            "spot": settings.use_spot and not settings.local,
+            "spot": settings.spot_training,
             "max_run": settings.max_run,
             "max_wait": settings.max_wait,
         },

@@ -9,7 +9,6 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-readonly TOOLKIT_TAG_KEY=created-by TOOLKIT_TAG_VALUE=titanic-sagemaker-toolkit
 FOUND=0
 
 act() { # act DESCRIPTION CMD...: say it; do it only when confirmed

@@ -3,6 +3,10 @@
 # checking that tools and variables are there before anything is changed.
 # Source it; do not run it.
 
+# What the toolkit tags its own resources with (launcher/settings.py TOOLKIT_TAG says the same).
+# shellcheck disable=SC2034  # used by the scripts that source this file
+readonly TOOLKIT_TAG_KEY=created-by TOOLKIT_TAG_VALUE=titanic-sagemaker-toolkit
+
 # One prefix per script, so interleaved `make` output says who spoke.
 _LIB_NAME=$(basename "${BASH_SOURCE[1]:-$0}" .sh)
 

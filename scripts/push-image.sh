@@ -19,7 +19,7 @@ ensure_repository() {
     log "creating ECR repository $ECR_REPOSITORY"
     aws ecr create-repository --repository-name "$ECR_REPOSITORY" \
       --image-scanning-configuration scanOnPush=true --image-tag-mutability IMMUTABLE \
-      --tags Key=created-by,Value=titanic-sagemaker-toolkit >/dev/null
+      --tags "Key=$TOOLKIT_TAG_KEY,Value=$TOOLKIT_TAG_VALUE" >/dev/null
   fi
   aws ecr put-lifecycle-policy --repository-name "$ECR_REPOSITORY" --lifecycle-policy-text "$LIFECYCLE_POLICY" >/dev/null
 }

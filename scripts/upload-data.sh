@@ -8,8 +8,6 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-readonly TOOLKIT_TAG_KEY=created-by TOOLKIT_TAG_VALUE=titanic-sagemaker-toolkit
-
 # GetBucketLocation, not HeadBucket: HeadBucket needs s3:ListBucket without a prefix, which
 # the principal policy grants only for the toolkit's prefixes (iam/principal-policy.json).
 bucket_state() { # prints: exists | missing | forbidden

@@ -39,18 +39,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     pytest.skip(f"{reason}; start dockerd to run this tier")
 
 
-def config_value(name: str) -> str:
-    """The shipped default of a setting, read from config.env as make reads it."""
+def shipped() -> dict[str, str]:
+    """The shipped settings, read from config.env's KEY=value lines as make reads them."""
+    settings = {}
     for line in (REPO / "config.env").read_text().splitlines():
-        if line.startswith(f"{name}="):
-            return line.split("=", 1)[1]
-    raise KeyError(name)
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            settings[key] = value
+    return settings
 
 
 @pytest.fixture(scope="session")
 def offline_base() -> str:
     """No image can be pulled here: a Python base built from Debian packages, once per machine."""
-    name = os.environ.get("TEST_BASE_IMAGE", config_value("OFFLINE_BASE_IMAGE"))
+    name = os.environ.get("TEST_BASE_IMAGE", shipped()["OFFLINE_BASE_IMAGE"])
     result = subprocess.run(
         [str(REPO / "scripts/build-offline-base.sh"), name], capture_output=True, text=True, timeout=1800
     )

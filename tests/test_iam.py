@@ -20,11 +20,10 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from conftest import REPO
+from conftest import REPO, shipped
 from iam_recording import actions_in
 from pipeline import Pipeline, new_pipeline
 from sagemaker.utils import name_from_base
-from test_settings import shipped
 
 from launcher import iam
 from launcher.settings import load

@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from test_settings import shipped
+from conftest import shipped
 from titanic_model import cli, contract
 
 from launcher import costs, instances, preflight, records, report

@@ -13,10 +13,10 @@ from typing import Any
 
 import boto3
 import pytest
+from conftest import shipped
 from sagemaker.telemetry.constants import Feature
 from sagemaker.telemetry.telemetry_logging import TELEMETRY_OPT_OUT_PATH
 from sagemaker.utils import resolve_value_from_config
-from test_settings import shipped
 
 from launcher import preflight, train
 from launcher.settings import load

@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import REPO
+from conftest import REPO, shipped
 
 from launcher.settings import Settings, SettingsError, load
-
-
-def shipped() -> dict[str, str]:
-    env = {}
-    for line in (REPO / "config.env").read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            env[key] = value
-    return env
 
 
 def test_the_shipped_config_is_valid() -> None:
