@@ -1,39 +1,53 @@
 # Titanic on SageMaker: one target per pipeline stage. `make` alone lists them.
 # Data flows one way: config.env -> this file -> scripts/ and launcher/ -> AWS or the
 # embedded stack. Recipes only call scripts, so `make -n all` prints the real plan.
+# No recipe expands a setting: scripts read settings from the environment make exports,
+# so a value is data to them and never shell code.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DELETE_ON_ERROR:
 .DEFAULT_GOAL := help
+.SECONDEXPANSION:
 MAKEFLAGS += --no-builtin-rules --warn-undefined-variables
 
 # ---- configuration -------------------------------------------------------------------
 # config.env is the single source of settings. `include` alone would let the file beat the
 # environment, so remember what the environment set, include, then put it back. Values from
-# the command line (make VAR=x) win over both by make's own rules.
+# the command line (make VAR=x) win over both by make's own rules. Last, every setting is
+# pinned to its literal text, so a `$(...)` inside a value is never expanded by make.
 CONFIG ?= config.env
 CONFIG_VARS := $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' $(CONFIG))
-$(foreach v,$(CONFIG_VARS),$(if $(filter environment,$(origin $(v))),$(eval _env_$(v) := $(value $(v)))))
+$(foreach v,$(CONFIG_VARS),$(if $(filter environment,$(origin $(v))),$(eval _env_$(v) := $$(value $(v)))))
 include $(CONFIG)
-$(foreach v,$(CONFIG_VARS),$(if $(filter file,$(origin _env_$(v))),$(eval $(v) := $(_env_$(v)))))
+$(foreach v,$(CONFIG_VARS),$(if $(filter file,$(origin _env_$(v))),$(eval $(v) := $$(value _env_$(v)))))
+$(foreach v,$(CONFIG_VARS),$(eval override $(v) := $$(value $(v))))
 export $(CONFIG_VARS)
+export CONFIG
 
 PYTHON_HOST ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-BUILD := build
+BUILD ?= build
 STAMPS := $(BUILD)/stamps
 VARS := $(BUILD)/vars
-IMAGE_NAME := $(ECR_REPOSITORY):local
-# The container's package is importable on the client too: the launcher shares its metric
-# definitions and verify loads the pickled model, which needs its feature code.
+RUNS ?= runs
+REPORTS ?= reports
+export IMAGE_NAME := $(ECR_REPOSITORY):local
 export PYTHONPATH := $(CURDIR)/container:$(CURDIR)
-export IMAGE_NAME
+export PYTHONDONTWRITEBYTECODE := 1
+
+# Operator inputs given on the command line (make stop JOB=...): exported, never expanded.
+JOB ?=
+CONFIRM ?= no
+IAM_ON_EMBEDDED_STACK ?= no
+INSTANCE_MIN_MEMORY_GIB ?= 4
+export JOB CONFIRM IAM_ON_EMBEDDED_STACK INSTANCE_MIN_MEMORY_GIB
 
 # The split the data stage writes and the upload stage sends.
-SPLIT_DIR := $(BUILD)/data
-CONTAINER_SRC := $(shell find container -type f -not -path '*/__pycache__/*' -not -name '*.pyc' | sort)
+export SPLIT_DIR := $(BUILD)/data
+# Everything under container/ as one hash: an added, edited, deleted or renamed file changes it.
+export CONTAINER_HASH := $(shell find container -type f -not -path '*/__pycache__/*' -not -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64)
 
 # ---- help ----------------------------------------------------------------------------
 .PHONY: help
@@ -41,8 +55,8 @@ help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: config
-config: ## Print the effective settings (config.env, then environment, then make VAR=...)
-	@$(foreach v,$(CONFIG_VARS),printf '%s=%s\n' '$(v)' '$($(v))';)
+config: | $(VENV)/.installed ## Print the effective settings (config.env, then environment, then make VAR=...)
+	@$(PY) -m launcher.settings --print --config "$$CONFIG"
 
 # ---- set-up --------------------------------------------------------------------------
 .PHONY: setup
@@ -55,45 +69,56 @@ $(VENV)/.installed: requirements.txt
 
 .PHONY: base-image
 base-image: ## Build the offline Python base image from Debian packages (no pull needed)
-	scripts/build-offline-base.sh "$(OFFLINE_BASE_IMAGE)"
+	scripts/build-offline-base.sh "$$OFFLINE_BASE_IMAGE"
 
-# ---- setting stamps: a file per setting, rewritten only when its value changes --------
-# A stage depends on the settings it uses (not on all of config.env), so changing a
-# hyperparameter re-trains without rebuilding the image or re-uploading the data. They are
-# written while make reads this file (not by a recipe), so `make -n` shows only real work;
-# a stamp written during `make -n` is newer than its target, which still rebuilds later.
-$(shell mkdir -p $(VARS))
-define track_setting
-$(if $(and $(wildcard $(VARS)/$(1)),$(filter x$($(1)),x$(file <$(VARS)/$(1)))),,$(file >$(VARS)/$(1),$($(1))))
-endef
+# ---- input stamps: one file per setting, rewritten only when its value changes --------
+# build/vars/NAME holds the value NAME had when a stage last used it. It is remade, and the
+# stages that depend on it redone, only when the value now differs. make reads these files
+# to decide and never writes them while parsing, so `make -n` changes nothing.
+same = $(and $(findstring x$(1),x$(2)),$(findstring x$(2),x$(1)))
+unchanged = $(and $(wildcard $(VARS)/$(1)),$(call same,$(file <$(VARS)/$(1)),$($(1))))
 setting = $(VARS)/$(1)
-$(foreach v,$(CONFIG_VARS),$(eval $(call track_setting,$(v))))
+# A value as one single-quoted shell word (for the two parse-time $(shell) calls below).
+quoted = '$(subst ','\'',$(1))'
+
+$(VARS)/%: $$(if $$(call unchanged,$$*),,FORCE)
+	@mkdir -p $(@D) && name='$*' && printf '%s' "$${!name}" >$@.partial && mv $@.partial $@
 
 .PHONY: FORCE
 FORCE:
 
+# ---- stage 0: settings ----------------------------------------------------------------
+.PHONY: validate
+validate: $(STAMPS)/config ## Check config.env's syntax and every setting (no AWS call)
+
+$(STAMPS)/config: $(CONFIG) $(foreach v,$(CONFIG_VARS),$(call setting,$(v))) | $(VENV)/.installed
+	$(PY) -m launcher.settings --config "$$CONFIG"
+	@mkdir -p $(@D) && touch $@
+
 # ---- stage 1: data -------------------------------------------------------------------
 .PHONY: data
-data: $(SPLIT_DIR)/manifest.json ## Check the vendored Kaggle CSV and split it 80:20 (with a manifest)
+data: $(STAMPS)/data ## Check the vendored Kaggle CSV and split it 80:20 (with a manifest)
 
-$(SPLIT_DIR)/manifest.json: data/titanic/train.csv data/titanic/SHA256SUMS launcher/prepare_data.py $(call setting,VALIDATION_FRACTION) $(call setting,SPLIT_SEED) | $(VENV)/.installed
+# The split files keep their mtime when their content is unchanged (so aws s3 sync has
+# nothing to send); the stamp records that this stage ran for these inputs.
+$(STAMPS)/data: data/titanic/train.csv data/titanic/SHA256SUMS launcher/prepare_data.py $(call setting,VALIDATION_FRACTION) $(call setting,SPLIT_SEED) | $(STAMPS)/config
 	$(PY) -m launcher.prepare_data --source data/titanic/train.csv --checksums data/titanic/SHA256SUMS \
-		--out $(SPLIT_DIR) --validation-fraction $(VALIDATION_FRACTION) --seed $(SPLIT_SEED)
+		--out "$$SPLIT_DIR" --validation-fraction "$$VALIDATION_FRACTION" --seed "$$SPLIT_SEED"
+	@touch $@
 
 # ---- where it runs: TARGET=local (embedded AWS) or TARGET=aws ------------------------
-LOCAL_STATE_DIR := $(CURDIR)/.local
-RUNS := runs
-# What was uploaded and pushed is per target: switching TARGET redoes both.
-DEPLOYED := $(BUILD)/$(TARGET)
-IMAGE_RECORD := $(DEPLOYED)/image.json
+export LOCAL_STATE_DIR := $(CURDIR)/.local
 SDK_CONFIG := $(CURDIR)/launcher/sagemaker-config.yaml
 export SAGEMAKER_USER_CONFIG_OVERRIDE := $(SDK_CONFIG)
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 export AWS_DEFAULT_REGION := $(AWS_REGION)
-export LOCAL_STATE_DIR SPLIT_DIR IMAGE_RECORD
 export MOTO_SERVER := $(abspath $(VENV))/bin/moto_server
 # The scripts call the pinned awscli in .venv, not whatever `aws` is on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+# Stateful stages take the checkout's lock, so two runs (cron and a person) take turns.
+LOCKED := $(PY) -m launcher.lock --
+export LOCK_FILE := $(BUILD)/toolkit.lock
+export MAKE_INVOCATION := $(MAKECMDGOALS)
 
 ifeq ($(TARGET),local)
 # Same scripts, same awscli and SDK calls: only the endpoint and registry differ.
@@ -106,25 +131,39 @@ export AWS_SECRET_ACCESS_KEY := $(LOCAL_SECRET_ACCESS_KEY)
 export ECR_REGISTRY_OVERRIDE := 127.0.0.1:$(LOCAL_REGISTRY_PORT)
 export LOCAL_EMULATOR := moto
 unexport AWS_PROFILE AWS_SESSION_TOKEN
-# The stack id is rewritten only when the servers start afresh, and moto keeps nothing
-# across a restart: upload and push depend on it, so they redo exactly then. While both
-# pid files name live processes the stack is taken as up and nothing runs (make -n stays
-# quiet); `make local-up` checks it for real.
-STACK_PIDS := $(foreach f,moto registry,$(file <$(LOCAL_STATE_DIR)/$(f).pid))
-STACK_ALIVE := $(and $(filter 2,$(words $(STACK_PIDS))),$(filter 2,$(words $(wildcard $(addprefix /proc/,$(STACK_PIDS))))))
+DEPLOYED := $(BUILD)/local
+# The stack id is rewritten whenever a server starts afresh (moto keeps nothing across a
+# restart), so upload and push redo exactly then. `check` is read-only: it asks whether the
+# processes named in the stack id are the ones running (pid and start time) and answering.
 AWS_READY := $(LOCAL_STATE_DIR)/stack-id
+# ($(shell) does not see exported variables in make 4.3: the one input is passed quoted.)
+STACK_PORTS := $(shell scripts/local-stack.sh check $(call quoted,$(LOCAL_STATE_DIR)) 2>/dev/null)
+STACK_OK := $(call same,$(STACK_PORTS),$(LOCAL_MOTO_PORT) $(LOCAL_REGISTRY_PORT))
 PREFLIGHT :=
-$(AWS_READY): $(if $(STACK_ALIVE),,FORCE) | $(VENV)/.installed $(BUILD)/stamps/config
+BOOTSTRAP := $(DEPLOYED)/bootstrapped
+# Local mode passes no role to anything: the embedded stack needs none.
+BOOTSTRAP_ROLE :=
+$(AWS_READY): $(if $(STACK_OK),,FORCE) | $(STAMPS)/config
 	scripts/local-stack.sh up
 else
+# On AWS every stamp is kept per account and region: switching profiles never reuses
+# another account's upload or image. The account is asked of STS (read-only).
+# (The region reaches that one shell single-quoted, the quoting that leaves any value literal.)
+AWS_ACCOUNT_ID := $(or $(shell AWS_DEFAULT_REGION=$(call quoted,$(AWS_REGION)) $(VENV)/bin/aws sts get-caller-identity --query Account --output text --cli-connect-timeout 5 --cli-read-timeout 10 2>/dev/null),no-credentials)
+DEPLOYED := $(BUILD)/aws/$(AWS_ACCOUNT_ID)-$(AWS_REGION)
 AWS_READY :=
-# On AWS: credentials, region, Docker, role and bucket are checked before anything is
-# spent, on every run (order-only, so a passing check rebuilds nothing).
+# Credentials, region, Docker, role, bucket, repository and quota are checked before
+# anything is spent, on every run (order-only, so a passing check rebuilds nothing).
 PREFLIGHT := preflight
+# On AWS the one-time set-up is an administrator's step, never a side effect of a run.
+BOOTSTRAP :=
+BOOTSTRAP_ROLE = $(PY) -m launcher.iam apply --out "$$BUILD_IAM"
 endif
+export DEPLOYED
+export IMAGE_RECORD := $(DEPLOYED)/image.json
 
 .PHONY: preflight
-preflight: | $(VENV)/.installed $(BUILD)/stamps/config ## TARGET=aws: check credentials, region, Docker, role and bucket
+preflight: | $(STAMPS)/config ## TARGET=aws: check credentials, region, Docker, role, bucket, repository, quota
 	$(PY) -m launcher.preflight
 
 .PHONY: local-up
@@ -134,68 +173,86 @@ local-up: ## Start the embedded AWS (moto on 127.0.0.1) and registry, if not run
 .PHONY: local-down
 local-down: ## Stop exactly the embedded AWS and registry that local-up started
 	scripts/local-stack.sh down
-	rm -f $(DEPLOYED)/uploaded $(IMAGE_RECORD)
+	rm -f "$$DEPLOYED/uploaded" "$$DEPLOYED/bootstrapped" "$$IMAGE_RECORD"
 
 .PHONY: local-status
 local-status: ## Say whether the embedded AWS and registry are up
 	scripts/local-stack.sh status
 
-# ---- stage 0: settings ----------------------------------------------------------------
-.PHONY: validate
-validate: $(BUILD)/stamps/config ## Check every setting in config.env (no AWS call)
+# ---- one-time set-up (an administrator's step on AWS) ---------------------------------
+.PHONY: bootstrap
+bootstrap: $(AWS_READY) | $(STAMPS)/config ## Once, as an administrator: create and harden the bucket, the ECR repository and (AWS) the role
+	$(LOCKED) scripts/bootstrap.sh
+	@mkdir -p "$$DEPLOYED" && touch "$$DEPLOYED/bootstrapped"
+	$(BOOTSTRAP_ROLE)
 
-$(BUILD)/stamps/config: $(addprefix $(VARS)/,$(CONFIG_VARS)) | $(VENV)/.installed
-	$(PY) -m launcher.settings
+# On the embedded stack the set-up is part of the run (there is no administrator to ask).
+$(DEPLOYED)/bootstrapped: $(AWS_READY) $(call setting,BUCKET) $(call setting,ECR_REPOSITORY) $(call setting,CREATE_BUCKET) | $(STAMPS)/config
+	$(LOCKED) scripts/bootstrap.sh
 	@mkdir -p $(@D) && touch $@
 
 # ---- stage 2: upload -----------------------------------------------------------------
 .PHONY: upload
-upload: $(DEPLOYED)/uploaded ## Create the bucket if missing and aws s3 sync the split to it
+upload: $(DEPLOYED)/uploaded ## aws s3 sync the split to the bucket (made by bootstrap)
 
-# Settings are validated (order-only: a changed hyperparameter re-validates, not re-uploads).
-$(DEPLOYED)/uploaded: $(SPLIT_DIR)/manifest.json $(AWS_READY) $(call setting,BUCKET) $(call setting,DATA_PREFIX) $(call setting,AWS_REGION) | $(BUILD)/stamps/config $(PREFLIGHT)
-	scripts/upload-data.sh
+$(DEPLOYED)/uploaded: $(STAMPS)/data $(AWS_READY) $(BOOTSTRAP) $(call setting,BUCKET) $(call setting,DATA_PREFIX) $(call setting,AWS_REGION) | $(STAMPS)/config $(PREFLIGHT)
+	$(LOCKED) scripts/upload-data.sh
 	@mkdir -p $(@D) && touch $@
 
 # ---- stage 3: build ------------------------------------------------------------------
 .PHONY: build
 build: $(STAMPS)/image ## docker build the training image for linux/amd64
 
-$(STAMPS)/image: $(CONTAINER_SRC) $(call setting,BASE_IMAGE) $(call setting,ECR_REPOSITORY) | $(BUILD)/stamps/config
+$(STAMPS)/image: $(call setting,CONTAINER_HASH) $(call setting,BASE_IMAGE) $(call setting,ECR_REPOSITORY) | $(STAMPS)/config
 	scripts/build-image.sh
 	@mkdir -p $(@D) && touch $@
 
 # ---- stage 4: push -------------------------------------------------------------------
 .PHONY: push
-push: $(IMAGE_RECORD) ## Create the ECR repository if missing, log in, tag with the commit, push
+push: $(IMAGE_RECORD) ## Push the image to ECR under a tag named by its content (a no-op when it is there)
 
-$(IMAGE_RECORD): $(STAMPS)/image $(AWS_READY) $(call setting,ECR_REPOSITORY) $(call setting,AWS_REGION) | $(BUILD)/stamps/config $(PREFLIGHT)
-	scripts/push-image.sh
+$(IMAGE_RECORD): $(STAMPS)/image $(AWS_READY) $(BOOTSTRAP) $(call setting,ECR_REPOSITORY) $(call setting,AWS_REGION) | $(STAMPS)/config $(PREFLIGHT)
+	$(LOCKED) scripts/push-image.sh
 
-# ---- stage 5: train (always a new job) -----------------------------------------------
+# ---- stage 5: train (always a new job, or JOB=name to re-attach) ---------------------
+TRAIN := $(PY) -m launcher.train --image-record "$$IMAGE_RECORD" --split-dir "$$SPLIT_DIR" --runs-dir $(RUNS) --job "$$JOB"
+
 .PHONY: train
-train: $(DEPLOYED)/uploaded $(IMAGE_RECORD) | $(PREFLIGHT) ## Run a training job with Estimator.fit() and write a run record
-	$(PY) -m launcher.train --image-record $(IMAGE_RECORD) --split-dir $(SPLIT_DIR) --runs-dir $(RUNS)
+train: $(DEPLOYED)/uploaded $(IMAGE_RECORD) | $(PREFLIGHT) ## Run a training job with Estimator.fit() (JOB=name: re-attach to one); write a run record
+	$(LOCKED) $(TRAIN)
 
 # ---- stage 6: verify -----------------------------------------------------------------
-JOB ?=
-VERIFY := $(PY) -m launcher.verify --runs-dir $(RUNS) --split-dir $(SPLIT_DIR)
-
 .PHONY: verify
-verify: | $(VENV)/.installed ## Download a job's model.tar.gz (JOB=name, default the latest), reload it, re-check its metrics
-	$(VERIFY) --job "$(JOB)"
+verify: | $(VENV)/.installed ## Rescore a job's model.tar.gz inside its own image, offline (JOB=name, default the latest)
+	$(PY) -m launcher.verify --runs-dir $(RUNS) --split-dir "$$SPLIT_DIR" --job "$$JOB"
 
 .PHONY: all
-all: train ## The whole pipeline: data, upload, build, push, train, verify
-	$(VERIFY)
+all: $(DEPLOYED)/uploaded $(IMAGE_RECORD) | $(PREFLIGHT) ## The whole pipeline: data, upload, build, push, train, then verify that job
+	$(LOCKED) $(TRAIN) --verify
+
+# ---- operating a job -------------------------------------------------------------------
+OPERATE := $(PY) -m launcher.operate --runs-dir $(RUNS)
+
+.PHONY: status
+status: | $(STAMPS)/config ## Jobs in progress and the latest ones: status, elapsed, instance, spot, cost so far
+	$(OPERATE) status
+
+.PHONY: logs
+logs: | $(STAMPS)/config ## Print a job's log, following it while it runs (JOB=name, default the latest)
+	$(OPERATE) logs --job "$$JOB"
+
+.PHONY: describe
+describe: | $(STAMPS)/config ## Show a job as SageMaker (or the run record) has it (JOB=name, default the latest)
+	$(OPERATE) describe --job "$$JOB"
+
+.PHONY: stop
+stop: | $(STAMPS)/config ## Stop a running job, wait for its final status, update its record (JOB=name)
+	$(LOCKED) $(OPERATE) stop --job "$$JOB"
 
 # ---- evidence: instances, cost, reports ----------------------------------------------
-REPORTS := reports
-INSTANCE_MIN_MEMORY_GIB ?= 4
-
 .PHONY: instance-report
-instance-report: | $(VENV)/.installed $(BUILD)/stamps/config ## The cheapest instance type with quota, with prices and quotas (reports/)
-	$(PY) -m launcher.instances --out $(REPORTS) --min-memory-gib $(INSTANCE_MIN_MEMORY_GIB)
+instance-report: | $(STAMPS)/config ## The cheapest instance type with quota, with prices and quotas (reports/)
+	$(PY) -m launcher.instances --out $(REPORTS) --min-memory-gib "$$INSTANCE_MIN_MEMORY_GIB"
 
 .PHONY: cost
 cost: | $(VENV)/.installed ## A table of seconds, price and cost over every run record
@@ -203,34 +260,36 @@ cost: | $(VENV)/.installed ## A table of seconds, price and cost over every run 
 
 .PHONY: report
 report: instance-report ## One Markdown report per run (JOB=name for one) with ROC and importance PNGs
-	$(PY) -m launcher.report --runs-dir $(RUNS) --reports-dir $(REPORTS) --instance-report $(REPORTS)/instance-report.json --job "$(JOB)"
+	$(PY) -m launcher.report --runs-dir $(RUNS) --reports-dir $(REPORTS) --instance-report $(REPORTS)/instance-report.json --job "$$JOB"
 
 # ---- IAM ----------------------------------------------------------------------------
-IAM_OUT := $(BUILD)/iam
+export BUILD_IAM := $(BUILD)/iam
 
 .PHONY: iam-render
-iam-render: | $(VENV)/.installed $(BUILD)/stamps/config ## Fill iam/ templates from config.env into build/iam/
-	$(PY) -m launcher.iam render --out $(IAM_OUT)
+iam-render: $(AWS_READY) | $(STAMPS)/config ## Fill iam/ templates for the caller's account (STS) into build/iam/
+	$(PY) -m launcher.iam render --out "$$BUILD_IAM"
 
 .PHONY: iam-check
-iam-check: | $(VENV)/.installed $(BUILD)/stamps/config ## Render, then lint the permission policies with parliament
-	$(PY) -m launcher.iam check --out $(IAM_OUT)
+iam-check: $(AWS_READY) | $(STAMPS)/config ## Render, then lint the permission policies with parliament
+	$(PY) -m launcher.iam check --out "$$BUILD_IAM"
 
 .PHONY: iam
-iam: iam-check $(AWS_READY) ## Create or update the execution role (admin rights); print its ARN and the principal policy
-	$(PY) -m launcher.iam apply --out $(IAM_OUT)
+iam: iam-check ## Create or update the execution role (admin; TARGET=aws, or IAM_ON_EMBEDDED_STACK=yes)
+	$(PY) -m launcher.iam apply --out "$$BUILD_IAM"
 
 # ---- clean-up ------------------------------------------------------------------------
-CONFIRM ?= no
-DELETE_BUCKET ?= no
-
 .PHONY: clean-resources
-clean-resources: $(AWS_READY) | $(BUILD)/stamps/config $(PREFLIGHT) ## List (or, with CONFIRM=yes, delete) the toolkit's cloud resources
-	CONFIRM=$(CONFIRM) DELETE_BUCKET=$(DELETE_BUCKET) scripts/clean-resources.sh
-	@[[ "$(CONFIRM)" != yes ]] || rm -f $(DEPLOYED)/uploaded $(IMAGE_RECORD)
+clean-resources: $(AWS_READY) | $(STAMPS)/config ## List (CONFIRM=yes: delete) what this toolkit's runs made: objects, images, running jobs
+	$(LOCKED) $(PY) -m launcher.cleanup resources
+
+.PHONY: teardown
+teardown: $(AWS_READY) | $(STAMPS)/config ## Admin: also the bucket, repository and role bootstrap made, if tagged ours (CONFIRM=yes)
+	$(LOCKED) $(PY) -m launcher.cleanup teardown
 
 # ---- quality -------------------------------------------------------------------------
 SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run
+# Tests write only below a temporary folder: no caches or bytecode in the checkout.
+export RUFF_NO_CACHE := true
 
 .PHONY: lint
 lint: $(VENV)/.installed ## ruff, shellcheck and hadolint over everything
@@ -240,21 +299,21 @@ lint: $(VENV)/.installed ## ruff, shellcheck and hadolint over everything
 	$(VENV)/bin/hadolint container/Dockerfile
 
 .PHONY: test
-test: lint ## Lint, then every test tier (the Docker tier included)
-	$(PY) -m pytest
+test: lint ## Lint, then every test tier (the Docker tier included), in random order
+	$(PY) -m pytest -p no:cacheprovider -p random_order --random-order
 
 .PHONY: test-fast
 test-fast: $(VENV)/.installed ## Only the tests that need no Docker engine
-	$(PY) -m pytest -m "not docker and not stack"
+	$(PY) -m pytest -p no:cacheprovider -m "not docker and not stack"
 
 .PHONY: benchmark
-benchmark: $(VENV)/.installed $(SPLIT_DIR)/manifest.json $(STAMPS)/image ## Print model CV figures, image size and start-up times
-	$(PY) benchmarks/model_cv.py --data data/titanic/train.csv --split-dir $(SPLIT_DIR)
-	$(PY) benchmarks/image_startup.py --image $(IMAGE_NAME) --split-dir $(SPLIT_DIR)
+benchmark: $(VENV)/.installed $(STAMPS)/data $(STAMPS)/image ## Print model CV figures, image size and start-up times
+	$(PY) benchmarks/model_cv.py --data data/titanic/train.csv --split-dir "$$SPLIT_DIR"
+	$(PY) benchmarks/image_startup.py --image "$$IMAGE_NAME" --split-dir "$$SPLIT_DIR"
 
 .PHONY: tune
-tune: $(VENV)/.installed $(SPLIT_DIR)/manifest.json ## Random-search hyperparameters by CV on the train split only (slow)
-	$(PY) benchmarks/tune_hyperparameters.py --train $(SPLIT_DIR)/train/train.csv
+tune: $(VENV)/.installed $(STAMPS)/data ## Random-search hyperparameters by CV on the train split only (slow)
+	$(PY) benchmarks/tune_hyperparameters.py --train "$$SPLIT_DIR/train/train.csv"
 
 .PHONY: clean
 clean: ## Remove local build outputs (not .venv, runs/, or cloud resources)

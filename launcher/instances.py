@@ -44,6 +44,8 @@ class Row:
     spot_quota: float | None
     on_demand_code: str | None
     spot_code: str | None
+    on_demand_quota_source: str = "unknown"
+    spot_quota_source: str = "unknown"
     verdict: str = ""
 
 
@@ -52,28 +54,41 @@ def training_instance_types() -> list[str]:
     return list(model.shape_for("TrainingInstanceType").enum)
 
 
-def training_quotas(client: Any) -> dict[str, dict[str, Any]]:
-    """{type: {on_demand, spot, on_demand_code, spot_code}} from every page of the quotas."""
-    quotas: dict[str, dict[str, Any]] = {}
-    for page in client.get_paginator("list_service_quotas").paginate(ServiceCode="sagemaker"):
+def _read_quotas(client: Any, operation: str, source: str, into: dict[str, dict[str, Any]]) -> None:
+    for page in client.get_paginator(operation).paginate(ServiceCode="sagemaker"):
         for quota in page.get("Quotas", []):
             match = QUOTA_NAME.match(quota.get("QuotaName", ""))
             if not match:
                 continue
             kind = "spot" if match.group(2) else "on_demand"
-            entry = quotas.setdefault(match.group(1), {})
+            entry = into.setdefault(match.group(1), {})
+            if kind in entry:
+                continue  # an applied value, read first, beats the default
             entry[kind] = float(quota.get("Value", 0))
             entry[f"{kind}_code"] = quota.get("QuotaCode")
+            entry[f"{kind}_source"] = source
+
+
+def training_quotas(client: Any) -> dict[str, dict[str, Any]]:
+    """{type: {on_demand, spot, *_code, *_source}} from every page of the applied quotas, then
+    the AWS defaults for every quota the first list left out: ListServiceQuotas omits quotas
+    that still have their default value, so a missing type is not a quota of 0."""
+    quotas: dict[str, dict[str, Any]] = {}
+    _read_quotas(client, "list_service_quotas", "applied", quotas)
+    _read_quotas(client, "list_aws_default_service_quotas", "AWS default", quotas)
     return quotas
 
 
-def quota_for(quotas: dict[str, dict[str, Any]] | None, instance_type: str, spot: bool) -> tuple[float | None, str]:
-    """The applied quota for this type and mode (None when unknown) and its quota code."""
+def quota_for(
+    quotas: dict[str, dict[str, Any]] | None, instance_type: str, spot: bool
+) -> tuple[float | None, str, str]:
+    """The quota for this type and mode (None when unknown), its quota code and where the
+    number came from ('applied', 'AWS default', or 'not listed' for a type neither list has)."""
     if quotas is None:
-        return None, ""
+        return None, "", "unknown"
     entry = quotas.get(instance_type, {})
     kind = "spot" if spot else "on_demand"
-    return entry.get(kind, 0.0), entry.get(f"{kind}_code") or ""
+    return entry.get(kind, 0.0), entry.get(f"{kind}_code") or "", entry.get(f"{kind}_source", "not listed")
 
 
 def quota_message(instance_type: str, spot: bool, code: str) -> str:
@@ -104,6 +119,8 @@ def build_rows(book: PriceBook, quotas: dict[str, dict[str, Any]] | None, min_me
             spot_quota=None if unknown else entry.get("spot", 0.0),
             on_demand_code=entry.get("on_demand_code"),
             spot_code=entry.get("spot_code"),
+            on_demand_quota_source="unknown" if unknown else entry.get("on_demand_source", "not listed"),
+            spot_quota_source="unknown" if unknown else entry.get("spot_source", "not listed"),
         )
         if row.memory_gib is None:
             continue  # not a type whose size we know: neither priced nor derivable
@@ -140,6 +157,10 @@ def _fmt(value: float | None, pattern: str = "{:g}") -> str:
     return "unknown" if value is None else pattern.format(value)
 
 
+def _quota(value: float | None, source: str | None) -> str:
+    return "unknown" if value is None else f"{value:g} ({source})"
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Instance report: {report['region']}, {'spot' if report['spot'] else 'on-demand'} training",
@@ -161,7 +182,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         price = _fmt(r["usd_per_hour"], "{:.4f}")
         lines.append(
             f"| {r['instance_type']} | {_fmt(r['vcpu'])} | {_fmt(r['memory_gib'])} | {price} "
-            f"| {source} | {_fmt(r['on_demand_quota'])} | {_fmt(r['spot_quota'])} | {r['verdict']} |"
+            f"| {source} | {_quota(r['on_demand_quota'], r.get('on_demand_quota_source'))} "
+            f"| {_quota(r['spot_quota'], r.get('spot_quota_source'))} | {r['verdict']} |"
         )
     if any(r["price_source"].startswith("snapshot") for r in report["rows"]):
         data = snapshot()
@@ -182,7 +204,10 @@ def make_report(settings: Settings, pricing_client: Any, quota_client: Any, min_
     if quota_client is not None:
         try:
             quotas = training_quotas(quota_client)
-            quota_note = f"applied values from the Service Quotas API ({len(quotas)} types)"
+            quota_note = (
+                f"Service Quotas API ({len(quotas)} types): the account's applied value where it has one, "
+                "else AWS's default (each row says which)"
+            )
         except (BotoCoreError, ClientError) as exc:
             quota_note = f"unknown: Service Quotas could not be read ({exc})"
     book = PriceBook(settings.region, pricing_client)

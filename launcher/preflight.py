@@ -1,13 +1,16 @@
 """TARGET=aws preflight: everything a training job needs, checked before anything is spent.
 
 Credentials (sts:GetCallerIdentity), SageMaker in the region, a Docker engine, the
-execution role (exists, the ARN has its path right, trusts sagemaker.amazonaws.com), the
-bucket (in the configured region) and the instance type's training quota (at least 1).
-Each problem is one line naming the fix.
+execution role (in the caller's account, exists, the ARN has its path right, trusts
+sagemaker.amazonaws.com with confused-deputy conditions naming this account and these
+jobs), the bucket and repository `make bootstrap` made (in the configured region) and the
+instance type's training quota (at least 1, applied or AWS's default). Each problem is one
+line naming the fix.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import subprocess
@@ -17,9 +20,12 @@ from typing import Any
 from urllib.parse import unquote
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError
+from sagemaker.utils import name_from_base
 
 from launcher import logs
+from launcher.caller import Caller, CallerError, whoami
+from launcher.iam import IamError, check_role_account
 from launcher.instances import quota_for, quota_message, training_quotas
 from launcher.settings import Settings, SettingsError, load
 
@@ -33,21 +39,6 @@ class PreflightError(RuntimeError):
 
 def _code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
-
-
-def check_identity(session: boto3.Session) -> str:
-    try:
-        identity = session.client("sts").get_caller_identity()
-    except NoCredentialsError:
-        raise PreflightError(
-            "no AWS credentials found; run 'aws configure', set AWS_PROFILE, or export assumed-role keys"
-        ) from None
-    except ClientError as exc:
-        raise PreflightError(
-            f"AWS rejected the credentials ({_code(exc)}): {exc}; refresh them (expired session or assume-role?)"
-        ) from None
-    log.info("credentials: %s (account %s)", identity["Arn"], identity["Account"])
-    return identity["Account"]
 
 
 def check_sagemaker_reachable(session: boto3.Session, settings: Settings) -> None:
@@ -80,10 +71,37 @@ def trusts_sagemaker(trust_policy: dict[str, Any]) -> bool:
     return False
 
 
-def check_role(session: boto3.Session, settings: Settings, account: str) -> None:
+def _as_list(value: Any) -> list[Any]:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def trust_conditions_problem(trust_policy: dict[str, Any], settings: Settings, caller: Caller) -> str | None:
+    """Why the trust policy's confused-deputy conditions do not fit this account and these
+    jobs (None when they do): aws:SourceAccount must be the caller's account and
+    aws:SourceArn must admit the training jobs this toolkit names."""
+    job_arn = (
+        f"arn:{caller.partition}:sagemaker:{settings.region}:{caller.account}:training-job/"
+        f"{name_from_base(settings.base_job_name)}"
+    )
+    for statement in trust_policy.get("Statement", []):
+        condition = statement.get("Condition") or {}
+        if not condition:
+            continue
+        accounts = [a for block in condition.values() for a in _as_list(block.get("aws:SourceAccount"))]
+        patterns = [p for block in condition.values() for p in _as_list(block.get("aws:SourceArn"))]
+        if accounts and caller.account not in accounts:
+            return f"its aws:SourceAccount is {', '.join(accounts)}, not this account {caller.account}"
+        if patterns and not any(fnmatch.fnmatchcase(job_arn, p) for p in patterns):
+            return f"its aws:SourceArn ({', '.join(patterns)}) does not admit this toolkit's jobs ({job_arn})"
+    return None
+
+
+def check_role(session: boto3.Session, settings: Settings, caller: Caller) -> None:
     name = settings.role.name
-    if settings.account_id != account:
-        log.warning("ROLE_ARN is in account %s but the credentials are for %s", settings.account_id, account)
+    try:
+        check_role_account(settings, caller)
+    except IamError as exc:
+        raise PreflightError(f"ROLE_ARN: {exc}") from None
     try:
         role = session.client("iam").get_role(RoleName=name)["Role"]
     except ClientError as exc:
@@ -100,6 +118,12 @@ def check_role(session: boto3.Session, settings: Settings, account: str) -> None
         raise PreflightError(
             f"ROLE_ARN: role '{name}' does not trust {SAGEMAKER_PRINCIPAL}; fix its trust policy ('make iam' writes it)"
         )
+    problem = trust_conditions_problem(trust, settings, caller)
+    if problem:
+        raise PreflightError(
+            f"ROLE_ARN: role '{name}' would refuse SageMaker: {problem}; rewrite its trust policy with 'make iam' "
+            "(as an administrator, with this account's credentials)"
+        )
     log.info("role: %s trusts %s", role["Arn"], SAGEMAKER_PRINCIPAL)
 
 
@@ -109,11 +133,9 @@ def check_bucket(session: boto3.Session, settings: Settings) -> None:
         location = s3.get_bucket_location(Bucket=settings.bucket).get("LocationConstraint")
     except ClientError as exc:
         if _code(exc) in ("NoSuchBucket", "404"):
-            if settings.create_bucket:
-                log.info("bucket: s3://%s does not exist yet; the upload stage creates it", settings.bucket)
-                return
             raise PreflightError(
-                f"BUCKET: s3://{settings.bucket} does not exist; create it or set CREATE_BUCKET=yes"
+                f"BUCKET: s3://{settings.bucket} does not exist; run 'make bootstrap' once with an administrator's "
+                "credentials (it creates and hardens the bucket, the repository and the role)"
             ) from None
         raise PreflightError(
             f"BUCKET: s3://{settings.bucket} is not readable ({_code(exc)}); it may belong to another account: "
@@ -129,6 +151,22 @@ def check_bucket(session: boto3.Session, settings: Settings) -> None:
     log.info("bucket: s3://%s in %s", settings.bucket, region)
 
 
+def check_repository(session: boto3.Session, settings: Settings) -> None:
+    try:
+        session.client("ecr").describe_repositories(repositoryNames=[settings.ecr_repository])
+    except ClientError as exc:
+        if _code(exc) == "RepositoryNotFoundException":
+            raise PreflightError(
+                f"ECR_REPOSITORY: {settings.ecr_repository} does not exist; run 'make bootstrap' once with an "
+                "administrator's credentials"
+            ) from None
+        raise PreflightError(
+            f"ECR_REPOSITORY: cannot read {settings.ecr_repository} ({_code(exc)}); attach the runner policy "
+            "(make iam-render writes it)"
+        ) from None
+    log.info("repository: %s", settings.ecr_repository)
+
+
 def check_quota(session: boto3.Session, settings: Settings) -> None:
     """The configured type must have a quota of at least 1 for the mode (spot or on demand)."""
     try:
@@ -136,24 +174,29 @@ def check_quota(session: boto3.Session, settings: Settings) -> None:
     except (BotoCoreError, ClientError) as exc:
         log.warning("cannot read SageMaker quotas (%s); SageMaker will check them when the job starts", exc)
         return
-    quota, code = quota_for(quotas, settings.instance_type, settings.use_spot)
+    quota, code, source = quota_for(quotas, settings.instance_type, settings.use_spot)
     if quota is not None and quota < 1:
-        raise PreflightError(f"INSTANCE_TYPE: {quota_message(settings.instance_type, settings.use_spot, code)}")
-    log.info("quota: %s %s = %g", settings.instance_type, "spot" if settings.use_spot else "on-demand", quota)
+        raise PreflightError(
+            f"INSTANCE_TYPE: {quota_message(settings.instance_type, settings.use_spot, code)} (value: {source})"
+        )
+    mode = "spot" if settings.use_spot else "on-demand"
+    log.info("quota: %s %s = %g (%s)", settings.instance_type, mode, quota, source)
 
 
 def run(settings: Settings, session: boto3.Session, docker_check: Callable[[], None] = check_docker) -> list[str]:
     """Every check that can run; the problems, one line each (empty when all pass)."""
     problems = []
     try:
-        account = check_identity(session)
-    except PreflightError as exc:
+        caller = whoami(session)
+    except CallerError as exc:
         return [str(exc)]  # nothing else can be asked without credentials
+    log.info("credentials: %s (account %s)", caller.arn, caller.account)
     checks: list[Callable[[], None]] = [
         lambda: check_sagemaker_reachable(session, settings),
         docker_check,
-        lambda: check_role(session, settings, account),
+        lambda: check_role(session, settings, caller),
         lambda: check_bucket(session, settings),
+        lambda: check_repository(session, settings),
         lambda: check_quota(session, settings),
     ]
     for check in checks:

@@ -6,6 +6,7 @@ names the variable and the fix, before any AWS call is made.
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import logging
 import os
@@ -13,6 +14,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import botocore.session
 from titanic_model.hyperparameters import SPECS, HyperparameterError, parse_hyperparameters
@@ -32,7 +34,17 @@ TOOLKIT_TAG = ("created-by", "titanic-sagemaker-toolkit")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _BUCKET_BAD_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_BAD_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
+# Letters, digits and _.- only: a prefix lands in IAM ARNs and conditions, where * and ? are
+# wildcards and ${...} a policy variable, so none of those may slip in.
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+# A Docker image reference: [registry[:port]/]name[/name...][:tag][@sha256:digest].
+_IMAGE_RE = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+# config.env's own syntax: KEY=value, the value from a small safe alphabet (no quotes, $,
+# spaces, ; or backticks), so that neither make nor a shell can ever read it as code.
+CONFIG_LINE_RE = re.compile(r"^([A-Z][A-Z0-9_]*)=([A-Za-z0-9_.,:/=@+-]*)$")
 _ECR_RE = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 _ROLE_RE = re.compile(r"^arn:(aws(?:-cn|-us-gov)?):iam::(\d{12}):role(/(?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})$")
 _JOB_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
@@ -74,6 +86,7 @@ class Settings:
     base_job_name: str
     tags: dict[str, str]
     hyperparameters: dict[str, str]
+    lock_wait: int = 0
 
     @property
     def local(self) -> bool:
@@ -115,7 +128,13 @@ def _training_instance_types() -> list[str]:
 
 
 def _sagemaker_regions() -> list[str]:
-    return botocore.session.get_session().get_available_regions("sagemaker")
+    """Every partition's (aws, aws-cn, aws-us-gov, ...) regions where SageMaker runs."""
+    session = botocore.session.get_session()
+    return [
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("sagemaker", partition_name=partition)
+    ]
 
 
 class _Checker:
@@ -156,6 +175,25 @@ class _Checker:
             self.bad(var, f"is {number}; use a number from {low} to {high}")
         return number
 
+    def fraction(self, var: str, low: float, high: float) -> float:
+        value = self.text(var)
+        if not value:
+            return low
+        try:
+            number = float(value)
+        except ValueError:
+            self.bad(var, f"is '{value}', not a number; use a decimal from {low} to {high} (e.g. 0.2)")
+            return low
+        if not low <= number <= high:
+            self.bad(var, f"is {number}; use a decimal from {low} to {high}")
+        return number
+
+    def image(self, var: str) -> str:
+        value = self.text(var)
+        if value and not _IMAGE_RE.match(value):
+            self.bad(var, f"'{value}' is not a Docker image reference; write it like python:3.12-slim or host/name:tag")
+        return value
+
 
 def _check_bucket(c: _Checker, bucket: str) -> None:
     if not bucket:
@@ -182,7 +220,7 @@ def _check_bucket(c: _Checker, bucket: str) -> None:
 def _check_prefixes(c: _Checker, prefixes: dict[str, str]) -> None:
     for var, prefix in prefixes.items():
         if prefix and not _PREFIX_RE.match(prefix):
-            c.bad(var, f"'{prefix}' must be path segments like 'titanic/data' (no leading or trailing '/', no '//')")
+            c.bad(var, f"'{prefix}' must be path segments of letters, digits and _.- like 'titanic/data' (no wildcards, no leading or trailing '/')")
     # Clean-up deletes everything under each prefix: they must not overlap, or one stage's
     # objects (or someone else's under a shared parent) would go with another's.
     items = [(v, p) for v, p in prefixes.items() if p]
@@ -287,6 +325,12 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     tags = parse_tags(c, env.get("TAGS", ""))
     hyperparameters = parse_hyperparameter_settings(c, env)
     create_bucket = c.yes_no("CREATE_BUCKET")
+    c.fraction("VALIDATION_FRACTION", 0.05, 0.5)
+    c.integer("SPLIT_SEED", 0, 2**32 - 1)
+    c.image("BASE_IMAGE")
+    c.image("OFFLINE_BASE_IMAGE")
+    c.choice("BASE_IMAGE_FALLBACK", ("offline", "none"))
+    lock_wait = c.integer("LOCK_WAIT", 0, 86400)
     if target == "local":
         ports = {var: c.integer(var, 1024, 65535) for var in ("LOCAL_MOTO_PORT", "LOCAL_REGISTRY_PORT")}
         if len(set(ports.values())) < len(ports):
@@ -312,15 +356,49 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         base_job_name=job,
         tags=tags,
         hyperparameters=hyperparameters,
+        lock_wait=lock_wait,
     )
 
 
-def main() -> int:
+def check_config_file(path: Path) -> list[str]:
+    """Lines of config.env that are not plain KEY=value in the safe alphabet, one problem each."""
+    problems = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        if not CONFIG_LINE_RE.match(line):
+            problems.append(
+                f"{path.name} line {number}: '{line}' is not KEY=value with a value of letters, digits and _.,:/=@+- "
+                "(no quotes, $, spaces or comments after the value); fix the line"
+            )
+    return problems
+
+
+def config_keys(path: Path) -> list[str]:
+    return [m.group(1) for line in path.read_text(encoding="utf-8").splitlines() if (m := _KEY_RE.match(line))]
+
+
+_KEY_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=Path("config.env"), help="the settings file make read")
+    parser.add_argument("--print", action="store_true", help="print the effective settings instead of checking them")
+    args = parser.parse_args(argv)
     logs.setup("validate")
+    if args.print:
+        # Values come from the environment make exported; they are printed, never evaluated.
+        for key in config_keys(args.config):
+            sys.stdout.write(f"{key}={os.environ.get(key, '')}\n")
+        return 0
+    problems = check_config_file(args.config)
     try:
         settings = load()
     except SettingsError as exc:
-        return logs.errors(log, str(exc))
+        problems.extend(str(exc).splitlines())
+    if problems:
+        return logs.errors(log, "\n".join(problems))
     log.info("config OK: TARGET=%s region=%s bucket=%s instance=%s", settings.target, settings.region,
              settings.bucket, settings.instance_type)  # fmt: skip
     return 0

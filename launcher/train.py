@@ -1,22 +1,29 @@
 """The train stage: one SageMaker training job through the Python SDK's Estimator.fit().
 
-TARGET=aws runs it on SageMaker; TARGET=local runs the same image under the SDK's local
-mode (LocalSession), reading channels from and writing model.tar.gz to the embedded S3 in
-SageMaker's own key layout. Either way a run record lands in runs/<job>.json.
+TARGET=aws runs it on SageMaker: fit() starts the job, then the launcher follows it
+(launcher/watch.py) until it ends. A log that cannot be read never fails a running job, and
+Ctrl-C or SIGTERM leaves the job running, writes the record as InProgress and prints how to
+follow, stop or re-attach to it (`--job NAME` re-attaches). TARGET=local runs the same image
+under the SDK's local mode (LocalSession), reading channels from and writing model.tar.gz to
+the embedded S3 in SageMaker's own key layout. Either way a run record lands in
+runs/<job>.json, and `--verify` then verifies exactly that job.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,9 +36,11 @@ from sagemaker.estimator import Estimator
 from sagemaker.inputs import TrainingInput
 from sagemaker.local import LocalSession
 from sagemaker.session import Session
+from sagemaker.utils import name_from_base
 from titanic_model.metrics import METRIC_DEFINITIONS
 
-from launcher import logs, records
+from launcher import logs, records, verify, watch
+from launcher.caller import CallerError, whoami
 from launcher.pricing import PriceBook, pricing_client, run_cost
 from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, load
 
@@ -40,15 +49,41 @@ REPO = Path(__file__).resolve().parent.parent
 SDK_CONFIG = Path(__file__).resolve().parent / "sagemaker-config.yaml"
 
 
+LAUNCHED_BY_TAG = "launched-by"
+_TAG_VALUE_UNSAFE = re.compile(r"[^\w.:/=+\-@ ]")
+
+
 class TrainError(RuntimeError):
     """The job could not be started or did not complete; the message says why and what to do."""
+
+
+class Interrupted(RuntimeError):  # noqa: N818 - it is an event, not an error
+    """Ctrl-C or SIGTERM while a job ran; the job's record has been written."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        super().__init__(record["job_name"])
+        self.record = record
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def follow_up_commands(job_name: str) -> str:
+    return (
+        f"training job {job_name} may still be running on SageMaker, and is billed while it does:\n"
+        f"  follow it:    make logs JOB={job_name}\n"
+        f"  stop it:      make stop JOB={job_name}\n"
+        f"  re-attach:    make train JOB={job_name}   (waits, completes the record; make all JOB=... also verifies)\n"
+        f"  see all jobs: make status"
+    )
 
 
 def read_image_record(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise TrainError(f"{path} is missing: no image has been pushed yet; run 'make push' (or 'make all')")
     record = json.loads(path.read_text(encoding="utf-8"))
-    return {"uri": record["image_uri"], "digest": record["digest"]}
+    return {"uri": record["image_uri"], "digest": record["digest"], "image_id": record.get("image_id", "")}
 
 
 def read_data_manifest(split_dir: Path) -> dict[str, Any]:
@@ -67,10 +102,23 @@ def sdk_session(settings: Settings, boto_session: boto3.Session) -> Any:
     return Session(boto_session=boto_session, sagemaker_config=config)
 
 
-def build_estimator(settings: Settings, image_uri: str, session: Any) -> Any:
+def job_tags(settings: Settings, launched_by: str) -> list[dict[str, str]]:
+    """The user's tags, the toolkit's own, and who launched the job: clean-up stops only jobs
+    that carry both of the latter, so a teammate's jobs under the same name are left alone."""
+    who = _TAG_VALUE_UNSAFE.sub("_", launched_by)[:256]
+    tags = {**settings.tags, TOOLKIT_TAG[0]: TOOLKIT_TAG[1], LAUNCHED_BY_TAG: who}
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def checkpoint_uri(settings: Settings, job_name: str) -> str:
+    """Each job its own checkpoint prefix: a new job never resumes from an old job's trees,
+    while a spot restart of the same job finds its own."""
+    return f"{settings.checkpoint_uri}/{job_name}/"
+
+
+def build_estimator(settings: Settings, image_uri: str, session: Any, job_name: str, launched_by: str) -> Any:
     # Local mode refuses spot and checkpoint settings outright; on AWS they are the point.
     spot = settings.spot_training
-    tags = [{"Key": k, "Value": v} for k, v in {**settings.tags, TOOLKIT_TAG[0]: TOOLKIT_TAG[1]}.items()]
     return Estimator(
         image_uri=image_uri,
         role=settings.role_arn,
@@ -83,9 +131,9 @@ def build_estimator(settings: Settings, image_uri: str, session: Any) -> Any:
         max_run=settings.max_run,
         use_spot_instances=spot,
         max_wait=settings.max_wait if spot else None,
-        checkpoint_s3_uri=None if settings.local else f"{settings.checkpoint_uri}/",
+        checkpoint_s3_uri=None if settings.local else checkpoint_uri(settings, job_name),
         metric_definitions=METRIC_DEFINITIONS,
-        tags=tags,
+        tags=job_tags(settings, launched_by),
         enable_network_isolation=True,
         # A bring-your-own image has no profiler or debugger hook to feed.
         disable_profiler=True,
@@ -211,39 +259,40 @@ def data_facts(settings: Settings, manifest: dict[str, Any], channel: str) -> di
     return {"uri": settings.channel_uri(channel), "sha256": facts["sha256"], "rows": facts["rows"]}
 
 
-def run(
-    settings: Settings, image_record: Path, split_dir: Path, runs_dir: Path, boto_session: boto3.Session | None = None
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams: Any) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+@contextlib.contextmanager
+def kept_output(path: Path | None) -> Iterator[None]:
+    """Copy what is printed to stdout into path as well (nothing when path is None)."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as kept, contextlib.redirect_stdout(_Tee(sys.stdout, kept)):
+        yield
+
+
+def base_record(
+    settings: Settings, job_name: str, image: dict[str, str], manifest: dict[str, Any], launched_by: str
 ) -> dict[str, Any]:
-    image = read_image_record(image_record)
-    manifest = read_data_manifest(split_dir)
-    boto_session = boto_session or boto3.Session(region_name=settings.region)
-    session = sdk_session(settings, boto_session)
-    s3 = boto_session.client("s3")
-    estimator = build_estimator(settings, image["uri"], session)
-    started_at = datetime.now(UTC)
-    error: Exception | None = None
-    log.info("starting a training job from %s on %s", image["uri"], estimator.instance_type)
-    clock = time.perf_counter()
-    try:
-        estimator.fit(training_inputs(settings), wait=True, logs="All")
-    except Exception as exc:  # noqa: BLE001 - reported with the job's own FailureReason below
-        error = exc
-    job_name = estimator._current_job_name
-    if not job_name:
-        raise TrainError(f"the training job could not be created: {error}") from error
-    outcome = job_outcome(settings, session, s3, job_name, error)
-    if settings.local:
-        remove_local_containers(image["uri"])
-    model_tar, model_uri = outcome.pop("model_tar"), outcome.pop("model_uri")
-    if outcome["status"] != "Completed" and settings.local:
-        remove_empty_model(s3, model_uri, model_tar)
-    outcome["cost"] = run_cost_facts(settings, boto_session, outcome["seconds"])
-    record = {
+    """What is known of a run before its outcome: enough to re-attach to it later."""
+    return {
         "job_name": job_name,
         "target": settings.target,
         "region": settings.region,
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "wall_seconds": round(time.perf_counter() - clock, 1),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "image": image,
         "data": {channel: data_facts(settings, manifest, channel) for channel in ("train", "validation")},
         "hyperparameters": settings.hyperparameters,
@@ -255,11 +304,142 @@ def run(
             "max_run": settings.max_run,
             "max_wait": settings.max_wait,
         },
+        "checkpoint_uri": None if settings.local else checkpoint_uri(settings, job_name),
+        "launched_by": launched_by,
         "toolkit_commit": records.toolkit_commit(REPO),
-        **outcome,
+        "status": "InProgress",
     }
-    path = records.write_record(runs_dir, record)
-    record["record_path"] = str(path)
+
+
+def finish_record(
+    settings: Settings, record: dict[str, Any], session: Any, boto_session: boto3.Session, error: Exception | None
+) -> dict[str, Any]:
+    s3 = boto_session.client("s3")
+    outcome = job_outcome(settings, session, s3, record["job_name"], error)
+    if settings.local:
+        remove_local_containers(record["image"]["uri"])
+    model_tar, model_uri = outcome.pop("model_tar"), outcome.pop("model_uri")
+    if outcome["status"] != "Completed" and settings.local:
+        remove_empty_model(s3, model_uri, model_tar)
+    outcome["cost"] = run_cost_facts(settings, boto_session, outcome["seconds"])
+    record.update(outcome)
+    return record
+
+
+def _save(runs_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+    for private in [key for key in record if key.startswith("_")]:
+        del record[private]
+    record["record_path"] = str(records.write_record(runs_dir, record))
+    return record
+
+
+def _interrupted(runs_dir: Path, record: dict[str, Any], sm: Any) -> Interrupted:
+    """The record of a job this process stopped watching, with SageMaker's word on its state."""
+    try:
+        description = sm.describe_training_job(TrainingJobName=record["job_name"])
+        record["status"] = description.get("TrainingJobStatus", "InProgress")
+        record["secondary_status"] = description.get("SecondaryStatus")
+    except Exception as exc:  # noqa: BLE001 - the record must be written whatever the API says now
+        log.warning("could not read the job's status while stopping (%s); recording it as InProgress", exc)
+        record["status"] = "InProgress"
+    record["interrupted_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return Interrupted(_save(runs_dir, record))
+
+
+def run(
+    settings: Settings,
+    image_record: Path,
+    split_dir: Path,
+    runs_dir: Path,
+    boto_session: boto3.Session | None = None,
+    *,
+    attach: str = "",
+    sleep: Any = time.sleep,
+    poll_seconds: float = 15.0,
+) -> dict[str, Any]:
+    """Start a job (or re-attach to `attach`), wait for its end, and write its run record.
+    Raises Interrupted, with the record written, on Ctrl-C or SIGTERM while a job runs."""
+    boto_session = boto_session or boto3.Session(region_name=settings.region)
+    session = sdk_session(settings, boto_session)
+    sm = boto_session.client("sagemaker")
+    clock = time.perf_counter()
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        if attach:
+            record = reattach_record(settings, runs_dir, attach, sm)
+            if settings.local:  # finished inside an earlier 'make train': nothing to wait for
+                return _save(runs_dir, record)
+        else:
+            record = start(settings, image_record, split_dir, runs_dir, boto_session=boto_session, session=session)
+        error = record.pop("_error", None)
+        if not settings.local and not watch.is_final(record.get("_description") or {}):
+            try:
+                watch.follow(sm, boto_session.client("logs"), record["job_name"], sleep=sleep,
+                             poll_seconds=poll_seconds)  # fmt: skip
+            except KeyboardInterrupt:
+                raise _interrupted(runs_dir, record, sm) from None
+            except watch.WatchError as exc:
+                log.error("ERROR: %s", exc)
+                raise _interrupted(runs_dir, record, sm) from None
+        record.pop("_description", None)
+        finish_record(settings, record, session, boto_session, error)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    record["wall_seconds"] = round(time.perf_counter() - clock, 1)
+    return _save(runs_dir, record)
+
+
+def start(
+    settings: Settings,
+    image_record: Path,
+    split_dir: Path,
+    runs_dir: Path,
+    *,
+    boto_session: boto3.Session,
+    session: Any,
+) -> dict[str, Any]:
+    image = read_image_record(image_record)
+    manifest = read_data_manifest(split_dir)
+    launched_by = whoami(boto_session).arn
+    job_name = name_from_base(settings.base_job_name)
+    estimator = build_estimator(settings, image["uri"], session, job_name, launched_by)
+    record = base_record(settings, job_name, image, manifest, launched_by)
+    log.info("starting training job %s from %s on %s", job_name, image["uri"], estimator.instance_type)
+    try:
+        # Local mode runs the container inside fit(), printing its output, which is kept for
+        # 'make logs'; on AWS fit() only starts the job, and CloudWatch keeps the log.
+        with kept_output(runs_dir / job_name / "job.log" if settings.local else None):
+            estimator.fit(training_inputs(settings), job_name=job_name, wait=settings.local, logs="All")
+    except KeyboardInterrupt:
+        if settings.local:
+            record["status"] = "Stopped"
+            record["failure_reason"] = "interrupted (Ctrl-C or SIGTERM) while local mode ran the container"
+            remove_local_containers(image["uri"])
+            raise Interrupted(_save(runs_dir, record)) from None
+        raise _interrupted(runs_dir, record, boto_session.client("sagemaker")) from None
+    except Exception as exc:
+        if not settings.local:
+            raise TrainError(f"the training job could not be created: {exc}") from exc
+        record["_error"] = exc
+    return record
+
+
+def reattach_record(settings: Settings, runs_dir: Path, job_name: str, sm: Any) -> dict[str, Any]:
+    """The record of a job started earlier, to be completed by watching it to its end."""
+    path = records.record_path(runs_dir, job_name)
+    if not path.is_file():
+        raise TrainError(f"no run record for {job_name} in {runs_dir}; 'make status' lists the jobs this checkout ran")
+    record = records.read_record(path)
+    if settings.local:
+        if record.get("status") == "Completed":
+            record["_description"] = {"TrainingJobStatus": "Completed"}
+            return record
+        raise TrainError(
+            f"{job_name} is {record.get('status')}; local-mode jobs run inside 'make train' and cannot be re-attached "
+            "to: start a new one with 'make train'"
+        )
+    record["_description"] = watch.describe(sm, job_name)
+    log.info("re-attaching to %s (%s)", job_name, record["_description"].get("TrainingJobStatus"))
     return record
 
 
@@ -268,11 +448,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-record", type=Path, required=True, help="JSON written by the push stage")
     parser.add_argument("--split-dir", type=Path, required=True, help="the data stage's output (for SHA-256s)")
     parser.add_argument("--runs-dir", type=Path, required=True, help="where run records go")
+    parser.add_argument("--job", default="", help="re-attach to this job instead of starting one")
+    parser.add_argument("--verify", action="store_true", help="then verify the job this run trained")
     args = parser.parse_args(argv)
     logs.setup("train")
     try:
-        record = run(load(), args.image_record, args.split_dir, args.runs_dir)
-    except (SettingsError, TrainError) as exc:
+        record = run(load(), args.image_record, args.split_dir, args.runs_dir, attach=args.job)
+    except Interrupted as stop:
+        print(records.summary(stop.record), flush=True)
+        log.warning("interrupted: %s", follow_up_commands(stop.record["job_name"]))
+        return 130
+    except (SettingsError, TrainError, CallerError) as exc:
         log.error("ERROR: %s", exc)
         return 1
     except EndpointConnectionError as exc:
@@ -284,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     if record["status"] != "Completed":
         log.error("ERROR: training job %s %s: %s", record["job_name"], record["status"], record["failure_reason"])
         return 1
+    if args.verify:
+        return verify.main(["--runs-dir", str(args.runs_dir), "--split-dir", str(args.split_dir),
+                            "--job", record["job_name"]])  # fmt: skip
     return 0
 
 

@@ -1,16 +1,22 @@
-"""The verify stage: fetch a job's model.tar.gz from S3, load the model here, score the
-validation split again and check the numbers equal the job's metrics.json.
+"""The verify stage: fetch a job's model.tar.gz from S3, rescore it inside the job's own
+training image and check the numbers equal the job's metrics.json.
 
+The pickled model is never loaded by this machine's Python (unpickling runs code, and anyone
+who can write under the output prefix could have written it): the archive is unpacked as
+data only, then `docker run --network none` with read-only mounts runs the image's
+`rescore` command on it. The image is the one the job trained with, identified by its id.
 The unpacked artifact stays in runs/<job>/ (model/ and output/), and the run record gains
-a `verification` section.
+a `verification` section, with the archive's SHA-256.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import logging
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -18,17 +24,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 import boto3
-import joblib
-import pandas as pd
-from titanic_model.data import LABEL
-from titanic_model.metrics import binary_metrics
-from titanic_model.model import survival_probability
 
 from launcher import logs, records
 from launcher.prepare_data import sha256_file
 
 log = logging.getLogger("verify")
 TOLERANCE = 1e-6  # metrics.json holds six decimals
+CHANNEL_FILES = {"train": "train/train.csv", "validation": "validation/val.csv"}
 
 
 class VerifyError(RuntimeError):
@@ -52,15 +54,41 @@ def unpack(tar_bytes: bytes, target: Path) -> list[str]:
         return sorted(m.name.removeprefix("./") for m in tar.getmembers() if m.isfile())
 
 
-def rescore(model_dir: Path, split_dir: Path) -> dict[str, float]:
-    model = joblib.load(model_dir / "model.joblib")
-    scored: dict[str, float] = {}
-    for prefix, csv in (("train", "train/train.csv"), ("val", "validation/val.csv")):
-        frame = pd.read_csv(split_dir / csv)
-        scored.update(
-            binary_metrics(prefix, frame[LABEL].to_numpy(), survival_probability(model, frame.drop(columns=LABEL)))
-        )
-    return scored
+def _docker(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise VerifyError("docker is not installed; verify rescores the model inside its image") from None
+
+
+def training_image(image: dict[str, str]) -> str:
+    """A local reference to the exact image the job ran: by id when this machine has it, else
+    pulled by its URI and checked to have that id."""
+    image_id = image.get("image_id") or ""
+    if image_id and _docker("image", "inspect", image_id).returncode == 0:
+        return image_id
+    pulled = _docker("pull", image["uri"])
+    if pulled.returncode != 0:
+        raise VerifyError(f"cannot pull {image['uri']} to rescore in it: {pulled.stderr.strip()[-300:]}")
+    found = _docker("image", "inspect", "--format", "{{.Id}}", image["uri"]).stdout.strip()
+    if image_id and found != image_id:
+        raise VerifyError(f"{image['uri']} is image {found}, not the {image_id} the job trained with")
+    return image["uri"]
+
+
+def rescore_in_image(image_ref: str, model_dir: Path, split_dir: Path) -> dict[str, float]:
+    mounts = ["-v", f"{model_dir.resolve()}:/opt/ml/model:ro"]
+    for channel, file_name in CHANNEL_FILES.items():
+        folder = (split_dir / file_name).parent.resolve()
+        mounts += ["-v", f"{folder}:/opt/ml/input/data/{channel}:ro"]
+    isolated = ["--network", "none", "--read-only", "--tmpfs", "/tmp"]
+    result = _docker("run", "--rm", *isolated, *mounts, image_ref, "rescore")
+    if result.returncode != 0:
+        raise VerifyError(f"rescoring inside {image_ref} failed: {result.stderr.strip()[-500:]}")
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise VerifyError(f"rescoring inside {image_ref} printed no metrics: {result.stdout[-300:]}") from None
 
 
 def compare(reported: dict[str, float], scored: dict[str, float]) -> dict[str, dict[str, float]]:
@@ -83,21 +111,30 @@ def verify(record_file: Path, split_dir: Path) -> dict[str, Any]:
     record = records.read_record(record_file)
     if record.get("status") != "Completed" or not record.get("model_artifact"):
         raise VerifyError(f"job {record['job_name']} is {record.get('status')}, with no model to verify")
-    for channel in ("train", "validation"):
+    for channel, file_name in CHANNEL_FILES.items():
         expected = record["data"][channel]["sha256"]
-        local = split_dir / ("train/train.csv" if channel == "train" else "validation/val.csv")
-        if sha256_file(local) != expected:
-            raise VerifyError(f"{local} is not the data job {record['job_name']} trained on; run 'make data' again")
+        if sha256_file(split_dir / file_name) != expected:
+            raise VerifyError(f"{split_dir / file_name} is not the data job {record['job_name']} trained on; "
+                              "run 'make data' again")  # fmt: skip
     job_dir = record_file.parent / record["job_name"]
-    members = unpack(download(record["model_artifact"], record["region"]), job_dir / "model")
+    archive = download(record["model_artifact"], record["region"])
+    members = unpack(archive, job_dir / "model")
     log.info("model.tar.gz holds %s", ", ".join(members))
     try:
         unpack(download(record["output_data"], record["region"]), job_dir / "output")
     except VerifyError:
         log.warning("no output.tar.gz for %s; evaluation detail is unavailable", record["job_name"])
     reported = json.loads((job_dir / "model" / "metrics.json").read_text(encoding="utf-8"))
-    checked = compare(reported, rescore(job_dir / "model", split_dir))
-    record["verification"] = {"verified": True, "local_dir": str(job_dir), "files": members, "metrics": checked}
+    image_ref = training_image(record["image"])
+    checked = compare(reported, rescore_in_image(image_ref, job_dir / "model", split_dir))
+    record["verification"] = {
+        "verified": True,
+        "local_dir": str(job_dir),
+        "files": members,
+        "metrics": checked,
+        "model_tar_sha256": hashlib.sha256(archive).hexdigest(),
+        "rescored_in": image_ref,
+    }
     records.write_record(record_file.parent, record)
     return record
 

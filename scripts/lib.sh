@@ -61,3 +61,27 @@ retry() {
     delay=$((delay * 2))
   done
 }
+
+# The AWS partition a region belongs to, for ARNs (arn:aws-cn:..., arn:aws-us-gov:...).
+partition_of_region() {
+  case "$1" in
+    cn-*) echo aws-cn ;;
+    us-gov-*) echo aws-us-gov ;;
+    *) echo aws ;;
+  esac
+}
+
+# GetBucketLocation, not HeadBucket: HeadBucket needs s3:ListBucket without a prefix, which
+# the runner policy grants only for the toolkit's prefixes (iam/runner-policy.json).
+bucket_state() { # prints: exists | missing | forbidden
+  local err
+  if err=$(aws s3api get-bucket-location --bucket "$BUCKET" 2>&1 >/dev/null); then
+    echo exists
+  elif grep -qE 'NoSuchBucket|404|Not Found' <<<"$err"; then
+    echo missing
+  elif grep -qE 'AccessDenied|403|Forbidden' <<<"$err"; then
+    echo forbidden
+  else
+    die "cannot reach S3 for bucket $BUCKET ($(tail -n 1 <<<"$err")); $(endpoint_hint)"
+  fi
+}

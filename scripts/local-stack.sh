@@ -3,7 +3,11 @@
 # and a real OCI registry standing in for ECR's registry, both on 127.0.0.1, each with a
 # pid file and a log under $LOCAL_STATE_DIR. Also the Docker network SageMaker local mode
 # uses, created internal so training containers have no route off this host.
-# Usage: local-stack.sh up|down|status
+# The stack id ($LOCAL_STATE_DIR/stack-id) names the servers by pid *and* start time, so a
+# recycled pid or a server restarted behind the toolkit's back is never taken for the stack
+# that upload and push filled; it is removed before anything starts and written last.
+# Usage: local-stack.sh up|down|status, or check DIR (read-only; prints the two ports if the
+# stack recorded in DIR is the one running)
 # Needs: LOCAL_MOTO_PORT, LOCAL_REGISTRY_PORT, LOCAL_STATE_DIR, MOTO_SERVER (path to moto_server)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -13,6 +17,15 @@ readonly SM_NETWORK=sagemaker-local
 readonly REGISTRY_IMAGE=registry:2
 
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# pid_runs PIDFILE WORD: the pid is alive and its command line names WORD (not a recycled pid).
+pid_runs() { pid_alive "$1" && ps -o args= -p "$(cat "$1")" 2>/dev/null | grep -q -- "$2"; }
+
+# When a process started, as ps prints it: a recycled pid has another start time.
+started_at() { ps -o lstart= -p "$1" 2>/dev/null | tr -s ' ' | sed 's/^ //'; }
+
+# stack_field FILE KEY: one KEY=value line of a stack-id file.
+stack_field() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n 1; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -26,8 +39,36 @@ wait_for() { # wait_for SECONDS DESCRIPTION CMD...
   die "$what did not come up within ${seconds}s; see its log in $LOCAL_STATE_DIR"
 }
 
-moto_answers() { curl -fs --cacert "$TLS_DIR/cert.pem" -o /dev/null "https://127.0.0.1:$LOCAL_MOTO_PORT/moto-api/data.json"; }
-registry_answers() { curl -fs -o /dev/null "http://127.0.0.1:$LOCAL_REGISTRY_PORT/v2/"; }
+moto_answers_on() { curl -fs --max-time 5 --cacert "$TLS_DIR/cert.pem" -o /dev/null "https://127.0.0.1:$1/moto-api/data.json"; }
+registry_answers_on() { curl -fs --max-time 5 -o /dev/null "http://127.0.0.1:$1/v2/"; }
+moto_answers() { moto_answers_on "$LOCAL_MOTO_PORT"; }
+registry_answers() { registry_answers_on "$LOCAL_REGISTRY_PORT"; }
+
+# The stack recorded in $LOCAL_STATE_DIR/stack-id is the one running: each server's pid is
+# alive with the recorded start time, and answers on the recorded port.
+recorded_stack_running() {
+  local id_file="$LOCAL_STATE_DIR/stack-id" server pid
+  [[ -s "$id_file" ]] || return 1
+  for server in moto registry; do
+    pid=$(stack_field "$id_file" "${server}_pid")
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    [[ "$(started_at "$pid")" == "$(stack_field "$id_file" "${server}_started")" ]] || return 1
+  done
+  moto_answers_on "$(stack_field "$id_file" moto_port)" && registry_answers_on "$(stack_field "$id_file" registry_port)"
+}
+
+write_stack_id() {
+  local id_file="$LOCAL_STATE_DIR/stack-id" moto_pid registry_pid partial
+  moto_pid=$(cat "$LOCAL_STATE_DIR/moto.pid")
+  registry_pid=$(cat "$LOCAL_STATE_DIR/registry.pid")
+  partial=$(mktemp "$LOCAL_STATE_DIR/.stack-id.XXXXXX")
+  {
+    printf 'id=%s\n' "$(date -u +%Y%m%dT%H%M%S.%N)"
+    printf 'moto_pid=%s\nmoto_started=%s\nmoto_port=%s\n' "$moto_pid" "$(started_at "$moto_pid")" "$LOCAL_MOTO_PORT"
+    printf 'registry_pid=%s\nregistry_started=%s\nregistry_port=%s\n' "$registry_pid" "$(started_at "$registry_pid")" "$LOCAL_REGISTRY_PORT"
+  } >"$partial"
+  mv "$partial" "$id_file"
+}
 
 # A port held by something that is not ours: say so instead of talking to a stranger.
 refuse_foreign_port() { # refuse_foreign_port PORT VAR PIDFILE
@@ -50,7 +91,7 @@ ensure_certificate() {
 
 start_moto() {
   local pidfile="$LOCAL_STATE_DIR/moto.pid"
-  if pid_alive "$pidfile" && moto_answers; then
+  if pid_runs "$pidfile" moto_server && moto_answers; then
     return 0
   fi
   refuse_foreign_port "$LOCAL_MOTO_PORT" LOCAL_MOTO_PORT "$pidfile"
@@ -62,7 +103,6 @@ start_moto() {
     -c "$TLS_DIR/cert.pem" -k "$TLS_DIR/key.pem" >"$LOCAL_STATE_DIR/moto.log" 2>&1 &
   echo $! >"$pidfile"
   wait_for 30 "moto (127.0.0.1:$LOCAL_MOTO_PORT)" moto_answers
-  STARTED_FRESH=1
 }
 
 # Debian's docker-registry, bound to loopback only.
@@ -98,7 +138,7 @@ start_registry_container() {
 
 start_registry() {
   local pidfile="$LOCAL_STATE_DIR/registry.pid"
-  if pid_alive "$pidfile" && registry_answers; then
+  if { pid_runs "$pidfile" docker-registry || pid_runs "$pidfile" registry; } && registry_answers; then
     return 0
   fi
   refuse_foreign_port "$LOCAL_REGISTRY_PORT" LOCAL_REGISTRY_PORT "$pidfile"
@@ -111,7 +151,6 @@ start_registry() {
     die "no OCI registry to run: install Debian's docker-registry (sudo apt-get install docker-registry), or make the image $REGISTRY_IMAGE pullable, and rerun"
   fi
   wait_for 30 "the registry (127.0.0.1:$LOCAL_REGISTRY_PORT)" registry_answers
-  STARTED_FRESH=1
 }
 
 ensure_internal_network() {
@@ -154,16 +193,19 @@ cmd_up() {
   require_docker
   require_compose
   mkdir -p "$LOCAL_STATE_DIR"
-  STARTED_FRESH=0
+  if recorded_stack_running && [[ "$(stack_field "$LOCAL_STATE_DIR/stack-id" moto_port)" == "$LOCAL_MOTO_PORT" &&
+    "$(stack_field "$LOCAL_STATE_DIR/stack-id" registry_port)" == "$LOCAL_REGISTRY_PORT" ]]; then
+    ensure_internal_network
+    return 0
+  fi
+  # Whatever happens next, the old id no longer describes what runs: an interrupted start
+  # must leave no id behind, so the next run starts again and redoes upload and push.
+  rm -f "$LOCAL_STATE_DIR/stack-id"
   start_moto
   start_registry
   ensure_internal_network
-  # The stack id changes whenever either server starts afresh (moto keeps nothing across
-  # restarts), so make's upload and push stamps go stale exactly then.
-  if ((STARTED_FRESH)) || [[ ! -f "$LOCAL_STATE_DIR/stack-id" ]]; then
-    date -u +%Y%m%dT%H%M%S.%N >"$LOCAL_STATE_DIR/stack-id"
-    log "embedded AWS at https://127.0.0.1:$LOCAL_MOTO_PORT, registry at 127.0.0.1:$LOCAL_REGISTRY_PORT"
-  fi
+  write_stack_id
+  log "embedded AWS at https://127.0.0.1:$LOCAL_MOTO_PORT, registry at 127.0.0.1:$LOCAL_REGISTRY_PORT (new stack id: upload and push redo)"
 }
 
 cmd_down() {
@@ -195,7 +237,18 @@ cmd_status() {
   return "$up"
 }
 
+cmd_check() { # check DIR: read-only, for make; prints "MOTO_PORT REGISTRY_PORT" when running
+  LOCAL_STATE_DIR=$1
+  TLS_DIR="$LOCAL_STATE_DIR/tls"
+  recorded_stack_running || return 1
+  printf '%s %s\n' "$(stack_field "$LOCAL_STATE_DIR/stack-id" moto_port)" "$(stack_field "$LOCAL_STATE_DIR/stack-id" registry_port)"
+}
+
 main() {
+  if [[ "${1:-}" == check ]]; then
+    cmd_check "${2:?usage: local-stack.sh check DIR}"
+    return
+  fi
   require_var LOCAL_MOTO_PORT LOCAL_REGISTRY_PORT LOCAL_STATE_DIR
   TLS_DIR="$LOCAL_STATE_DIR/tls"
   case "${1:-}" in

@@ -1,27 +1,24 @@
 #!/usr/bin/env bash
-# The push stage: make sure the ECR repository exists (scan on push, immutable tags, a
-# lifecycle policy for untagged images), log in, tag the built image with the git commit,
-# push it with retries, and record the image URI and digest in $IMAGE_RECORD.
+# The push stage: tag the built image with a name derived from its content (the image id,
+# i.e. the digest of its config), log in, push it with retries, and record what was pushed
+# in $IMAGE_RECORD. The same content always gets the same tag, so with ECR's immutable tags
+# a push of an image that is already there is a no-op (after checking that the remote image
+# really has this content), and a different image can never reuse a tag.
 # Needs: IMAGE_NAME, ECR_REPOSITORY, AWS_REGION, IMAGE_RECORD; optional ECR_REGISTRY_OVERRIDE
 # (the embedded stack's registry, 127.0.0.1:PORT) and LOCAL_EMULATOR=moto.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-readonly LIFECYCLE_POLICY='{"rules":[{"rulePriority":1,"description":"expire untagged images after 7 days","selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":7},"action":{"type":"expire"}}]}'
 readonly PUSH_TRIES=4
 
-ensure_repository() {
+require_repository() {
   local err
   if ! err=$(aws ecr describe-repositories --repository-names "$ECR_REPOSITORY" 2>&1 >/dev/null); then
-    grep -q RepositoryNotFoundException <<<"$err" ||
-      die "cannot query ECR repository $ECR_REPOSITORY ($(tail -n 1 <<<"$err")); $(endpoint_hint)"
-    log "creating ECR repository $ECR_REPOSITORY"
-    aws ecr create-repository --repository-name "$ECR_REPOSITORY" \
-      --image-scanning-configuration scanOnPush=true --image-tag-mutability IMMUTABLE \
-      --tags "Key=$TOOLKIT_TAG_KEY,Value=$TOOLKIT_TAG_VALUE" >/dev/null
+    grep -q RepositoryNotFoundException <<<"$err" &&
+      die "ECR repository $ECR_REPOSITORY does not exist; run 'make bootstrap' once (as an administrator on AWS), then rerun"
+    die "cannot query ECR repository $ECR_REPOSITORY ($(tail -n 1 <<<"$err")); $(endpoint_hint)"
   fi
-  aws ecr put-lifecycle-policy --repository-name "$ECR_REPOSITORY" --lifecycle-policy-text "$LIFECYCLE_POLICY" >/dev/null
 }
 
 registry_host() {
@@ -41,24 +38,16 @@ login() {
     die "docker login to $REGISTRY failed; check your credentials (aws sts get-caller-identity) and ecr:GetAuthorizationToken"
 }
 
-# The commit names the source; a changed tree gets a marker and the image's own id, so two
-# different dirty builds never fight over one immutable tag.
-image_tag() {
-  local commit image_id
-  image_id=$(docker image inspect --format '{{.Id}}' "$IMAGE_NAME")
-  image_id=${image_id#sha256:}
-  if ! commit=$(git rev-parse --short=12 HEAD 2>/dev/null); then
-    printf 'nogit-%s\n' "${image_id:0:12}"
-  elif [[ -n "$(git status --porcelain 2>/dev/null)" ]]; then
-    printf '%s-dirty-%s\n' "$commit" "${image_id:0:12}"
-  else
-    printf '%s\n' "$commit"
-  fi
-}
-
-remote_digest() { # the digest ECR holds for a tag, empty if none
+remote_digest() { # the manifest digest ECR holds for a tag, empty if none
   aws ecr describe-images --repository-name "$ECR_REPOSITORY" --image-ids "imageTag=$1" \
     --query 'imageDetails[0].imageDigest' --output text 2>/dev/null | grep '^sha256:' || true
+}
+
+remote_config_digest() { # the image id (config digest) inside the manifest ECR holds for a tag
+  aws ecr batch-get-image --repository-name "$ECR_REPOSITORY" --image-ids "imageTag=$1" \
+    --accepted-media-types application/vnd.docker.distribution.manifest.v2+json application/vnd.oci.image.manifest.v1+json \
+    --query 'images[0].imageManifest' --output text |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["config"]["digest"])'
 }
 
 push_with_retries() {
@@ -69,6 +58,10 @@ push_with_retries() {
       return 0
     fi
     log "push attempt $n/$PUSH_TRIES failed: $(tail -n 1 <<<"$output")"
+    # A tag that exists can never be pushed again: retrying would fail the same way.
+    if grep -qi 'tag invalid\|ImageTagAlreadyExists\|immutable' <<<"$output"; then
+      die "ECR refused $uri: the tag exists already with other content ($(tail -n 1 <<<"$output")); delete that image or rebuild"
+    fi
     # ECR tokens last 12 hours: a long run (or a cron job's reused login) sees them expire.
     if grep -qiE 'token has expired|no basic auth credentials|authorization|denied|401' <<<"$output"; then
       log "logging in to $REGISTRY again"
@@ -81,7 +74,7 @@ push_with_retries() {
 }
 
 # moto has no layer-upload API, so the embedded registry holds the image and moto's ECR gets
-# its manifest, keeping describe-images and clean-up the same as on AWS (README, "Gaps").
+# its manifest, keeping describe-images, batch-get-image and clean-up the same as on AWS.
 register_with_emulator() {
   local tag=$1 digest=$2 manifest
   manifest=$(mktemp)
@@ -93,37 +86,47 @@ register_with_emulator() {
 }
 
 write_record() {
-  local uri=$1 digest=$2 tag=$3 partial="$IMAGE_RECORD.partial"
+  local uri=$1 digest=$2 tag=$3 image_id=$4 partial
   mkdir -p "$(dirname "$IMAGE_RECORD")"
-  printf '{\n  "image_uri": "%s",\n  "digest": "%s",\n  "tag": "%s",\n  "repository": "%s",\n  "registry": "%s",\n  "pushed_at": "%s"\n}\n' \
-    "$uri" "$digest" "$tag" "$ECR_REPOSITORY" "$REGISTRY" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$partial"
+  partial=$(mktemp "$IMAGE_RECORD.XXXXXX")
+  python3 - "$partial" "$uri" "$digest" "$tag" "$image_id" "$ECR_REPOSITORY" "$REGISTRY" <<'PY'
+import json, sys
+from datetime import datetime, timezone
+path, uri, digest, tag, image_id, repository, registry = sys.argv[1:]
+record = {"image_uri": uri, "digest": digest, "tag": tag, "image_id": image_id, "repository": repository,
+          "registry": registry, "pushed_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+open(path, "w", encoding="utf-8").write(json.dumps(record, indent=2) + "\n")
+PY
   mv "$partial" "$IMAGE_RECORD"
 }
 
 main() {
   require_var IMAGE_NAME ECR_REPOSITORY AWS_REGION IMAGE_RECORD
-  require_cmd aws git
+  require_cmd aws python3
   require_docker
-  docker image inspect "$IMAGE_NAME" >/dev/null 2>&1 || die "image $IMAGE_NAME is not built; run 'make build' first"
-  ensure_repository
+  local image_id
+  image_id=$(docker image inspect --format '{{.Id}}' "$IMAGE_NAME" 2>/dev/null) || die "image $IMAGE_NAME is not built; run 'make build' first"
+  require_repository
   REGISTRY=$(registry_host)
-  local tag uri digest existing
-  tag=$(image_tag)
+  local tag="sha256-${image_id#sha256:}" uri existing digest
   uri="$REGISTRY/$ECR_REPOSITORY:$tag"
   existing=$(remote_digest "$tag")
   docker tag "$IMAGE_NAME" "$uri"
-  login
-  if [[ -n "$existing" && "$tag" != *-dirty-* && "$tag" != nogit-* ]]; then
-    # Same commit, already in ECR: immutable tags forbid replacing it, and its source is ours.
-    log "$uri is already in ECR ($existing), built from the same commit; using it"
+  if [[ -n "$existing" ]]; then
+    local remote_config
+    remote_config=$(remote_config_digest "$tag") || die "cannot read the manifest of $uri from ECR (ecr:BatchGetImage)"
+    [[ "$remote_config" == "$image_id" ]] ||
+      die "ECR holds $uri with image id $remote_config, not the built $image_id; the tag was written by something else: delete it (aws ecr batch-delete-image) and rerun"
+    log "$uri is already in ECR ($existing) with exactly this content; nothing to push"
     digest=$existing
   else
+    login
     log "docker push $uri"
     digest=$(push_with_retries "$uri")
     [[ -n "$digest" ]] || digest=$(docker image inspect --format '{{join .RepoDigests "\n"}}' "$uri" | grep -F "$REGISTRY/$ECR_REPOSITORY@" | head -n 1 | cut -d@ -f2)
+    [[ "${LOCAL_EMULATOR:-}" == moto ]] && register_with_emulator "$tag" "$digest"
   fi
-  [[ "${LOCAL_EMULATOR:-}" == moto ]] && register_with_emulator "$tag" "$digest"
-  write_record "$uri" "$digest" "$tag"
+  write_record "$uri" "$digest" "$tag" "$image_id"
   log "pushed $uri ($digest)"
 }
 

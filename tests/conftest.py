@@ -18,7 +18,33 @@ from pipeline import free_port
 REPO = Path(__file__).resolve().parent.parent
 # The SDK's v2 deprecation banner, as make suppresses it for the launcher.
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-IN_CI = os.environ.get("CI", "").lower() == "true"
+# Any truthy CI (true, 1, yes) turns a skipped Docker or stack test into a failure.
+IN_CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes", "on")
+# Written by Python or pytest when run outside `make test`, which turns both off.
+_CACHES = ("__pycache__", ".pytest_cache", ".ruff_cache")
+
+
+def _checkout_files() -> dict[str, tuple[int, int]]:
+    """Every file of the checkout (but .git, .venv and caches) with its mtime and size."""
+    found = {}
+    for path in REPO.rglob("*"):
+        parts = path.relative_to(REPO).parts
+        if parts[0] in (".git", ".venv") or any(p in _CACHES for p in parts) or not path.is_file():
+            continue
+        stat = path.stat()
+        found[str(path.relative_to(REPO))] = (stat.st_mtime_ns, stat.st_size)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_is_left_alone() -> Iterator[None]:
+    """Tests run copies, temporary folders and their own servers: the developer's checkout
+    (its build/ stamps, runs/, .local/ stack) must be exactly as it was."""
+    before = _checkout_files()
+    yield
+    after = _checkout_files()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"tests wrote into the checkout: {changed[:10]}"
 
 
 @functools.cache

@@ -89,7 +89,7 @@ def test_bad_input_in_the_container(image: str, case: BadInput, tmp_path: Path, 
 def test_refuses_any_other_command(image: str, sm_root: Path) -> None:
     result = sagemaker_run(image, sm_root, "serve")
     assert result.returncode == 1
-    assert "only knows 'train'" in (sm_root / "output/failure").read_text()
+    assert "knows 'train' and 'rescore'" in (sm_root / "output/failure").read_text()
     assert not any((sm_root / "model").iterdir())
 
 

@@ -59,9 +59,7 @@ def product(usage: str, usd: str | None, vcpu: str = "2", memory: str = "8 GiB")
     )
 
 
-def quota_client(pages: list[list[dict[str, Any]]]) -> tuple[Any, Stubber]:
-    client = boto3.client("service-quotas", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    stub = Stubber(client)
+def _add_pages(stub: Stubber, operation: str, pages: list[list[dict[str, Any]]]) -> None:
     for i, page in enumerate(pages):
         response: dict[str, Any] = {"Quotas": page}
         params: dict[str, Any] = {"ServiceCode": "sagemaker"}
@@ -69,7 +67,17 @@ def quota_client(pages: list[list[dict[str, Any]]]) -> tuple[Any, Stubber]:
             response["NextToken"] = f"page-{i + 1}"
         if i > 0:
             params["NextToken"] = f"page-{i}"
-        stub.add_response("list_service_quotas", response, params)
+        stub.add_response(operation, response, params)
+
+
+def quota_client(
+    pages: list[list[dict[str, Any]]], defaults: list[list[dict[str, Any]]] | None = None
+) -> tuple[Any, Stubber]:
+    """Applied quotas (ListServiceQuotas), then AWS's defaults (ListAWSDefaultServiceQuotas)."""
+    client = boto3.client("service-quotas", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    _add_pages(stub, "list_service_quotas", pages)
+    _add_pages(stub, "list_aws_default_service_quotas", defaults or [[]])
     return client, stub
 
 
@@ -95,11 +103,31 @@ def test_quotas_are_read_across_pages() -> None:
     assert quotas["ml.m5.large"] == {
         "on_demand": 1.0,
         "on_demand_code": "L-611FA074",
+        "on_demand_source": "applied",
         "spot": 0.0,
         "spot_code": "L-M5SPOT",
+        "spot_source": "applied",
     }
     assert quotas["ml.c5.xlarge"]["spot"] == 2.0
     assert "endpoint" not in json.dumps(quotas)
+
+
+def test_a_type_missing_from_the_applied_quotas_takes_awss_default() -> None:
+    """AWS omits quotas still at their default from ListServiceQuotas: a missing type is not a
+    quota of 0. The default fills the gap, an applied value always wins, and each says which."""
+    defaults = [[
+        quota("ml.m5.large for training job usage", 5, "L-611FA074"),  # applied (1) wins over this
+        quota("ml.c5.2xlarge for training job usage", 2, "L-C52XL"),  # only here
+        quota("ml.c5.2xlarge for spot training job usage", 0, "L-C52XLSPOT"),
+    ]]  # fmt: skip
+    client, stub = quota_client(SAMPLE_QUOTAS, defaults)
+    with stub:
+        quotas = instances.training_quotas(client)
+    stub.assert_no_pending_responses()
+    assert instances.quota_for(quotas, "ml.m5.large", spot=False) == (1.0, "L-611FA074", "applied")
+    assert instances.quota_for(quotas, "ml.c5.2xlarge", spot=False) == (2.0, "L-C52XL", "AWS default")
+    assert instances.quota_for(quotas, "ml.c5.2xlarge", spot=True) == (0.0, "L-C52XLSPOT", "AWS default")
+    assert instances.quota_for(quotas, "ml.p3.2xlarge", spot=False) == (0.0, "", "not listed")
 
 
 def stubbed_pricing(prices: dict[str, str | None]) -> Any:

@@ -14,7 +14,6 @@ from typing import Any
 import boto3
 import pytest
 from conftest import shipped
-from sagemaker.telemetry.constants import Feature
 from sagemaker.telemetry.telemetry_logging import TELEMETRY_OPT_OUT_PATH
 from sagemaker.utils import resolve_value_from_config
 
@@ -40,6 +39,7 @@ def seeded_account(role_path: str = "/service-role/", trust: dict = TRUST, bucke
         {} if bucket_region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": bucket_region}}
     )
     s3.create_bucket(Bucket="titanic-sagemaker-toolkit-demo", **config)
+    boto3.client("ecr", region_name="us-east-1").create_repository(repositoryName="titanic-lightgbm")
 
 
 def test_the_create_training_job_request(moto_endpoint: str, split_dir: Path, tmp_path: Path) -> None:
@@ -66,7 +66,9 @@ def test_the_create_training_job_request(moto_endpoint: str, split_dir: Path, tm
     assert request["ResourceConfig"] == {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5}
     assert request["EnableManagedSpotTraining"] is True
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 900, "MaxWaitTimeInSeconds": 1800}
-    assert request["CheckpointConfig"]["S3Uri"] == "s3://titanic-sagemaker-toolkit-demo/titanic/checkpoints/"
+    job = request["TrainingJobName"]
+    # Each job its own checkpoints: a new job never resumes from an old job's trees.
+    assert request["CheckpointConfig"]["S3Uri"] == f"s3://titanic-sagemaker-toolkit-demo/titanic/checkpoints/{job}/"
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
     assert channels == {
         "train": "s3://titanic-sagemaker-toolkit-demo/titanic/data/train/",
@@ -76,16 +78,19 @@ def test_the_create_training_job_request(moto_endpoint: str, split_dir: Path, tm
     assert request["HyperParameters"]["n_estimators"] == "300"
     assert all(isinstance(v, str) for v in request["HyperParameters"].values())
     tags = {t["Key"]: t["Value"] for t in request["Tags"]}
+    caller = boto3.client("sts", region_name="us-east-1").get_caller_identity()["Arn"]
     assert tags == {
         "project": "titanic-toolkit",
         "cost-center": "ml-research",
         "created-by": "titanic-sagemaker-toolkit",
+        "launched-by": caller,  # clean-up stops only the jobs its own caller launched
     }
     assert request["EnableNetworkIsolation"] is True
     assert request["TrainingJobName"].startswith("titanic-lgbm-")
     assert "DebugHookConfig" not in request and request.get("ProfilerConfig", {}).get("DisableProfiler", True)
     # moto completes the job at once and writes no artifact: the record says so honestly.
     assert result["status"] == "Completed" and result["model_artifact"] is None
+    assert result["job_name"] == job and result["checkpoint_uri"].endswith(f"/{job}/")
     assert (tmp_path / "runs" / f"{result['job_name']}.json").is_file()
 
 
@@ -120,7 +125,16 @@ def test_preflight_passes_on_a_ready_account(moto_endpoint: str) -> None:
          {}, "does not trust sagemaker.amazonaws.com"),
         ({"bucket_region": "eu-west-1"}, {}, "is in eu-west-1 but AWS_REGION is us-east-1"),
         ({}, {"ROLE_ARN": "arn:aws:iam::123456789012:role/service-role/missing"}, "role 'missing' does not exist"),
-        ({}, {"BUCKET": "not-there-yet", "CREATE_BUCKET": "no"}, "s3://not-there-yet does not exist"),
+        ({}, {"BUCKET": "not-there-yet"}, "s3://not-there-yet does not exist; run 'make bootstrap' once"),
+        ({}, {"ECR_REPOSITORY": "not-there"}, "ECR_REPOSITORY: not-there does not exist; run 'make bootstrap'"),
+        ({}, {"ROLE_ARN": "arn:aws:iam::999988887777:role/service-role/titanic-sagemaker-execution"},
+         "ROLE_ARN: ROLE_ARN names account 999988887777 (aws) but the credentials are for account 123456789012"),
+        ({"trust": {**TRUST, "Statement": [{**TRUST["Statement"][0], "Condition": {
+            "StringEquals": {"aws:SourceAccount": "999988887777"}}}]}},
+         {}, "would refuse SageMaker: its aws:SourceAccount is 999988887777, not this account 123456789012"),
+        ({"trust": {**TRUST, "Statement": [{**TRUST["Statement"][0], "Condition": {
+            "ArnLike": {"aws:SourceArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/titanic-*"}}}]}},
+         {"BASE_JOB_NAME": "alice-titanic"}, "does not admit this toolkit's jobs"),
     ],
 )  # fmt: skip
 def test_preflight_names_what_is_wrong(moto_endpoint: str, seed: dict, changes: dict, phrase: str) -> None:
@@ -147,4 +161,3 @@ def test_telemetry_is_off_in_every_session_the_launcher_makes(moto_endpoint: str
             direct_input=None, config_path=TELEMETRY_OPT_OUT_PATH, default_value=False, sagemaker_session=session
         )
         assert opted_out is True, target
-    assert Feature.LOCAL_MODE_V2  # the feature the SDK would report for local runs exists in this SDK

@@ -1,23 +1,50 @@
-"""The Makefile's own promises: settings precedence, help for every target, a printable plan."""
+"""The Makefile's own promises: settings precedence, no setting ever run as code, help for
+every target, a printable plan, and stamps that neither miss nor repeat work.
+
+Everything that could write runs in a copy of the repository, never in the checkout.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import subprocess
+from pathlib import Path
 
-from conftest import REPO
+import boto3
+import pytest
+from conftest import REPO, shipped
+from pipeline import copy_repository
+
+CONFIG_VARS = list(shipped())
 
 
-def make(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("BUCKET", "TARGET", "HP_N_ESTIMATORS")}
+def make(*args: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in (*CONFIG_VARS, "AWS_PROFILE") and not k.startswith("AWS_")}
     return subprocess.run(
-        ["make", "--no-print-directory", *args], cwd=REPO, env={**clean, **env}, capture_output=True, text=True
+        ["make", "--no-print-directory", f"VENV={REPO / '.venv'}", *args],
+        cwd=cwd,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
+
+
+def planned(*args: str, **kwargs: object) -> str:
+    """What `make -n` would run, without make's own 'Nothing to be done' remarks."""
+    result = make("-n", *args, **kwargs)  # type: ignore[arg-type]
+    assert result.returncode == 0, result.stderr
+    return "\n".join(line for line in result.stdout.splitlines() if not line.startswith("make: "))
 
 
 def setting(output: str, name: str) -> str:
     return re.search(rf"^{name}=(.*)$", output, re.M).group(1)
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    return copy_repository(tmp_path / "repo")
 
 
 def test_config_env_then_environment_then_command_line() -> None:
@@ -25,6 +52,34 @@ def test_config_env_then_environment_then_command_line() -> None:
     assert setting(make("config", BUCKET="from-the-environment").stdout, "BUCKET") == "from-the-environment"
     both = make("config", "BUCKET=from-the-command-line", BUCKET="from-the-environment")
     assert setting(both.stdout, "BUCKET") == "from-the-command-line"
+
+
+@pytest.mark.parametrize("how", ["environment", "command line"])
+@pytest.mark.parametrize(
+    "value",
+    ["x';echo INJECTED;'", 'x";echo INJECTED;"', "$(shell echo INJECTED >&2)", "`echo INJECTED`", "$$(echo INJECTED)"],
+)
+def test_no_setting_value_is_ever_run_as_code(tmp_path: Path, how: str, value: str) -> None:
+    """The reference run's `TAGS="x';echo INJECTED;'" make config` printed INJECTED."""
+    marker = tmp_path / "ran"
+    value = value.replace("echo INJECTED", f"touch {marker}")
+    args, env = (["config"], {"TAGS": value}) if how == "environment" else (["config", f"TAGS={value}"], {})
+    result = make(*args, **env)
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists(), f"{value!r} was executed"
+    assert setting(result.stdout, "TAGS") == value  # printed as it is, literally
+    plan = make("-n", "validate", *args[1:], **env)
+    assert not marker.exists() and plan.returncode == 0
+
+
+def test_no_recipe_expands_a_setting() -> None:
+    """Recipes pass settings through the environment ("$$NAME"), where a shell reads them as
+    data; a $(NAME) in a recipe would paste the value into the command line as code."""
+    offenders = []
+    for number, line in enumerate((REPO / "Makefile").read_text().splitlines(), start=1):
+        if line.startswith("\t"):
+            offenders += [f"line {number}: $({name})" for name in CONFIG_VARS if f"$({name})" in line]
+    assert offenders == []
 
 
 def test_help_is_the_default_and_lists_every_phony_target() -> None:
@@ -36,7 +91,7 @@ def test_help_is_the_default_and_lists_every_phony_target() -> None:
         if line.startswith(".PHONY:"):
             phony.update(line.split(":", 1)[1].split())
     assert phony - {"FORCE"} <= listed, phony - listed
-    for target in ("all", "train", "clean-resources", "instance-report", "iam", "local-up", "test"):
+    for target in ("all", "train", "clean-resources", "teardown", "bootstrap", "status", "logs", "stop", "describe"):
         assert target in listed
 
 
@@ -47,10 +102,74 @@ def test_every_action_target_is_phony() -> None:
     assert documented <= phony, documented - phony
 
 
-def test_a_plan_is_printed_without_running_anything(tmp_path) -> None:
-    plan = make("-n", "train", f"BUILD={tmp_path}/build-never-made", "TARGET=aws")
+def test_a_plan_is_printed_without_running_anything(tmp_path: Path, moto_endpoint: str) -> None:
+    build = tmp_path / "build-never-made"
+    plan = make("-n", "train", f"BUILD={build}", "TARGET=aws", **aws_env(moto_endpoint))
     assert plan.returncode == 0, plan.stderr
     assert "launcher.settings" in plan.stdout and "launcher.preflight" in plan.stdout
     assert "scripts/upload-data.sh" in plan.stdout and "scripts/push-image.sh" in plan.stdout
     assert "launcher.train" in plan.stdout
-    assert not (tmp_path / "build-never-made" / "aws").exists()
+    assert not build.exists()
+
+
+def aws_env(endpoint: str, **keys: str) -> dict[str, str]:
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": keys.get("id", "testing"),
+            "AWS_SECRET_ACCESS_KEY": keys.get("secret", "testing"), **({"AWS_SESSION_TOKEN": keys["token"]}
+                                                                       if "token" in keys else {})}  # fmt: skip
+
+
+def test_aws_stamps_are_kept_per_account_and_region(tmp_path: Path, moto_endpoint: str) -> None:
+    """Switching profiles must never reuse another account's upload or image."""
+    build = tmp_path / "build"
+    mine = make("-n", "upload", f"BUILD={build}", "TARGET=aws", **aws_env(moto_endpoint))
+    assert f"{build}/aws/123456789012-us-east-1/uploaded" in mine.stdout, mine.stdout
+    other = boto3.client("sts", region_name="us-east-1").assume_role(
+        RoleArn="arn:aws:iam::111122223333:role/ci", RoleSessionName="ci"
+    )["Credentials"]
+    keys = {"id": other["AccessKeyId"], "secret": other["SecretAccessKey"], "token": other["SessionToken"]}
+    theirs = make("-n", "upload", f"BUILD={build}", "TARGET=aws", **aws_env(moto_endpoint, **keys))
+    assert f"{build}/aws/111122223333-us-east-1/uploaded" in theirs.stdout, theirs.stdout
+    west = make("-n", "upload", f"BUILD={build}", "TARGET=aws", "AWS_REGION=eu-west-1", **aws_env(moto_endpoint))
+    assert f"{build}/aws/123456789012-eu-west-1/uploaded" in west.stdout
+
+
+def _image_built(copy: Path) -> None:
+    """The state after a build, without Docker: every input stamp current, the image stamp newer."""
+    made = make("build/vars/CONTAINER_HASH", "build/vars/BASE_IMAGE", "build/vars/ECR_REPOSITORY", "build/stamps/config",
+                cwd=copy)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    (copy / "build/stamps/image").touch()
+    assert planned("build", cwd=copy) == ""
+
+
+@pytest.mark.parametrize("change", ["delete", "rename", "add", "edit"])
+def test_any_change_under_container_rebuilds_the_image(copy: Path, change: str) -> None:
+    _image_built(copy)
+    code = copy / "container/titanic_model/metrics.py"
+    if change == "delete":
+        code.unlink()
+    elif change == "rename":
+        code.rename(code.with_name("scores.py"))
+    elif change == "add":
+        (copy / "container/titanic_model/extra.py").write_text("X = 1\n")
+    else:
+        code.write_text(code.read_text() + "\n# edited\n")
+    assert "scripts/build-image.sh" in planned("build", cwd=copy)
+
+
+def test_an_edit_to_the_data_code_runs_the_data_stage_once(copy: Path) -> None:
+    first = make("data", cwd=copy)
+    assert first.returncode == 0, first.stderr
+    assert planned("data", cwd=copy) == ""
+    script = copy / "launcher/prepare_data.py"
+    script.write_text(script.read_text() + "\n# edited\n")
+    again = make("data", cwd=copy)
+    assert "launcher.prepare_data" in again.stdout
+    assert planned("data", cwd=copy) == "", "the data stage would run on every make"
+
+
+def test_a_changed_setting_redoes_only_the_stages_that_use_it(copy: Path) -> None:
+    _image_built(copy)
+    plan = planned("build", "BASE_IMAGE=python:3.13-slim", cwd=copy)
+    assert "scripts/build-image.sh" in plan and "prepare_data" not in plan
+    assert "build-image" not in planned("build", "HP_N_ESTIMATORS=10", cwd=copy)

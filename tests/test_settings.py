@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import REPO, shipped
 
-from launcher.settings import Settings, SettingsError, load
+from launcher.settings import Settings, SettingsError, check_config_file, load
 
 
 def test_the_shipped_config_is_valid() -> None:
@@ -54,6 +54,16 @@ def test_config_env_is_plain_key_value() -> None:
         ({"ECR_REPOSITORY": "Titanic"}, "ECR_REPOSITORY: 'Titanic' is not a valid ECR name"),
         ({"LOCAL_REGISTRY_PORT": "4566"}, "LOCAL_REGISTRY_PORT: equals LOCAL_MOTO_PORT"),
         ({"BUCKET": ""}, "BUCKET: is empty; set it in config.env or as 'make BUCKET=...'"),
+        ({"DATA_PREFIX": "titanic/*"}, "DATA_PREFIX: 'titanic/*' must be path segments of letters, digits and _.-"),
+        ({"CHECKPOINT_PREFIX": "ti?anic/ckpt"}, "(no wildcards"),
+        ({"OUTPUT_PREFIX": "${aws:username}/out"}, "OUTPUT_PREFIX: '${aws:username}/out' must be path segments"),
+        ({"VALIDATION_FRACTION": "0.9"}, "VALIDATION_FRACTION: is 0.9; use a decimal from 0.05 to 0.5"),
+        ({"VALIDATION_FRACTION": "a fifth"}, "VALIDATION_FRACTION: is 'a fifth', not a number"),
+        ({"SPLIT_SEED": "-1"}, "SPLIT_SEED: is -1; use a number from 0 to 4294967295"),
+        ({"BASE_IMAGE": "python:3.12;rm -rf /"}, "BASE_IMAGE: 'python:3.12;rm -rf /' is not a Docker image reference"),
+        ({"OFFLINE_BASE_IMAGE": "$(evil)"}, "OFFLINE_BASE_IMAGE: '$(evil)' is not a Docker image reference"),
+        ({"BASE_IMAGE_FALLBACK": "pull"}, "BASE_IMAGE_FALLBACK: is 'pull'; use one of offline, none"),
+        ({"LOCK_WAIT": "soon"}, "LOCK_WAIT: is 'soon', not a whole number"),
     ],
 )
 def test_each_broken_rule_names_the_variable_and_the_fix(changes: dict[str, str], line: str) -> None:
@@ -70,3 +80,26 @@ def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(SettingsError) as caught:
         load({**shipped(), "BUCKET": "A", "USE_SPOT": "maybe", "TARGET": "cloud"})
     assert len(str(caught.value).splitlines()) == 3
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "TAGS=x';echo INJECTED;'",
+        "BUCKET=$(shell touch /tmp/x)",
+        'BUCKET="quoted"',
+        "BUCKET=two words",
+        "BUCKET=demo # a comment",
+        "BUCKET=`id`",
+        "not a setting",
+    ],
+)
+def test_config_file_lines_that_could_be_code_are_refused(tmp_path, line: str) -> None:
+    config = tmp_path / "config.env"
+    config.write_text(f"# comment\nTARGET=local\n{line}\n")
+    problems = check_config_file(config)
+    assert len(problems) == 1 and "config.env line 3:" in problems[0] and "fix the line" in problems[0]
+
+
+def test_the_shipped_config_file_passes_its_own_syntax_check() -> None:
+    assert check_config_file(REPO / "config.env") == []

@@ -146,8 +146,8 @@ def test_bad_hyperparameters(sm_root: Path, monkeypatch: pytest.MonkeyPatch, hyp
 @pytest.mark.parametrize(
     ("argv", "phrase"),
     [
-        ((), "got no command; this image only knows 'train'"),
-        (("serve",), "got the command 'serve'; this image only knows 'train'"),
+        ((), "got no command; this image knows 'train' and 'rescore'"),
+        (("serve",), "got the command 'serve'; this image knows 'train' and 'rescore'"),
         (("train", "--n_trees", "3"), "unrecognized arguments: --n_trees 3"),
     ],
 )

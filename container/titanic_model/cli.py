@@ -1,4 +1,5 @@
-"""Entry point: `python train.py train [--name value ...]`, as SageMaker runs the image.
+"""Entry point: `python train.py train [--name value ...]`, as SageMaker runs the image, and
+`python train.py rescore` (make verify's offline rescoring, metrics as JSON on stdout).
 
 One try/except/finally, like AWS's training toolkit: the work in try, the failure file and the
 clean-up in except, the exit code at the end. Any failure leaves a one-line reason in
@@ -8,6 +9,7 @@ clean-up in except, the exit code at the end. Any failure leaves a one-line reas
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import traceback
@@ -15,10 +17,12 @@ import traceback
 from titanic_model import contract
 from titanic_model.data import DataError
 from titanic_model.hyperparameters import SPECS, HyperparameterError
+from titanic_model.rescore import rescore
 from titanic_model.training import run_training
 
 log = logging.getLogger("titanic_model")
 COMMAND = "train"
+RESCORE = "rescore"
 
 
 class UsageError(ValueError):
@@ -46,16 +50,31 @@ def parse_args(argv: list[str]) -> dict[str, str]:
     args = build_parser().parse_args(argv)
     if args.command != COMMAND:
         got = "no command" if args.command is None else f"the command {args.command!r}"
-        raise UsageError(f"got {got}; this image only knows '{COMMAND}' (run it as '<image> {COMMAND}')")
+        raise UsageError(
+            f"got {got}; this image knows '{COMMAND}' and '{RESCORE}' (SageMaker runs it as '<image> {COMMAND}')"
+        )
     return {name: value for name, value in vars(args).items() if name != "command" and value is not None}
+
+
+def run_rescore(paths: contract.Paths) -> int:
+    try:
+        metrics = rescore(paths)
+    except (DataError, OSError) as exc:
+        log.error("rescore failed: %s", exc)
+        return 1
+    sys.stdout.write(json.dumps(metrics, sort_keys=True) + "\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     paths = contract.Paths.from_env()
+    args = sys.argv[1:] if argv is None else argv
+    if args == [RESCORE]:
+        return run_rescore(paths)
     reason = None
     try:
-        overrides = parse_args(sys.argv[1:] if argv is None else argv)
+        overrides = parse_args(args)
         run_training(paths, overrides)
     except (UsageError, DataError, HyperparameterError) as exc:
         reason = str(exc)

@@ -1,0 +1,39 @@
+"""Who the credentials belong to: account, partition and principal ARN, asked of STS.
+
+Everything account-specific (policy ARNs, the trust policy's conditions, stamps, the tag
+that marks which principal launched a job) comes from here, never from ROLE_ARN's text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError, NoCredentialsError
+
+
+class CallerError(RuntimeError):
+    """No usable credentials; the message says how to provide them."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    account: str
+    partition: str  # aws, aws-cn or aws-us-gov
+    arn: str
+
+
+def whoami(session: Any) -> Caller:
+    try:
+        identity = session.client("sts").get_caller_identity()
+    except NoCredentialsError:
+        raise CallerError(
+            "no AWS credentials found; run 'aws configure', set AWS_PROFILE, or export assumed-role keys"
+        ) from None
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise CallerError(
+            f"AWS rejected the credentials ({code}): {exc}; refresh them (expired session or assume-role?)"
+        ) from None
+    arn = identity["Arn"]
+    return Caller(account=identity["Account"], partition=arn.split(":")[1], arn=arn)

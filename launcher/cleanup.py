@@ -1,0 +1,285 @@
+"""Clean-up of what the toolkit made, and only that: lists it, and with CONFIRM=yes deletes it.
+
+  resources  (the runner, make clean-resources) the objects under the toolkit's three S3
+             prefixes, the images in the toolkit's repository, and training jobs still in
+             progress that carry the toolkit's tag *and* were launched by this caller
+  teardown   (an administrator, make teardown) the above, then the repository, the bucket
+             (when empty) and the execution role, each only if it carries the toolkit's tag
+
+A repository, bucket, role or job without the tag is listed as "not ours" and left alone; a
+teammate's job (tagged, launched by someone else) likewise. A discovery call that fails
+(access denied, throttling, expired credentials) stops the run with the reason and exit 1:
+never "nothing to delete". Local stamps are forgotten only for what was really deleted, so
+after a failed clean-up the next `make` still knows what is there. Needs credentials and a
+region only: no Docker, no role.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from launcher import logs
+from launcher.caller import CallerError, whoami
+from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, load
+from launcher.train import LAUNCHED_BY_TAG, job_tags
+
+log = logging.getLogger("clean")
+
+
+class CleanupError(RuntimeError):
+    """A call failed; what was found so far is not a complete picture."""
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def _failed(what: str, exc: Exception) -> CleanupError:
+    return CleanupError(f"{what} failed ({exc}); nothing after this point was checked or deleted. Fix the cause "
+                        "(credentials, permissions from 'make iam-render', throttling) and rerun")  # fmt: skip
+
+
+def _ours(tags: dict[str, str]) -> bool:
+    return tags.get(TOOLKIT_TAG[0]) == TOOLKIT_TAG[1]
+
+
+@dataclass
+class Plan:
+    """What was found, what was done, and which local stamps to forget once it is gone."""
+
+    confirm: bool
+    found: int = 0
+    forget: list[Path] = field(default_factory=list)
+
+    def act(self, description: str, action: Any, *forget: Path) -> None:
+        self.found += 1
+        if not self.confirm:
+            log.info("would delete %s", description)
+            return
+        log.info("deleting %s", description)
+        action()
+        for path in forget:
+            if path.exists():
+                path.unlink()
+                log.info("forgot %s (what it recorded is gone)", path)
+
+
+def clean_jobs(settings: Settings, sm: Any, caller_arn: str, plan: Plan) -> None:
+    me = next(t["Value"] for t in job_tags(settings, caller_arn) if t["Key"] == LAUNCHED_BY_TAG)
+    try:
+        pages = sm.get_paginator("list_training_jobs").paginate(
+            NameContains=settings.base_job_name, StatusEquals="InProgress"
+        )
+        summaries = [s for page in pages for s in page["TrainingJobSummaries"]]
+    except (ClientError, BotoCoreError) as exc:
+        raise _failed("listing training jobs in progress (sagemaker:ListTrainingJobs)", exc) from None
+    for summary in summaries:
+        name = summary["TrainingJobName"]
+        if not name.startswith(f"{settings.base_job_name}-"):
+            continue
+        arn = summary["TrainingJobArn"]
+        try:
+            tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn).get("Tags", [])}
+        except (ClientError, BotoCoreError) as exc:
+            raise _failed(f"reading the tags of {name} (sagemaker:ListTags)", exc) from None
+        if not _ours(tags):
+            log.info("not ours, left alone: training job %s (no %s tag)", name, TOOLKIT_TAG[0])
+        elif tags.get(LAUNCHED_BY_TAG) != me:
+            log.info("left alone: training job %s was launched by %s, not by you", name, tags.get(LAUNCHED_BY_TAG))
+        else:
+            plan.act(f"in-progress training job {name} (stop)", lambda n=name: sm.stop_training_job(TrainingJobName=n))
+
+
+def _repository(settings: Settings, ecr: Any) -> tuple[str, bool] | None:
+    """(arn, ours) of the toolkit's repository; None when it does not exist."""
+    try:
+        repo = ecr.describe_repositories(repositoryNames=[settings.ecr_repository])["repositories"][0]
+    except ClientError as exc:
+        if _code(exc) == "RepositoryNotFoundException":
+            return None
+        raise _failed(f"reading ECR repository {settings.ecr_repository}", exc) from None
+    except BotoCoreError as exc:
+        raise _failed(f"reading ECR repository {settings.ecr_repository}", exc) from None
+    try:
+        tags = {t["Key"]: t["Value"] for t in ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"]}
+    except (ClientError, BotoCoreError) as exc:
+        raise _failed(f"reading the tags of ECR repository {settings.ecr_repository}", exc) from None
+    return repo["repositoryArn"], _ours(tags)
+
+
+def clean_images(settings: Settings, ecr: Any, plan: Plan, image_record: Path) -> None:
+    found = _repository(settings, ecr)
+    if found is None:
+        return
+    if not found[1]:
+        log.info("not ours, left alone: ECR repository %s (no %s tag) and its images", settings.ecr_repository,
+                 TOOLKIT_TAG[0])  # fmt: skip
+        return
+    try:
+        pages = ecr.get_paginator("list_images").paginate(repositoryName=settings.ecr_repository)
+        ids = [i for page in pages for i in page["imageIds"]]
+    except (ClientError, BotoCoreError) as exc:
+        raise _failed(f"listing the images of {settings.ecr_repository}", exc) from None
+    for digest in sorted({i["imageDigest"] for i in ids}):
+        tags = ", ".join(sorted(i["imageTag"] for i in ids if i["imageDigest"] == digest and "imageTag" in i))
+        plan.act(
+            f"ECR image {settings.ecr_repository}@{digest} ({tags or 'untagged'})",
+            lambda d=digest: _batch_delete(ecr, settings.ecr_repository, d),
+            image_record,
+        )
+
+
+def _batch_delete(ecr: Any, repository: str, digest: str) -> None:
+    failures = ecr.batch_delete_image(repositoryName=repository, imageIds=[{"imageDigest": digest}]).get("failures")
+    if failures:
+        raise CleanupError(f"ECR did not delete {repository}@{digest}: {failures[0].get('failureReason')}")
+
+
+def clean_prefix(settings: Settings, s3: Any, prefix: str, plan: Plan, *forget: Path) -> None:
+    # The trailing slash keeps titanic/data from matching titanic/data-other.
+    try:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=f"{prefix}/")
+        keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    except ClientError as exc:
+        if _code(exc) == "NoSuchBucket":
+            return
+        raise _failed(f"listing s3://{settings.bucket}/{prefix}/", exc) from None
+    except BotoCoreError as exc:
+        raise _failed(f"listing s3://{settings.bucket}/{prefix}/", exc) from None
+    if not keys:
+        return
+    for key in keys:
+        log.info("  s3://%s/%s", settings.bucket, key)
+
+    def delete() -> None:
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[start : start + 1000]]
+            errors = s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": batch, "Quiet": True}).get("Errors")
+            if errors:
+                raise CleanupError(f"S3 did not delete s3://{settings.bucket}/{errors[0]['Key']}: {errors[0]['Code']}")
+
+    plan.act(f"{len(keys)} object(s) under s3://{settings.bucket}/{prefix}/", delete, *forget)
+
+
+def teardown(settings: Settings, session: boto3.Session, plan: Plan, bootstrapped: Path) -> None:
+    ecr, s3, iam = session.client("ecr"), session.client("s3"), session.client("iam")
+    found = _repository(settings, ecr)
+    if found and found[1]:
+        plan.act(f"ECR repository {settings.ecr_repository}",
+                 lambda: ecr.delete_repository(repositoryName=settings.ecr_repository, force=True),
+                 bootstrapped)  # fmt: skip
+    elif found:
+        log.info("not ours, left alone: ECR repository %s", settings.ecr_repository)
+    _teardown_bucket(settings, s3, plan, bootstrapped)
+    if not settings.local:
+        _teardown_role(settings, iam, plan)
+
+
+def _teardown_bucket(settings: Settings, s3: Any, plan: Plan, bootstrapped: Path) -> None:
+    try:
+        tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=settings.bucket)["TagSet"]}
+    except ClientError as exc:
+        if _code(exc) == "NoSuchBucket":
+            return
+        if _code(exc) != "NoSuchTagSet":
+            raise _failed(f"reading the tags of s3://{settings.bucket}", exc) from None
+        tags = {}
+    if not _ours(tags):
+        log.info("not ours, left alone: bucket s3://%s (no %s tag)", settings.bucket, TOOLKIT_TAG[0])
+        return
+
+    def delete() -> None:
+        try:
+            s3.delete_bucket(Bucket=settings.bucket)
+        except ClientError as exc:
+            if _code(exc) != "BucketNotEmpty":
+                raise
+            log.info("kept bucket s3://%s: it still holds objects outside the toolkit's prefixes", settings.bucket)
+
+    plan.act(f"bucket s3://{settings.bucket} (if it is then empty)", delete, bootstrapped)
+
+
+def _teardown_role(settings: Settings, iam: Any, plan: Plan) -> None:
+    from launcher.iam import INLINE_POLICY_NAME  # noqa: PLC0415 - parliament-free, but only teardown needs it
+
+    name = settings.role.name
+    try:
+        role = iam.get_role(RoleName=name)["Role"]
+    except ClientError as exc:
+        if _code(exc) == "NoSuchEntity":
+            return
+        raise _failed(f"reading role {name}", exc) from None
+    if not _ours({t["Key"]: t["Value"] for t in role.get("Tags", [])}):
+        log.info("not ours, left alone: role %s", name)
+        return
+
+    def delete() -> None:
+        try:
+            iam.delete_role_policy(RoleName=name, PolicyName=INLINE_POLICY_NAME)
+        except ClientError as exc:
+            if _code(exc) != "NoSuchEntity":
+                raise
+        iam.delete_role(RoleName=name)
+
+    plan.act(f"execution role {role['Arn']}", delete)
+
+
+def run(
+    settings: Settings, verb: str, session: boto3.Session, *, confirm: bool, deployed: Path, image_record: Path
+) -> Plan:
+    plan = Plan(confirm=confirm)
+    caller = whoami(session)
+    clean_jobs(settings, session.client("sagemaker"), caller.arn, plan)
+    clean_images(settings, session.client("ecr"), plan, image_record)
+    s3 = session.client("s3")
+    clean_prefix(settings, s3, settings.data_prefix, plan, deployed / "uploaded")
+    clean_prefix(settings, s3, settings.output_prefix, plan)
+    clean_prefix(settings, s3, settings.checkpoint_prefix, plan)
+    if verb == "teardown":
+        teardown(settings, session, plan, deployed / "bootstrapped")
+    return plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("verb", choices=("resources", "teardown"))
+    args = parser.parse_args(argv)
+    logs.setup("clean")
+    confirm = os.environ.get("CONFIRM", "no") == "yes"
+    deployed = Path(os.environ.get("DEPLOYED", "build/local"))
+    image_record = Path(os.environ.get("IMAGE_RECORD", str(deployed / "image.json")))
+    if not confirm:
+        log.info("dry run: nothing is deleted (rerun with CONFIRM=yes to delete)")
+    try:
+        settings = load()
+        plan = run(
+            settings,
+            args.verb,
+            boto3.Session(region_name=settings.region),
+            confirm=confirm,
+            deployed=deployed,
+            image_record=image_record,
+        )
+    except (SettingsError, CleanupError, CallerError) as exc:
+        return logs.errors(log, str(exc))
+    except (ClientError, BotoCoreError) as exc:
+        return logs.errors(log, f"a deletion failed ({exc}); what was deleted before it is gone, the rest remains: "
+                                "rerun to continue")  # fmt: skip
+    if plan.found == 0:
+        log.info("nothing to delete: no toolkit resources found")
+    elif not confirm:
+        log.info("%d item(s) listed; rerun with CONFIRM=yes to delete them", plan.found)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Following a SageMaker training job until it ends: its status from DescribeTrainingJob, its
+log from CloudWatch Logs.
+
+The job's status comes only from DescribeTrainingJob. A log that cannot be read (no
+permission, throttling, not written yet) is reported once and the watch goes on polling:
+a client-side error never turns a running job into a failed one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+log = logging.getLogger("watch")
+FINAL_STATUSES = ("Completed", "Failed", "Stopped")
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+DESCRIBE_TRIES = 6
+
+
+class WatchError(RuntimeError):
+    """The job's status could not be read for a while; it may still be running."""
+
+
+def is_final(description: dict[str, Any]) -> bool:
+    return description.get("TrainingJobStatus") in FINAL_STATUSES
+
+
+def describe(sm: Any, job_name: str, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """DescribeTrainingJob, retried with backoff on transient failures."""
+    delay = 2.0
+    for attempt in range(1, DESCRIBE_TRIES + 1):
+        try:
+            return sm.describe_training_job(TrainingJobName=job_name)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("ValidationException", "ResourceNotFound") or attempt == DESCRIBE_TRIES:
+                raise WatchError(f"cannot read the status of {job_name} ({code}: {exc})") from None
+            log.warning("DescribeTrainingJob failed (%s); retrying in %.0fs", code, delay)
+        except BotoCoreError as exc:
+            if attempt == DESCRIBE_TRIES:
+                raise WatchError(f"cannot reach SageMaker to read the status of {job_name} ({exc})") from None
+            log.warning("DescribeTrainingJob failed (%s); retrying in %.0fs", exc, delay)
+        sleep(delay)
+        delay = min(delay * 2, 60.0)
+    raise WatchError(f"cannot read the status of {job_name}")  # not reached
+
+
+class LogTail:
+    """New lines of every log stream of one job (one stream per host: JOB/algo-1-...)."""
+
+    def __init__(self, logs: Any, job_name: str, write: Callable[[str], None]) -> None:
+        self.logs, self.job_name, self.write = logs, job_name, write
+        self.tokens: dict[str, str | None] = {}
+        self.disabled: str | None = None
+
+    def poll(self) -> None:
+        if self.disabled:
+            return
+        try:
+            streams = self.logs.describe_log_streams(
+                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{self.job_name}/", orderBy="LogStreamName"
+            ).get("logStreams", [])
+            for stream in streams:
+                self._read(stream["logStreamName"])
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ResourceNotFoundException":
+                return  # the group or stream is not written yet: ask again next time
+            self.disabled = f"{code}: {exc.response.get('Error', {}).get('Message', exc)}"
+            log.warning(
+                "cannot read the job's log (%s); still following its status. Grant logs:DescribeLogStreams and "
+                "logs:GetLogEvents on %s:* (make iam-render) to see it here",
+                self.disabled,
+                LOG_GROUP,
+            )
+
+    def _read(self, stream: str) -> None:
+        while True:
+            args: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}
+            if self.tokens.get(stream):
+                args["nextToken"] = self.tokens[stream]
+            page = self.logs.get_log_events(**args)
+            for event in page.get("events", []):
+                self.write(f"{stream.rsplit('/', maxsplit=1)[-1]} | {event['message']}")
+            token = page.get("nextForwardToken")
+            # GetLogEvents answers the same token again once the stream has nothing new.
+            if not page.get("events") or token == self.tokens.get(stream):
+                self.tokens[stream] = token
+                return
+            self.tokens[stream] = token
+
+
+def follow(
+    sm: Any,
+    logs: Any | None,
+    job_name: str,
+    *,
+    poll_seconds: float = 15.0,
+    sleep: Callable[[float], None] = time.sleep,
+    write: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Wait for the job to end, printing status changes and (when logs is given) its log;
+    return the final description."""
+    tail = LogTail(logs, job_name, write) if logs is not None else None
+    seen: tuple[str, str] | None = None
+    while True:
+        description = describe(sm, job_name, sleep)
+        now = (description.get("TrainingJobStatus", "?"), description.get("SecondaryStatus", "?"))
+        if now != seen:
+            log.info("%s: %s (%s)", job_name, *now)
+            seen = now
+        if tail is not None:
+            tail.poll()
+        if is_final(description):
+            return description
+        sleep(poll_seconds)
