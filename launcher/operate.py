@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -128,14 +129,16 @@ def local_log(runs_dir: Path, job: str) -> str:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
-def stop(settings: Settings, sm: Any, runs_dir: Path, job: str) -> dict[str, Any]:
+def stop(
+    settings: Settings, sm: Any, runs_dir: Path, job: str, follow: Callable[..., Any] = watch.follow
+) -> dict[str, Any]:
     description = watch.describe(sm, job)
     if watch.is_final(description):
         log.info("%s is already %s; nothing to stop", job, description["TrainingJobStatus"])
     else:
         sm.stop_training_job(TrainingJobName=job)
         log.info("asked SageMaker to stop %s; waiting for its final status", job)
-        description = watch.follow(sm, None, job, poll_seconds=10)
+        description = follow(sm, None, job, poll_seconds=10)
     path = records.record_path(runs_dir, job)
     if path.is_file():
         record = records.read_record(path)

@@ -10,6 +10,7 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import matplotlib
 
@@ -29,7 +30,7 @@ make verify: download, reload, rescore ─► {verified}
 HINTS = {
     "exec format error": "the image was built for another CPU; build with `make build` (always linux/amd64)",
     "ResourceLimitExceeded": "the account's quota for this instance type is 0: see the instance evidence above",
-    "AccessDenied": "the principal or the execution role lacks a permission: compare with `make iam` policies",
+    "AccessDenied": "the runner or the execution role lacks a permission: compare with `make iam-render`'s policies",
     "separated": "a channel file is not comma-separated CSV: check what is under the data prefix",
     "libgomp": "LightGBM needs libgomp1 in the image: use a Debian-based BASE_IMAGE",
     "hyperparameter": "a hyperparameter was refused: see the HP_* settings in config.env",
@@ -79,7 +80,13 @@ def pictures(record: dict[str, Any], runs_dir: Path, out_dir: Path) -> list[str]
 
 
 def reproduce(record: dict[str, Any]) -> str:
-    settings = [f"TARGET={record['target']}", f"AWS_REGION={record['region']}"]
+    data_uri = urlparse(record["data"]["train"]["uri"])
+    settings = [
+        f"TARGET={record['target']}",
+        f"AWS_REGION={record['region']}",
+        f"BUCKET={data_uri.netloc}",
+        f"DATA_PREFIX={data_uri.path.strip('/').removesuffix('/train').removesuffix('train').rstrip('/')}",
+    ]
     if record["target"] == "aws":
         settings += [
             f"INSTANCE_TYPE={record['instance']['type']}",
@@ -96,6 +103,10 @@ def reproduce(record: dict[str, Any]) -> str:
         f"  {settings[-1]}",
         f"make verify JOB={record['job_name']}",
         "```",
+        "",
+        f"The image is rebuilt from that commit; this run's was image id `{record['image'].get('image_id') or '?'}` "
+        f"(manifest `{record['image']['digest']}`), and its training file had SHA-256 "
+        f"`{record['data']['train']['sha256']}`: compare them with the new run's record.",
     ]
     return "\n".join(lines)
 

@@ -220,7 +220,11 @@ def _check_bucket(c: _Checker, bucket: str) -> None:
 def _check_prefixes(c: _Checker, prefixes: dict[str, str]) -> None:
     for var, prefix in prefixes.items():
         if prefix and not _PREFIX_RE.match(prefix):
-            c.bad(var, f"'{prefix}' must be path segments of letters, digits and _.- like 'titanic/data' (no wildcards, no leading or trailing '/')")
+            c.bad(
+                var,
+                f"'{prefix}' must be path segments of letters, digits and _.- like 'titanic/data' "
+                "(no wildcards, no leading or trailing '/')",
+            )
     # Clean-up deletes everything under each prefix: they must not overlap, or one stage's
     # objects (or someone else's under a shared parent) would go with another's.
     items = [(v, p) for v, p in prefixes.items() if p]
@@ -303,7 +307,6 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     repository = c.text("ECR_REPOSITORY")
     if repository and (not _ECR_RE.match(repository) or not 2 <= len(repository) <= 256):
         c.bad("ECR_REPOSITORY", f"'{repository}' is not a valid ECR name; use lowercase letters, digits, and ._-/")
-    c.choice("IMAGE_TAG_POLICY", ("git",))
     role = c.text("ROLE_ARN")
     _check_role(c, role)
     instance_type = c.text("INSTANCE_TYPE")

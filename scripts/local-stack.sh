@@ -18,11 +18,18 @@ readonly REGISTRY_IMAGE=registry:2
 
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-# pid_runs PIDFILE WORD: the pid is alive and its command line names WORD (not a recycled pid).
-pid_runs() { pid_alive "$1" && ps -o args= -p "$(cat "$1")" 2>/dev/null | grep -q -- "$2"; }
+# pid_runs PIDFILE WORD: the pid is alive (not a zombie) and its command line names WORD (not
+# a recycled pid).
+pid_runs() { pid_alive "$1" && [[ -n "$(started_at "$(cat "$1")")" ]] && ps -o args= -p "$(cat "$1")" 2>/dev/null | grep -q -- "$2"; }
 
-# When a process started, as ps prints it: a recycled pid has another start time.
-started_at() { ps -o lstart= -p "$1" 2>/dev/null | tr -s ' ' | sed 's/^ //'; }
+# When a live process started, as ps prints it (nothing for a dead or zombie one): a
+# recycled pid has another start time.
+started_at() {
+  local state
+  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
+  [[ "$state" == Z* ]] && return 0
+  ps -o lstart= -p "$1" 2>/dev/null | tr -s ' ' | sed 's/^ //'
+}
 
 # stack_field FILE KEY: one KEY=value line of a stack-id file.
 stack_field() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n 1; }

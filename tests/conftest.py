@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from moto.server import ThreadedMotoServer
 from pipeline import free_port
@@ -18,8 +20,14 @@ from pipeline import free_port
 REPO = Path(__file__).resolve().parent.parent
 # The SDK's v2 deprecation banner, as make suppresses it for the launcher.
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-# Any truthy CI (true, 1, yes) turns a skipped Docker or stack test into a failure.
-IN_CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes", "on")
+
+
+def truthy_ci(env: dict[str, str] | os._Environ[str]) -> bool:
+    """Any truthy CI (true, 1, yes, on; any case) turns a skipped Docker or stack test into a failure."""
+    return env.get("CI", "").strip().lower() in ("true", "1", "yes", "on")
+
+
+IN_CI = truthy_ci(os.environ)
 # Written by Python or pytest when run outside `make test`, which turns both off.
 _CACHES = ("__pycache__", ".pytest_cache", ".ruff_cache")
 
@@ -115,6 +123,35 @@ def make_sm_root(root: Path, split_dir: Path, channels: tuple[str, ...] = ("trai
         (root / sub).mkdir(parents=True, exist_ok=True)
     for channel in channels:
         shutil.copytree(split_dir / channel, root / "input/data" / channel)
+    return root
+
+
+def long_training_channel(root: Path, split_dir: Path, copies: int = 20) -> None:
+    """A train channel `copies` times the size of the split, each copy its own set of families
+    (surnames suffixed), so training runs long enough to interrupt and still learns what the
+    real data teaches; the validation channel is the real one."""
+    train = pd.read_csv(split_dir / "train/train.csv")
+    parts = []
+    for k in range(copies):
+        part = train.copy()
+        part["Name"] = part["Name"].str.replace(",", f"{k},", n=1, regex=False)
+        part["PassengerId"] = part["PassengerId"] + 10_000 * k
+        parts.append(part)
+    (root / "input/data/train").mkdir(parents=True, exist_ok=True)
+    pd.concat(parts, ignore_index=True).to_csv(root / "input/data/train/train.csv", index=False)
+    (root / "input/data/validation").mkdir(parents=True, exist_ok=True)
+    shutil.copy(split_dir / "validation/val.csv", root / "input/data/validation/val.csv")
+
+
+LONG_RUN = {"n_estimators": "1500", "checkpoint_every": "50", "learning_rate": "0.01"}
+
+
+def long_run_root(root: Path, split_dir: Path) -> Path:
+    """An /opt/ml tree for a training run long enough to interrupt, with a checkpoint folder."""
+    for sub in ("input/config", "model", "output", "checkpoints"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    long_training_channel(root, split_dir)
+    (root / "input/config/hyperparameters.json").write_text(json.dumps(LONG_RUN))
     return root
 
 

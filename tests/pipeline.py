@@ -50,6 +50,7 @@ class Pipeline:
     root: Path
     settings: dict[str, str]
     env: dict[str, str] = field(default_factory=dict)
+    first_run: subprocess.CompletedProcess[str] | None = None
 
     def make(self, *args: str, timeout: int = 900, **overrides: str) -> subprocess.CompletedProcess[str]:
         variables = [f"{k}={v}" for k, v in {**self.settings, **overrides}.items()]

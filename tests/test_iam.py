@@ -218,8 +218,9 @@ def test_the_account_comes_from_the_caller_not_from_role_arn() -> None:
     assert "123456789012" not in text and "444455556666" in text
     trust = statements(docs["execution-role-trust"])[0]["Condition"]
     assert trust["StringEquals"]["aws:SourceAccount"] == "444455556666"
-    with pytest.raises(iam.IamError, match=r"ROLE_ARN names account 123456789012 \(aws\) but the credentials are for "
-                                           r"account 444455556666 \(aws\); set ROLE_ARN to arn:aws:iam::444455556666:role"):  # fmt: skip
+    expected = (r"ROLE_ARN names account 123456789012 \(aws\) but the credentials are for account 444455556666 "
+                r"\(aws\); set ROLE_ARN to arn:aws:iam::444455556666:role")  # fmt: skip
+    with pytest.raises(iam.IamError, match=expected):
         iam.check_role_account(load(shipped()), other)
 
 

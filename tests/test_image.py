@@ -10,10 +10,11 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, make_sm_root
+from conftest import REPO, long_run_root, make_sm_root
 from corpus_cases import CASES, BadInput
 
 pytestmark = pytest.mark.docker
@@ -106,3 +107,37 @@ def test_build_names_base_image_when_it_cannot_be_pulled() -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert "BASE_IMAGE=127.0.0.1:1/no-such-base:1 cannot be pulled" in last
     assert "make base-image" in last and "titanic-offline-base:bookworm" in last
+
+
+def test_a_spot_interruption_checkpoints_and_the_restart_resumes(image: str, tmp_path: Path, split_dir: Path) -> None:
+    """Managed spot: SageMaker sends SIGTERM, later starts the image again with the
+    checkpoints it synced back. The first run must leave a checkpoint and exit promptly; the
+    second must continue from it (not start over) and end with the configured trees."""
+    root = long_run_root(tmp_path / "ml", split_dir)
+    name = f"titanic-spot-{tmp_path.name[-12:].lower().replace('_', '-')}"
+    started = subprocess.run(["docker", "run", "-d", "--name", name, "--network", "none", "-v", f"{root}:/opt/ml",
+                              image, "train"], capture_output=True, text=True)  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    try:
+        deadline = time.monotonic() + 180
+        while not list((root / "checkpoints").glob("checkpoint-*.json")):
+            assert time.monotonic() < deadline, subprocess.run(["docker", "logs", name], capture_output=True,
+                                                               text=True).stderr[-2000:]  # fmt: skip
+            time.sleep(0.1)
+        sent = time.monotonic()
+        subprocess.run(["docker", "kill", "--signal", "TERM", name], check=True, capture_output=True)
+        code = subprocess.run(["docker", "wait", name], capture_output=True, text=True, timeout=120).stdout.strip()
+        assert code == "143" and time.monotonic() - sent < 15
+        logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stderr
+        assert "checkpoint saved" in logs and "Traceback" not in logs
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    assert not (root / "model/model.joblib").exists()
+    saved = max(int(p.stem.split("-")[1]) for p in (root / "checkpoints").glob("checkpoint-*.json"))
+    assert 0 < saved < 1500
+
+    again = sagemaker_run(image, root, "train")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"resuming from checkpoint-{saved:05d}.txt: {saved} of 1500 rounds already done" in again.stderr
+    card = json.loads((root / "model/model_card.json").read_text())
+    assert card["boosting_rounds"] == 1500 and card["metrics"]["val_auc"] > 0.8

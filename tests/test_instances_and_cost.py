@@ -320,4 +320,7 @@ def test_report_has_every_section_and_pictures(tmp_path: Path, sm_root: Path, mo
         assert section in text
     assert "20 billable s * $0.115/h / 3600 = $0.000639" in text
     assert "make all \\" in text and "HP_N_ESTIMATORS=300" in text and "INSTANCE_TYPE=ml.m5.large" in text
+    # the commands name the data's bucket and prefix, and the image and data to compare with
+    assert "BUCKET=b \\" in text and "DATA_PREFIX=titanic/data \\" in text
+    assert record["data"]["train"]["sha256"] in text
     assert f"![roc.png]({record['job_name']}/roc.png)" in text

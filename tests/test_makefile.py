@@ -135,8 +135,8 @@ def test_aws_stamps_are_kept_per_account_and_region(tmp_path: Path, moto_endpoin
 
 def _image_built(copy: Path) -> None:
     """The state after a build, without Docker: every input stamp current, the image stamp newer."""
-    made = make("build/vars/CONTAINER_HASH", "build/vars/BASE_IMAGE", "build/vars/ECR_REPOSITORY", "build/stamps/config",
-                cwd=copy)  # fmt: skip
+    stamps = ("build/vars/CONTAINER_HASH", "build/vars/BASE_IMAGE", "build/vars/ECR_REPOSITORY", "build/stamps/config")
+    made = make(*stamps, cwd=copy)
     assert made.returncode == 0, made.stderr
     (copy / "build/stamps/image").touch()
     assert planned("build", cwd=copy) == ""

@@ -1,12 +1,14 @@
 """The whole pipeline through the real Makefile and scripts, against the embedded stack.
 
-Tests in this module share one copy and run in order: a first `make all` from a clean
-copy, then what a user does next.
+Tests in this module share one copy (and its stack), and pass in any order: each one first
+brings the copy to the state it needs with the same `make` a user would run, so a test that
+kills the stack or cleans everything up leaves nothing the next one depends on.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import time
@@ -23,13 +25,15 @@ BUCKET = "titanic-sagemaker-toolkit-demo"
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Iterator[Pipeline]:
     pipeline = new_pipeline(tmp_path_factory.mktemp("pipeline"), offline_base)
+    # The first `make all` from the clean copy, before any test (in any order) changes it.
+    pipeline.first_run = pipeline.make("all")
     yield pipeline
     pipeline.cleanup()
 
 
 @pytest.fixture(scope="module")
 def first_run(pipe: Pipeline) -> subprocess.CompletedProcess[str]:
-    return pipe.make("all")
+    return pipe.first_run
 
 
 def latest_record(pipe: Pipeline) -> dict:
@@ -37,7 +41,29 @@ def latest_record(pipe: Pipeline) -> dict:
     return json.loads(records[-1].read_text())
 
 
+def image_id(pipe: Pipeline) -> str:
+    """The id of the image `make build` last built in this copy."""
+    name = f"{pipe.settings['ECR_REPOSITORY']}:local"
+    inspected = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", name], capture_output=True, text=True
+    )
+    return inspected.stdout.strip()
+
+
+def settled(pipe: Pipeline) -> subprocess.CompletedProcess[str]:
+    """Everything up to date (stack up, data uploaded, image pushed), a verified job done."""
+    result = pipe.make("all")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+def trained_job(result: subprocess.CompletedProcess[str]) -> str:
+    return re.search(r"^job +(\S+) ", result.stdout, re.M).group(1)
+
+
 def test_make_all_from_a_clean_copy_leaves_a_verified_model(pipe: Pipeline, first_run) -> None:
+    """The first `make all` of the module; in whatever order the tests ran, the copy was clean
+    when the module's fixture made it, and this run did everything from scratch then."""
     assert first_run.returncode == 0, first_run.stdout[-3000:] + first_run.stderr[-3000:]
     for stage in ("launcher.prepare_data", "upload-data.sh", "build-image.sh", "push-image.sh", "launcher.train"):
         assert ran(first_run, stage), stage
@@ -51,12 +77,16 @@ def test_make_all_from_a_clean_copy_leaves_a_verified_model(pipe: Pipeline, firs
     key = f"titanic/output/{job}/output/model.tar.gz"
     assert record["model_artifact"] == f"s3://{BUCKET}/{key}"
     assert pipe.client("s3").head_object(Bucket=BUCKET, Key=key)["ContentLength"] > 1000
-    # The image went through the registry and is tagged with the commit of the copy.
-    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=pipe.root, capture_output=True,
-                            text=True).stdout.strip()  # fmt: skip
-    assert record["image"]["uri"].endswith(f"/{pipe.settings['ECR_REPOSITORY']}:{commit}")
+    # The image went through the registry under a tag named by its content, and the record
+    # holds the id of the very image that was built.
+    built = image_id(pipe)
+    assert record["image"]["image_id"] == built
+    assert record["image"]["uri"].endswith(f"/{pipe.settings['ECR_REPOSITORY']}:sha256-{built.removeprefix('sha256:')}")
     assert record["image"]["digest"].startswith("sha256:")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=pipe.root, capture_output=True, text=True).stdout.strip()
     assert record["toolkit_commit"].startswith(commit)
+    # Verified inside that image, offline: the host never unpickled the model.
+    assert record["verification"]["rescored_in"] == built
     assert record["data"]["train"]["rows"] == 712
     assert (pipe.root / "runs" / job / "model" / "model.joblib").is_file()
     # The human summary says where everything went.
@@ -72,25 +102,41 @@ def test_make_all_from_a_clean_copy_leaves_a_verified_model(pipe: Pipeline, firs
     assert encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
 
-def test_make_n_all_then_prints_only_training(pipe: Pipeline, first_run) -> None:
+def test_make_n_all_then_prints_only_training(pipe: Pipeline) -> None:
+    settled(pipe)
     plan = pipe.make("-n", "all")
     assert plan.returncode == 0
     lines = [line for line in plan.stdout.splitlines() if line.strip()]
-    assert len(lines) == 2, plan.stdout
-    assert "launcher.train" in lines[0] and "launcher.verify" in lines[1]
+    assert len(lines) == 1, plan.stdout
+    assert "launcher.train" in lines[0] and "--verify" in lines[0]
 
 
-def test_second_make_all_rebuilds_and_reuploads_nothing(pipe: Pipeline, first_run) -> None:
-    before = latest_record(pipe)["job_name"]
+def test_second_make_all_rebuilds_and_reuploads_nothing(pipe: Pipeline) -> None:
+    before = trained_job(settled(pipe))
     second = pipe.make("all")
     assert second.returncode == 0, second.stderr[-3000:]
     for stage in ("upload-data.sh", "build-image.sh", "push-image.sh", "launcher.prepare_data"):
         assert not ran(second, stage), stage
     assert ran(second, "launcher.train")
-    assert latest_record(pipe)["job_name"] != before  # training always starts a new job
+    assert trained_job(second) != before  # training always starts a new job
 
 
-def test_a_hyperparameter_change_only_retrains(pipe: Pipeline, first_run) -> None:
+def test_all_verifies_the_job_it_trained_not_the_newest_record(pipe: Pipeline) -> None:
+    """A teammate's (or a concurrent cron run's) record written meanwhile must not be the one
+    this run verifies."""
+    settled(pipe)
+    decoy = pipe.root / "runs" / "titanic-lgbm-2099-01-01-00-00-00-000.json"
+    decoy.write_text(json.dumps({"job_name": decoy.stem, "status": "Failed"}))
+    try:
+        result = pipe.make("all")
+    finally:
+        decoy.unlink()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"verified {trained_job(result)}:" in result.stderr
+
+
+def test_a_hyperparameter_change_only_retrains(pipe: Pipeline) -> None:
+    settled(pipe)
     result = pipe.make("all", HP_N_ESTIMATORS="40")
     assert result.returncode == 0, result.stderr[-3000:]
     for stage in ("upload-data.sh", "build-image.sh", "push-image.sh"):
@@ -101,8 +147,8 @@ def test_a_hyperparameter_change_only_retrains(pipe: Pipeline, first_run) -> Non
     assert card["hyperparameters"]["n_estimators"] == 40  # it reached the model, not just the request
 
 
-def test_evidence_targets_after_a_run(pipe: Pipeline, first_run) -> None:
-    job = latest_record(pipe)["job_name"]
+def test_evidence_targets_after_a_run(pipe: Pipeline) -> None:
+    job = trained_job(settled(pipe))
     instance = pipe.make("instance-report")
     assert instance.returncode == 0, instance.stderr
     assert "**Choice: ml.m5.large**" in instance.stdout
@@ -116,7 +162,8 @@ def test_evidence_targets_after_a_run(pipe: Pipeline, first_run) -> None:
     assert (pipe.root / "reports" / job / "roc.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_a_failed_job_exits_with_its_reason_and_leaves_no_model(pipe: Pipeline, first_run) -> None:
+def test_a_failed_job_exits_with_its_reason_and_leaves_no_model(pipe: Pipeline) -> None:
+    settled(pipe)
     s3 = pipe.client("s3")
     bad_key = "titanic/data/train/zz-extra.csv"
     s3.put_object(Bucket=BUCKET, Key=bad_key, Body=b"PassengerId;Survived;Pclass\n1;0;3\n")
@@ -134,13 +181,11 @@ def test_a_failed_job_exits_with_its_reason_and_leaves_no_model(pipe: Pipeline, 
     assert not [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith("model.tar.gz")]
 
 
-def test_a_dead_stack_is_restarted_and_refilled(pipe: Pipeline, first_run) -> None:
+def test_a_dead_stack_is_restarted_and_refilled(pipe: Pipeline) -> None:
+    settled(pipe)
     pid = int((pipe.root / ".local/moto.pid").read_text())
     subprocess.run(["kill", str(pid)], check=True)
-    for _ in range(100):  # gone, as after a reboot
-        if not Path(f"/proc/{pid}").exists():
-            break
-        time.sleep(0.1)
+    wait_gone(pid)
     result = pipe.make("all")
     assert result.returncode == 0, result.stderr[-3000:]
     # moto forgot everything: the stack restarts, and upload and push redo (not the build).
@@ -149,18 +194,152 @@ def test_a_dead_stack_is_restarted_and_refilled(pipe: Pipeline, first_run) -> No
     assert not ran(result, "build-image.sh")
 
 
-def test_local_down_stops_exactly_what_local_up_started(pipe: Pipeline, first_run) -> None:
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a killed child of this test process stays one until reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def wait_gone(pid: int) -> None:
+    for _ in range(100):  # gone, as after a reboot
+        if not running(pid):
+            return
+        time.sleep(0.1)
+
+
+def test_a_fresh_empty_moto_behind_the_old_stack_id_is_noticed(pipe: Pipeline) -> None:
+    """An interrupted local-up can leave a new, empty moto running under the old stack's pid
+    file. Its pid is alive and its port answers, but it is not the server upload and push
+    filled: the stack id's start time says so, and the next run refills it."""
+    settled(pipe)
+    state = pipe.root / ".local"
+    old = int((state / "moto.pid").read_text())
+    subprocess.run(["kill", str(old)], check=True)
+    wait_gone(old)
+    port = pipe.settings["LOCAL_MOTO_PORT"]
+    fresh = subprocess.Popen(  # what the interrupted local-up had started, and nothing more
+        [str(Path(pipe.settings["VENV"]) / "bin/moto_server"), "-H", "127.0.0.1", "-p", port,
+         "-c", str(state / "tls/cert.pem"), "-k", str(state / "tls/key.pem")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    (state / "moto.pid").write_text(f"{fresh.pid}\n")
+    for _ in range(100):
+        if subprocess.run(["curl", "-fsk", f"https://127.0.0.1:{port}/moto-api/data.json"],
+                          capture_output=True).returncode == 0:  # fmt: skip
+            break
+        time.sleep(0.2)
+    result = pipe.make("all")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ran(result, "upload-data.sh") and ran(result, "push-image.sh")
+
+
+def test_a_recycled_pid_is_not_taken_for_the_stack(pipe: Pipeline, tmp_path: Path) -> None:
+    """After a reboot the pids in the stack id may belong to other processes."""
+    settled(pipe)
+    stack_id = (pipe.root / ".local/stack-id").read_text()
+    state = tmp_path / "state"
+    (state / "tls").mkdir(parents=True)
+    (state / "tls/cert.pem").write_bytes((pipe.root / ".local/tls/cert.pem").read_bytes())
+    strangers = [subprocess.Popen(["sleep", "60"]) for _ in range(2)]
+    try:
+        fake = re.sub(r"^moto_pid=\d+", f"moto_pid={strangers[0].pid}", stack_id, flags=re.M)
+        fake = re.sub(r"^registry_pid=\d+", f"registry_pid={strangers[1].pid}", fake, flags=re.M)
+        (state / "stack-id").write_text(fake)
+        check = subprocess.run([str(pipe.root / "scripts/local-stack.sh"), "check", str(state)], capture_output=True)
+        assert check.returncode != 0  # same pids would pass a pid-only check; the start times differ
+        (state / "stack-id").write_text(stack_id)
+        real = subprocess.run([str(pipe.root / "scripts/local-stack.sh"), "check", str(state)], capture_output=True,
+                              text=True)  # fmt: skip
+        assert real.returncode == 0 and real.stdout.split() == [pipe.settings["LOCAL_MOTO_PORT"],
+                                                                pipe.settings["LOCAL_REGISTRY_PORT"]]  # fmt: skip
+    finally:
+        for process in strangers:
+            process.kill()
+
+
+def test_local_down_stops_exactly_what_local_up_started(pipe: Pipeline) -> None:
+    settled(pipe)
     pids = [int((pipe.root / f".local/{name}.pid").read_text()) for name in ("moto", "registry")]
     assert pipe.make("local-down").returncode == 0
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists()
+        wait_gone(pid)
+        assert not running(pid)
     status = pipe.make("local-status")
     assert status.returncode != 0 and "moto:     down" in status.stdout
-    assert pipe.make("local-up").returncode == 0
 
 
-def test_clean_resources_removes_only_the_toolkits(pipe: Pipeline, first_run) -> None:
-    assert pipe.make("upload", "push").returncode == 0
+def test_an_identical_rebuild_pushes_nothing_and_a_new_base_pushes_a_new_tag(pipe: Pipeline, offline_base: str) -> None:
+    """The reference run re-pushed an existing immutable tag from a dirty tree (refused four
+    times), and reused the old remote image after BASE_IMAGE changed."""
+    settled(pipe)
+    (pipe.root / "README.md").write_text("uncommitted change\n")  # a dirty tree
+    (pipe.root / "build/stamps/image").unlink()  # rebuild from the same inputs
+    again = pipe.make("push")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert ran(again, "build-image.sh") and "with exactly this content; nothing to push" in again.stderr
+    first_id = json.loads((pipe.root / "build/local/image.json").read_text())["image_id"]
+
+    other_base = f"{offline_base}-alt"
+    subprocess.run(["docker", "build", "-q", "-t", other_base, "-"], input=f"FROM {offline_base}\nLABEL alt=1\n",
+                   text=True, check=True, capture_output=True)  # fmt: skip
+    try:
+        rebased = pipe.make("push", BASE_IMAGE=other_base)
+        assert rebased.returncode == 0, rebased.stderr[-3000:]
+        record = json.loads((pipe.root / "build/local/image.json").read_text())
+        assert record["image_id"] == image_id(pipe) != first_id
+        assert record["tag"] == f"sha256-{record['image_id'].removeprefix('sha256:')}"
+    finally:
+        assert pipe.make("push").returncode == 0  # back to the shipped base for the other tests
+        subprocess.run(["docker", "image", "rm", other_base], capture_output=True)
+
+
+def test_two_runs_take_turns(pipe: Pipeline) -> None:
+    """A cron run overlapping a manual one: the second waits LOCK_WAIT seconds, then gives up
+    with a message naming the holder, having changed nothing."""
+    settled(pipe)
+    lock = pipe.root / "build/toolkit.lock"
+    holder = subprocess.Popen(
+        ["flock", str(lock), "sh", "-c", "echo 'pid 1: make all, since now' > " + str(lock) + "; sleep 30"]
+    )
+    try:
+        time.sleep(1)
+        refused = pipe.make("train")
+        assert refused.returncode != 0
+        assert "another toolkit run holds" in refused.stderr and "LOCK_WAIT" in refused.stderr
+        assert not ran(refused, "Creating training-job")
+    finally:
+        holder.kill()
+        holder.wait()
+    queued = pipe.make("train", LOCK_WAIT="60")
+    assert queued.returncode == 0, queued.stderr[-2000:]
+
+
+def test_verify_never_unpickles_on_this_machine(pipe: Pipeline, tmp_path: Path) -> None:
+    """Anyone who can write under the output prefix could plant a pickle that runs code when
+    loaded: verify loads it only inside the image, offline, on read-only mounts."""
+    job = trained_job(settled(pipe))
+    marker = tmp_path / "pwned"
+    payload = f"import os\nclass Evil:\n    def __reduce__(self):\n        return (os.system, ('touch {marker}',))\n"
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    subprocess.run([str(Path(pipe.settings["VENV"]) / "bin/python"), "-c",
+                    payload + f"import joblib; joblib.dump(Evil(), '{planted}/model.joblib')"], check=True)  # fmt: skip
+    members = pipe.root / "runs" / job / "model"
+    (planted / "metrics.json").write_bytes((members / "metrics.json").read_bytes())
+    archive = tmp_path / "model.tar.gz"
+    subprocess.run(["tar", "-czf", str(archive), "-C", str(planted), "model.joblib", "metrics.json"], check=True)
+    s3 = pipe.client("s3")
+    key = f"titanic/output/{job}/output/model.tar.gz"
+    s3.upload_file(str(archive), BUCKET, key)
+    result = pipe.make("verify", JOB=job)
+    assert result.returncode != 0 and "rescoring inside" in result.stderr
+    assert not marker.exists(), "the planted pickle ran on this machine"
+
+
+def test_clean_resources_removes_only_the_toolkits(pipe: Pipeline) -> None:
+    settled(pipe)
     s3, ecr = pipe.client("s3"), pipe.client("ecr")
     foreign_keys = ["titanic/data-other/keep.csv", "other/titanic/data/keep.csv", "titanic/keep.txt"]
     for key in foreign_keys:
@@ -168,28 +347,53 @@ def test_clean_resources_removes_only_the_toolkits(pipe: Pipeline, first_run) ->
     s3.create_bucket(Bucket="someone-elses-bucket")
     s3.put_object(Bucket="someone-elses-bucket", Key="titanic/data/train/train.csv", Body=b"theirs")
     ecr.create_repository(repositoryName="someone-elses-repo")
+    try:
+        dry = pipe.make("clean-resources")
+        assert dry.returncode == 0
+        assert "would delete ECR image" in dry.stderr and "dry run" in dry.stderr
+        assert s3.list_objects_v2(Bucket=BUCKET, Prefix="titanic/data/")["KeyCount"] > 0  # nothing deleted yet
 
-    dry = pipe.make("clean-resources")
-    assert dry.returncode == 0
-    assert "would delete ECR repository" in dry.stderr and "dry run" in dry.stderr
-    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="titanic/data/")["KeyCount"] > 0  # nothing deleted yet
+        done = pipe.make("clean-resources", CONFIRM="yes")
+        assert done.returncode == 0, done.stderr
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+        assert sorted(keys) == sorted(foreign_keys)
+        repo = pipe.settings["ECR_REPOSITORY"]
+        assert ecr.list_images(repositoryName=repo)["imageIds"] == []  # the images go, the repository stays
+        assert not (pipe.root / "build/local/uploaded").exists() and not (pipe.root / "build/local/image.json").exists()
 
-    done = pipe.make("clean-resources", CONFIRM="yes", DELETE_BUCKET="yes")
-    assert done.returncode == 0, done.stderr
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
-    assert sorted(keys) == sorted(foreign_keys)
-    assert "keeping bucket" in done.stderr  # foreign objects remain, so the bucket stays
-    repos = [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]]
-    assert "someone-elses-repo" in repos and pipe.settings["ECR_REPOSITORY"] not in repos
-    assert s3.head_object(Bucket="someone-elses-bucket", Key="titanic/data/train/train.csv")
+        again = pipe.make("clean-resources", CONFIRM="yes")
+        assert again.returncode == 0 and "nothing to delete" in again.stderr
 
-    again = pipe.make("clean-resources", CONFIRM="yes")
-    assert again.returncode == 0 and "nothing to delete" in again.stderr
-
+        # teardown takes what bootstrap made, if tagged ours; a bucket with others' objects stays.
+        down = pipe.make("teardown", CONFIRM="yes")
+        assert down.returncode == 0, down.stderr
+        assert "kept bucket" in down.stderr
+        repos = [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]]
+        assert "someone-elses-repo" in repos and repo not in repos
+        assert s3.head_object(Bucket="someone-elses-bucket", Key="titanic/data/train/train.csv")
+    finally:
+        for key in foreign_keys:
+            s3.delete_object(Bucket=BUCKET, Key=key)
     # After a clean-up the next run puts everything back.
     refill = pipe.make("all")
     assert refill.returncode == 0, refill.stderr[-3000:]
-    assert ran(refill, "upload-data.sh") and ran(refill, "push-image.sh")
+    assert ran(refill, "bootstrap.sh") and ran(refill, "upload-data.sh") and ran(refill, "push-image.sh")
+
+
+def test_an_untagged_repository_is_not_ours(pipe: Pipeline) -> None:
+    """A shared repository the toolkit did not create keeps its images and lifecycle policy."""
+    settled(pipe)
+    ecr = pipe.client("ecr")
+    repo = ecr.describe_repositories(repositoryNames=[pipe.settings["ECR_REPOSITORY"]])["repositories"][0]
+    ecr.untag_resource(resourceArn=repo["repositoryArn"], tagKeys=["created-by"])
+    try:
+        listed = pipe.make("clean-resources", CONFIRM="yes")
+        assert listed.returncode == 0
+        assert f"not ours, left alone: ECR repository {repo['repositoryName']}" in listed.stderr
+        assert ecr.list_images(repositoryName=repo["repositoryName"])["imageIds"]
+    finally:
+        ecr.tag_resource(resourceArn=repo["repositoryArn"], tags=[{"Key": "created-by",
+                                                                   "Value": "titanic-sagemaker-toolkit"}])  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -210,7 +414,7 @@ def test_config_errors_stop_before_any_aws_call(pipe: Pipeline, overrides: dict,
     assert not ran(result, "local-stack.sh") and not ran(result, "upload-data.sh")
 
 
-def test_a_port_held_by_another_process_is_named(pipe: Pipeline, first_run) -> None:
+def test_a_port_held_by_another_process_is_named(pipe: Pipeline) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()

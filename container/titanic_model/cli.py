@@ -15,6 +15,7 @@ import sys
 import traceback
 
 from titanic_model import contract
+from titanic_model.checkpoints import TrainingInterrupted
 from titanic_model.data import DataError
 from titanic_model.hyperparameters import SPECS, HyperparameterError
 from titanic_model.rescore import rescore
@@ -76,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = parse_args(args)
         run_training(paths, overrides)
+    except TrainingInterrupted as exc:
+        # SageMaker stops (or a spot reclaim interrupts) with SIGTERM: the checkpoint is the
+        # result, and no model file may look finished. 143 is 128 + SIGTERM, as a shell says.
+        contract.remove_model_artifacts(paths)
+        log.warning("%s", exc)
+        return 143
     except (UsageError, DataError, HyperparameterError) as exc:
         reason = str(exc)
     except MemoryError:

@@ -6,6 +6,7 @@ so the whole contract can be exercised in a temporary folder outside any contain
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,24 @@ class Paths:
     @property
     def failure_file(self) -> Path:
         return self.root / "output" / "failure"
+
+    @property
+    def checkpoint_config(self) -> Path:
+        return self.root / "input" / "config" / "checkpointconfig.json"
+
+    def checkpoint_dir(self) -> Path | None:
+        """Where to keep spot checkpoints: SageMaker's LocalPath when the job has a checkpoint
+        configuration, /opt/ml/checkpoints when that folder is there (mounted); else None."""
+        default = self.root / "checkpoints"
+        if self.checkpoint_config.is_file():
+            try:
+                local = json.loads(self.checkpoint_config.read_text(encoding="utf-8")).get("LocalPath")
+            except ValueError:
+                local = None
+            if local and os.environ.get(BASE_DIR_ENV) is None:
+                return Path(local)
+            return default
+        return default if default.is_dir() else None
 
 
 def write_failure(paths: Paths, reason: str) -> None:

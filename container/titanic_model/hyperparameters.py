@@ -40,6 +40,7 @@ SPECS: dict[str, _Spec] = {
     "reg_lambda": _Spec(float, 0.0, 1000.0, "L2 regularisation"),
     "min_category_count": _Spec(int, 1, 1000, "titles/decks rarer than this are folded together"),
     "cv_folds": _Spec(int, 2, 20, "folds for the cross-validated metrics when there is no validation channel"),
+    "checkpoint_every": _Spec(int, 1, 5000, "boosting rounds between spot-training checkpoints"),
     "random_state": _Spec(int, 0, 2**31 - 1, "seed for every random choice"),
 }
 
@@ -56,6 +57,7 @@ class Hyperparameters:
     reg_lambda: float = 0.0
     min_category_count: int = 10
     cv_folds: int = 5
+    checkpoint_every: int = 50
     random_state: int = 42
 
     def as_dict(self) -> dict[str, Any]:

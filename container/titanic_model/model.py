@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
+from titanic_model import checkpoints
 from titanic_model.data import DataError
 from titanic_model.features import TitanicFeatures
 from titanic_model.hyperparameters import Hyperparameters
+
+log = logging.getLogger(__name__)
 
 
 def build_model(hp: Hyperparameters) -> Pipeline:
@@ -20,6 +26,27 @@ def build_model(hp: Hyperparameters) -> Pipeline:
             ("model", LGBMClassifier(**hp.lightgbm_params())),
         ]
     )
+
+
+def fit_model(hp: Hyperparameters, X: pd.DataFrame, y: pd.Series, checkpoint_dir: Path | None = None,
+              print_: str = "") -> Pipeline:  # fmt: skip
+    """The fitted pipeline. With a checkpoint folder, boosting resumes from the newest valid
+    checkpoint there, saves new ones as it goes, and stops cleanly on SIGTERM."""
+    model = build_model(hp)
+    if checkpoint_dir is None:
+        return model.fit(X, y)
+    features, classifier = model.named_steps["features"], model.named_steps["model"]
+    transformed = features.fit_transform(X, y)  # deterministic: the same on every restart
+    start = checkpoints.newest_valid(checkpoint_dir, print_)
+    done = start.rounds if start else 0
+    if start:
+        log.info("resuming from %s: %d of %d rounds already done", start.model_file.name, done, hp.n_estimators)
+    callback = checkpoints.Checkpointer(checkpoint_dir, hp.checkpoint_every, print_)
+    callback.install()
+    classifier.set_params(n_estimators=hp.n_estimators - done)
+    classifier.fit(transformed, y, init_model=str(start.model_file) if start else None, callbacks=[callback])
+    classifier.set_params(n_estimators=hp.n_estimators)  # the model's own account of its size
+    return model
 
 
 def survival_probability(model: Pipeline, X: pd.DataFrame) -> np.ndarray:

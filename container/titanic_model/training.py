@@ -17,10 +17,11 @@ import joblib
 import pandas as pd
 
 from titanic_model import contract
+from titanic_model.checkpoints import fingerprint
 from titanic_model.data import LABEL, ChannelData, features_and_label, read_channel
 from titanic_model.hyperparameters import Hyperparameters, load_hyperparameters_file, parse_hyperparameters
 from titanic_model.metrics import METRIC_NAMES, binary_metrics, metric_line, roc_points
-from titanic_model.model import build_model, cross_validated_probability, feature_importance, survival_probability
+from titanic_model.model import cross_validated_probability, feature_importance, fit_model, survival_probability
 
 log = logging.getLogger(__name__)
 LIBRARIES = ("pandas", "numpy", "scikit-learn", "lightgbm", "joblib")
@@ -91,7 +92,13 @@ def write_output_data(paths: contract.Paths, model: Any, evaluation: Evaluation)
 
 
 def model_card(
-    hp: Hyperparameters, train: ChannelData, validation: ChannelData | None, evaluation: Evaluation, seconds: float
+    model: Any,
+    *,
+    hp: Hyperparameters,
+    train: ChannelData,
+    validation: ChannelData | None,
+    evaluation: Evaluation,
+    seconds: float,
 ) -> dict[str, Any]:
     def channel(c: ChannelData) -> dict[str, Any]:
         counts = c.frame[LABEL].value_counts()
@@ -106,6 +113,7 @@ def model_card(
         "metrics_source": evaluation.source,
         "metrics": evaluation.metrics,
         "hyperparameters": hp.as_dict(),
+        "boosting_rounds": model.named_steps["model"].booster_.num_trees(),
         "training_seconds": round(seconds, 3),
         "libraries": {"python": platform.python_version(), **{name: version(name) for name in LIBRARIES}},
     }
@@ -123,14 +131,19 @@ def run_training(paths: contract.Paths, overrides: dict[str, str]) -> dict[str, 
 
     started = time.perf_counter()
     X, y = features_and_label(train.frame)
-    model = build_model(hp).fit(X, y)
+    checkpoint_dir = paths.checkpoint_dir()
+    print_ = fingerprint(hp.as_dict(), {"train": train.files})
+    model = fit_model(hp, X, y, checkpoint_dir, print_)
     evaluation = evaluate(model, train, validation, hp)
     seconds = time.perf_counter() - started
 
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     write_output_data(paths, model, evaluation)
     _write_json(paths.model_dir / contract.METRICS_FILE, evaluation.metrics)
-    _write_json(paths.model_dir / contract.MODEL_CARD_FILE, model_card(hp, train, validation, evaluation, seconds))
+    _write_json(
+        paths.model_dir / contract.MODEL_CARD_FILE,
+        model_card(model, hp=hp, train=train, validation=validation, evaluation=evaluation, seconds=seconds),
+    )
     # The model goes last: its presence means every other artifact is complete.
     _write_atomically(paths.model_dir / contract.MODEL_FILE, lambda p: joblib.dump(model, p))
     for name in METRIC_NAMES:

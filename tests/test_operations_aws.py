@@ -1,0 +1,275 @@
+"""Operating jobs on TARGET=aws, up to the API: following, interrupting, re-attaching,
+stopping, listing and cleaning up.
+
+moto records training jobs but runs nothing (every job is Completed at once) and has no
+StopTrainingJob. So: a real moto server answers what it can, a botocore hook makes its
+DescribeTrainingJob answer "InProgress" where a test needs a job that is still running, and
+botocore's Stubber (which checks every request against the API model) stands in for the
+calls moto lacks or for failures AWS would return (AccessDenied, throttling).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from conftest import shipped
+
+from launcher import cleanup, operate, records, train, watch
+from launcher.pricing import PriceBook
+from launcher.settings import load
+
+JOB = "titanic-lgbm-2026-11-26-10-00-00-000"
+ARN = f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{JOB}"
+ROLE = "arn:aws:iam::123456789012:role/service-role/titanic-sagemaker-execution"
+
+
+def aws_settings(**changes: str):
+    return load({**shipped(), "TARGET": "aws", **changes})
+
+
+def client(service: str) -> Any:
+    return boto3.client(service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+
+
+def described(status: str, secondary: str = "Training", **extra: Any) -> dict[str, Any]:
+    """A DescribeTrainingJob answer with the fields the API reference marks required."""
+    now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    return {
+        "TrainingJobName": JOB, "TrainingJobArn": ARN, "TrainingJobStatus": status, "SecondaryStatus": secondary,
+        "ModelArtifacts": {"S3ModelArtifacts": f"s3://b/titanic/output/{JOB}/output/model.tar.gz"},
+        "AlgorithmSpecification": {"TrainingImage": "i", "TrainingInputMode": "File"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 900}, "CreationTime": now,
+        "TrainingStartTime": now, **extra,
+    }  # fmt: skip
+
+
+def no_sleep(_: float) -> None:
+    return None
+
+
+# ---- following a job -------------------------------------------------------------------
+
+
+def test_a_denied_log_never_fails_a_running_job() -> None:
+    """The reference policy named the bare log group: DescribeLogStreams was denied, fit()
+    raised, and the launcher called the still-running job Failed. Now the log is given up
+    (once, with the fix named) and the status still comes from DescribeTrainingJob."""
+    sm, logs = client("sagemaker"), client("logs")
+    with Stubber(sm) as sm_stub, Stubber(logs) as logs_stub:
+        for status in ("InProgress", "InProgress", "Completed"):
+            sm_stub.add_response("describe_training_job", described(status), {"TrainingJobName": JOB})
+        logs_stub.add_client_error("describe_log_streams", "AccessDeniedException", "not authorized", 400)
+        final = watch.follow(sm, logs, JOB, sleep=no_sleep)
+        sm_stub.assert_no_pending_responses()
+        logs_stub.assert_no_pending_responses()  # asked once, then left alone
+    assert final["TrainingJobStatus"] == "Completed"
+
+
+def test_the_log_is_printed_once_per_line_across_polls() -> None:
+    sm, logs = client("sagemaker"), client("logs")
+    stream = f"{JOB}/algo-1-1764150000"
+    lines: list[str] = []
+    streams = (
+        {"logStreams": [{"logStreamName": stream}]},
+        {"logGroupName": watch.LOG_GROUP, "logStreamNamePrefix": f"{JOB}/", "orderBy": "LogStreamName"},
+    )
+    first = {"logGroupName": watch.LOG_GROUP, "logStreamName": stream, "startFromHead": True}
+    after = {**first, "nextToken": "f/1"}
+    with Stubber(sm) as sm_stub, Stubber(logs) as logs_stub:
+        for status in ("InProgress", "Completed"):
+            sm_stub.add_response("describe_training_job", described(status), {"TrainingJobName": JOB})
+        # first poll: one line, then nothing new; second poll: nothing new (same token)
+        logs_stub.add_response("describe_log_streams", *streams)
+        logs_stub.add_response(
+            "get_log_events",
+            {"events": [{"timestamp": 1, "message": "val_auc: 0.86"}], "nextForwardToken": "f/1"},
+            first,
+        )
+        logs_stub.add_response("get_log_events", {"events": [], "nextForwardToken": "f/1"}, after)
+        logs_stub.add_response("describe_log_streams", *streams)
+        logs_stub.add_response("get_log_events", {"events": [], "nextForwardToken": "f/1"}, after)
+        watch.follow(sm, logs, JOB, sleep=no_sleep, write=lines.append)
+    assert lines == ["algo-1-1764150000 | val_auc: 0.86"]
+
+
+def test_throttled_status_reads_are_retried_not_reported_as_failure() -> None:
+    sm = client("sagemaker")
+    with Stubber(sm) as stub:
+        stub.add_client_error("describe_training_job", "ThrottlingException", "slow down", 400)
+        stub.add_client_error("describe_training_job", "ThrottlingException", "slow down", 400)
+        stub.add_response("describe_training_job", described("Completed"), {"TrainingJobName": JOB})
+        assert watch.follow(sm, None, JOB, sleep=no_sleep)["TrainingJobStatus"] == "Completed"
+
+
+def test_a_status_that_stays_unreadable_is_said_plainly() -> None:
+    sm = client("sagemaker")
+    with Stubber(sm) as stub:
+        for _ in range(watch.DESCRIBE_TRIES):
+            stub.add_client_error("describe_training_job", "ExpiredTokenException", "expired", 400)
+        with pytest.raises(watch.WatchError, match=f"cannot read the status of {JOB}"):
+            watch.follow(sm, None, JOB, sleep=no_sleep)
+
+
+# ---- interrupting and re-attaching ---------------------------------------------------------
+
+
+def seeded(split_dir: Path, tmp_path: Path) -> Path:
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="titanic-sagemaker-toolkit-demo")
+    record = tmp_path / "image.json"
+    uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:sha256-" + "1" * 64
+    record.write_text(json.dumps({"image_uri": uri, "digest": "sha256:" + "0" * 64, "image_id": "sha256:" + "1" * 64}))
+    return record
+
+
+def still_running(session: boto3.Session) -> None:
+    """moto completes jobs at once; make its DescribeTrainingJob say what SageMaker says
+    while a job trains."""
+
+    def in_progress(parsed: dict[str, Any], **_: Any) -> None:
+        parsed.update(TrainingJobStatus="InProgress", SecondaryStatus="Training")
+
+    session.events.register("after-call.sagemaker.DescribeTrainingJob", in_progress)
+
+
+def test_sigterm_while_waiting_leaves_an_in_progress_record_and_the_commands(
+    moto_endpoint: str, split_dir: Path, tmp_path: Path
+) -> None:
+    image = seeded(split_dir, tmp_path)
+    session = boto3.Session(region_name="us-east-1")
+    still_running(session)
+
+    def terminated(_: float) -> None:  # the cron job's timeout, or a person's kill, mid-wait
+        signal.raise_signal(signal.SIGTERM)
+
+    runs = tmp_path / "runs"
+    with pytest.raises(train.Interrupted) as stop:
+        train.run(aws_settings(), image, split_dir, runs, boto_session=session, sleep=terminated)
+    record = stop.value.record
+    assert record["status"] == "InProgress" and record["secondary_status"] == "Training"
+    saved = records.read_record(records.record_path(runs, record["job_name"]))
+    assert saved["status"] == "InProgress" and saved["interrupted_at"]
+    assert saved["image"]["image_id"] == "sha256:" + "1" * 64  # enough to re-attach and verify later
+    advice = train.follow_up_commands(record["job_name"])
+    for verb in ("make logs", "make stop", "make train"):
+        assert f"{verb} JOB={record['job_name']}" in advice
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler does not outlive the run
+
+    # Later, `make train JOB=...` re-attaches, waits for the end, and completes the record.
+    finished = train.run(aws_settings(), image, split_dir, runs, boto_session=boto3.Session(region_name="us-east-1"),
+                         attach=record["job_name"], sleep=no_sleep)  # fmt: skip
+    assert finished["job_name"] == record["job_name"] and finished["status"] == "Completed"
+    assert records.read_record(records.record_path(runs, record["job_name"]))["status"] == "Completed"
+
+
+def test_re_attaching_to_an_unknown_job_names_the_way_to_find_one(moto_endpoint: str, split_dir: Path,
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    with pytest.raises(train.TrainError, match=r"no run record for nope in .*; 'make status' lists"):
+        train.run(aws_settings(), seeded(split_dir, tmp_path), split_dir, tmp_path / "runs", attach="nope")
+
+
+# ---- stop and status -------------------------------------------------------------------
+
+
+def test_stop_sends_stop_training_job_waits_and_updates_the_record(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    records.write_record(runs, {"job_name": JOB, "status": "InProgress"})
+    sm = client("sagemaker")
+    with Stubber(sm) as stub:
+        stub.add_response("describe_training_job", described("InProgress"), {"TrainingJobName": JOB})
+        stub.add_response("stop_training_job", {}, {"TrainingJobName": JOB})
+        stub.add_response("describe_training_job", described("Stopping", "Stopping"), {"TrainingJobName": JOB})
+        stub.add_response("describe_training_job", described("Stopped", "Stopped"), {"TrainingJobName": JOB})
+        final = operate.stop(
+            aws_settings(), sm, runs, JOB, follow=lambda *a, **k: watch.follow(*a, **k, sleep=no_sleep)
+        )
+        stub.assert_no_pending_responses()
+    assert final["TrainingJobStatus"] == "Stopped"
+    assert records.read_record(records.record_path(runs, JOB))["status"] == "Stopped"
+
+
+def test_status_lists_running_and_recent_jobs_with_cost_so_far() -> None:
+    sm = client("sagemaker")
+    now = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
+    other = "titanic-lgbm-2026-11-25-09-00-00-000"
+    summary = {"TrainingJobName": JOB, "TrainingJobArn": ARN, "CreationTime": now, "TrainingJobStatus": "InProgress"}
+    done = {**summary, "TrainingJobName": other, "TrainingJobArn": ARN.replace(JOB, other),
+            "TrainingJobStatus": "Completed"}  # fmt: skip
+    base = {"NameContains": "titanic-lgbm", "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 10}
+    with Stubber(sm) as stub:
+        stub.add_response("list_training_jobs", {"TrainingJobSummaries": [summary]},
+                          {**base, "StatusEquals": "InProgress"})  # fmt: skip
+        stub.add_response("list_training_jobs", {"TrainingJobSummaries": [summary, done]}, base)
+        stub.add_response("describe_training_job", described("InProgress", EnableManagedSpotTraining=True),
+                          {"TrainingJobName": JOB})  # fmt: skip
+        stub.add_response("describe_training_job", {**described("Completed", "Completed"), "TrainingJobName": other,
+                          "BillableTimeInSeconds": 20, "TrainingEndTime": now - timedelta(minutes=29)},
+                          {"TrainingJobName": other})  # fmt: skip
+        rows = operate.status_rows_aws(aws_settings(), sm, PriceBook("us-east-1", None), now)
+    assert [r["job"] for r in rows] == [JOB, other]
+    running, finished = rows
+    assert running["status"] == "InProgress" and running["spot"] is True and running["elapsed_s"] == 1800
+    assert running["cost_usd"] == pytest.approx(1800 * 0.115 / 3600, abs=1e-6)  # on-demand bound while it runs
+    assert finished["cost_usd"] == pytest.approx(20 * 0.115 / 3600, abs=1e-6)  # billed seconds once it has ended
+    assert JOB in operate.render_status(rows)
+
+
+# ---- clean-up ----------------------------------------------------------------------------
+
+
+class WithSageMaker(boto3.Session):
+    """The real session (moto for S3, ECR, STS), with a stubbed SageMaker client, because
+    moto has no in-progress jobs to stop and no StopTrainingJob."""
+
+    def __init__(self, sm: Any) -> None:
+        super().__init__(region_name="us-east-1")
+        self.sm = sm
+
+    def client(self, name: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return self.sm if name == "sagemaker" else super().client(name, *args, **kwargs)
+
+
+def _summary(name: str) -> dict[str, Any]:
+    return {"TrainingJobName": name, "TrainingJobArn": ARN.replace(JOB, name), "TrainingJobStatus": "InProgress",
+            "CreationTime": datetime(2026, 11, 26, tzinfo=UTC)}  # fmt: skip
+
+
+def test_clean_up_stops_only_the_callers_own_tagged_jobs(moto_endpoint: str, tmp_path: Path) -> None:
+    me = boto3.client("sts", region_name="us-east-1").get_caller_identity()["Arn"]
+    mine, teammates, foreign = (f"titanic-lgbm-2026-11-26-10-00-0{i}-000" for i in range(3))
+    ours = {"Key": "created-by", "Value": "titanic-sagemaker-toolkit"}
+    sm = client("sagemaker")
+    with Stubber(sm) as stub:
+        listed = {"TrainingJobSummaries": [_summary(n) for n in (mine, teammates, foreign)]}
+        stub.add_response("list_training_jobs", listed, {"NameContains": "titanic-lgbm", "StatusEquals": "InProgress"})
+        for name, tags in ((mine, [ours, {"Key": "launched-by", "Value": me}]),
+                           (teammates, [ours, {"Key": "launched-by", "Value": "arn:aws:iam::123456789012:user/bob"}]),
+                           (foreign, [{"Key": "project", "Value": "x"}])):  # fmt: skip
+            stub.add_response("list_tags", {"Tags": tags}, {"ResourceArn": ARN.replace(JOB, name)})
+            if name == mine:
+                stub.add_response("stop_training_job", {}, {"TrainingJobName": mine})
+        plan = cleanup.run(aws_settings(), "resources", WithSageMaker(sm), confirm=True, deployed=tmp_path,
+                           image_record=tmp_path / "image.json")  # fmt: skip
+        stub.assert_no_pending_responses()  # exactly one StopTrainingJob, for the caller's own job
+    assert plan.found == 1
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ThrottlingException", "ExpiredTokenException"])
+def test_a_failed_discovery_is_an_error_never_nothing_to_delete(moto_endpoint: str, tmp_path: Path,
+                                                               code: str) -> None:  # fmt: skip
+    sm = client("sagemaker")
+    stamp = tmp_path / "uploaded"
+    stamp.touch()
+    with Stubber(sm) as stub:
+        stub.add_client_error("list_training_jobs", code, "no", 400)
+        with pytest.raises(cleanup.CleanupError, match=rf"listing training jobs in progress .* failed .*{code}"):
+            cleanup.run(aws_settings(), "resources", WithSageMaker(sm), confirm=True, deployed=tmp_path,
+                        image_record=tmp_path / "image.json")  # fmt: skip
+    assert stamp.exists()  # nothing was deleted, so nothing local is forgotten
