@@ -181,13 +181,15 @@ local-status: ## Say whether the embedded AWS and registry are up
 
 # ---- one-time set-up (an administrator's step on AWS) ---------------------------------
 .PHONY: bootstrap
-bootstrap: $(AWS_READY) | $(STAMPS)/config ## Once, as an administrator: create and harden the bucket, the ECR repository and (AWS) the role
+BOOTSTRAP_INPUTS := $(AWS_READY) $(call setting,BUCKET) $(call setting,ECR_REPOSITORY) $(call setting,CREATE_BUCKET)
+
+bootstrap: $(BOOTSTRAP_INPUTS) | $(STAMPS)/config ## Once, as an administrator: create and harden the bucket, the ECR repository and (AWS) the role
 	$(LOCKED) scripts/bootstrap.sh
 	@mkdir -p "$$DEPLOYED" && touch "$$DEPLOYED/bootstrapped"
 	$(BOOTSTRAP_ROLE)
 
 # On the embedded stack the set-up is part of the run (there is no administrator to ask).
-$(DEPLOYED)/bootstrapped: $(AWS_READY) $(call setting,BUCKET) $(call setting,ECR_REPOSITORY) $(call setting,CREATE_BUCKET) | $(STAMPS)/config
+$(DEPLOYED)/bootstrapped: $(BOOTSTRAP_INPUTS) | $(STAMPS)/config
 	$(LOCKED) scripts/bootstrap.sh
 	@mkdir -p $(@D) && touch $@
 

@@ -9,8 +9,9 @@
 A repository, bucket, role or job without the tag is listed as "not ours" and left alone; a
 teammate's job (tagged, launched by someone else) likewise. A discovery call that fails
 (access denied, throttling, expired credentials) stops the run with the reason and exit 1:
-never "nothing to delete". Local stamps are forgotten only for what was really deleted, so
-after a failed clean-up the next `make` still knows what is there. Needs credentials and a
+never "nothing to delete". A local stamp is forgotten just before what it records is
+deleted, and never otherwise: after a failed clean-up the next `make` redoes exactly the
+stages whose results may be gone, and trusts the rest. Needs credentials and a
 region only: no Docker, no role.
 """
 
@@ -65,12 +66,14 @@ class Plan:
         if not self.confirm:
             log.info("would delete %s", description)
             return
-        log.info("deleting %s", description)
-        action()
+        # The stamp goes first: should the deletion stop half-way, the next run redoes the
+        # stage (an idempotent sync or push) instead of trusting what is no longer there.
         for path in forget:
             if path.exists():
                 path.unlink()
-                log.info("forgot %s (what it recorded is gone)", path)
+                log.info("forgot %s (what it recorded is being deleted)", path)
+        log.info("deleting %s", description)
+        action()
 
 
 def clean_jobs(settings: Settings, sm: Any, caller_arn: str, plan: Plan) -> None:
@@ -161,11 +164,10 @@ def clean_prefix(settings: Settings, s3: Any, prefix: str, plan: Plan, *forget: 
         log.info("  s3://%s/%s", settings.bucket, key)
 
     def delete() -> None:
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": k} for k in keys[start : start + 1000]]
-            errors = s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": batch, "Quiet": True}).get("Errors")
-            if errors:
-                raise CleanupError(f"S3 did not delete s3://{settings.bucket}/{errors[0]['Key']}: {errors[0]['Code']}")
+        # One DeleteObject per key (a few files per run): moto authorizes the batch call
+        # against the bucket rather than each key, so per-key calls behave alike on both.
+        for key in keys:
+            s3.delete_object(Bucket=settings.bucket, Key=key)
 
     plan.act(f"{len(keys)} object(s) under s3://{settings.bucket}/{prefix}/", delete, *forget)
 

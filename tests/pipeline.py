@@ -99,7 +99,13 @@ def new_pipeline(tmp: Path, base_image: str) -> Pipeline:
         "LOCAL_MOTO_PORT": str(free_port()),
         "LOCAL_REGISTRY_PORT": str(free_port()),
     }
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_"))}
+    # A clean environment, as a user's shell: no AWS or SDK settings, nothing a parent make
+    # (make test) passes down.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "SAGEMAKER_")) and k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
+    }
     env["TARGET"] = "local"
     return Pipeline(root=root, settings=settings, env=env)
 

@@ -303,7 +303,7 @@ def test_the_pipeline_runs_with_only_the_runner_policy_after_the_set_up(enforced
     assert enforced["bootstrap"].returncode == 0, enforced["bootstrap"].stderr[-3000:]
     run = enforced["run"]
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    assert "[verify] verified" in run.stderr
+    assert "] verified titanic-lgbm-" in run.stderr
     assert enforced["listing"].returncode == 0, enforced["listing"].stderr
     # Enforcement was really on: unknown credentials are refused.
     stranger = client_as(enforced["pipe"], {"id": "AKIAUNKNOWN000000000", "secret": "x"}, "s3")

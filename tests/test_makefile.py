@@ -17,10 +17,12 @@ from conftest import REPO, shipped
 from pipeline import copy_repository
 
 CONFIG_VARS = list(shipped())
+# What a parent make (make test) passes down; a user's make starts without them.
+MAKE_VARS = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
 
 
 def make(*args: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in (*CONFIG_VARS, "AWS_PROFILE") and not k.startswith("AWS_")}
+    clean = {k: v for k, v in os.environ.items() if k not in (*CONFIG_VARS, *MAKE_VARS) and not k.startswith("AWS_")}
     return subprocess.run(
         ["make", "--no-print-directory", f"VENV={REPO / '.venv'}", *args],
         cwd=cwd,
@@ -35,7 +37,7 @@ def planned(*args: str, **kwargs: object) -> str:
     """What `make -n` would run, without make's own 'Nothing to be done' remarks."""
     result = make("-n", *args, **kwargs)  # type: ignore[arg-type]
     assert result.returncode == 0, result.stderr
-    return "\n".join(line for line in result.stdout.splitlines() if not line.startswith("make: "))
+    return "\n".join(line for line in result.stdout.splitlines() if not re.match(r"make(\[\d+\])?: ", line))
 
 
 def setting(output: str, name: str) -> str:

@@ -50,6 +50,13 @@ def image_id(pipe: Pipeline) -> str:
     return inspected.stdout.strip()
 
 
+def ready(pipe: Pipeline) -> None:
+    """Stack up, data uploaded, image pushed (cheap when they are already): what every stage
+    before training needs, whatever earlier tests did to the copy."""
+    result = pipe.make("validate", "upload", "push")  # validate: every setting's stamp current too
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+
+
 def settled(pipe: Pipeline) -> subprocess.CompletedProcess[str]:
     """Everything up to date (stack up, data uploaded, image pushed), a verified job done."""
     result = pipe.make("all")
@@ -67,8 +74,8 @@ def test_make_all_from_a_clean_copy_leaves_a_verified_model(pipe: Pipeline, firs
     assert first_run.returncode == 0, first_run.stdout[-3000:] + first_run.stderr[-3000:]
     for stage in ("launcher.prepare_data", "upload-data.sh", "build-image.sh", "push-image.sh", "launcher.train"):
         assert ran(first_run, stage), stage
-    record = latest_record(pipe)
-    job = record["job_name"]
+    job = trained_job(first_run)
+    record = json.loads((pipe.root / "runs" / f"{job}.json").read_text())
     assert job.startswith("titanic-lgbm-")
     assert record["status"] == "Completed"
     assert record["verification"]["verified"] is True
@@ -103,7 +110,7 @@ def test_make_all_from_a_clean_copy_leaves_a_verified_model(pipe: Pipeline, firs
 
 
 def test_make_n_all_then_prints_only_training(pipe: Pipeline) -> None:
-    settled(pipe)
+    ready(pipe)
     plan = pipe.make("-n", "all")
     assert plan.returncode == 0
     lines = [line for line in plan.stdout.splitlines() if line.strip()]
@@ -112,13 +119,13 @@ def test_make_n_all_then_prints_only_training(pipe: Pipeline) -> None:
 
 
 def test_second_make_all_rebuilds_and_reuploads_nothing(pipe: Pipeline) -> None:
-    before = trained_job(settled(pipe))
+    ready(pipe)
     second = pipe.make("all")
     assert second.returncode == 0, second.stderr[-3000:]
     for stage in ("upload-data.sh", "build-image.sh", "push-image.sh", "launcher.prepare_data"):
         assert not ran(second, stage), stage
     assert ran(second, "launcher.train")
-    assert trained_job(second) != before  # training always starts a new job
+    assert trained_job(second) != trained_job(pipe.make("all"))  # training always starts a new job
 
 
 def test_all_verifies_the_job_it_trained_not_the_newest_record(pipe: Pipeline) -> None:
@@ -136,7 +143,7 @@ def test_all_verifies_the_job_it_trained_not_the_newest_record(pipe: Pipeline) -
 
 
 def test_a_hyperparameter_change_only_retrains(pipe: Pipeline) -> None:
-    settled(pipe)
+    ready(pipe)
     result = pipe.make("all", HP_N_ESTIMATORS="40")
     assert result.returncode == 0, result.stderr[-3000:]
     for stage in ("upload-data.sh", "build-image.sh", "push-image.sh"):
@@ -163,7 +170,7 @@ def test_evidence_targets_after_a_run(pipe: Pipeline) -> None:
 
 
 def test_a_failed_job_exits_with_its_reason_and_leaves_no_model(pipe: Pipeline) -> None:
-    settled(pipe)
+    ready(pipe)
     s3 = pipe.client("s3")
     bad_key = "titanic/data/train/zz-extra.csv"
     s3.put_object(Bucket=BUCKET, Key=bad_key, Body=b"PassengerId;Survived;Pclass\n1;0;3\n")
@@ -182,7 +189,7 @@ def test_a_failed_job_exits_with_its_reason_and_leaves_no_model(pipe: Pipeline) 
 
 
 def test_a_dead_stack_is_restarted_and_refilled(pipe: Pipeline) -> None:
-    settled(pipe)
+    ready(pipe)
     pid = int((pipe.root / ".local/moto.pid").read_text())
     subprocess.run(["kill", str(pid)], check=True)
     wait_gone(pid)
@@ -213,7 +220,7 @@ def test_a_fresh_empty_moto_behind_the_old_stack_id_is_noticed(pipe: Pipeline) -
     """An interrupted local-up can leave a new, empty moto running under the old stack's pid
     file. Its pid is alive and its port answers, but it is not the server upload and push
     filled: the stack id's start time says so, and the next run refills it."""
-    settled(pipe)
+    ready(pipe)
     state = pipe.root / ".local"
     old = int((state / "moto.pid").read_text())
     subprocess.run(["kill", str(old)], check=True)
@@ -237,7 +244,7 @@ def test_a_fresh_empty_moto_behind_the_old_stack_id_is_noticed(pipe: Pipeline) -
 
 def test_a_recycled_pid_is_not_taken_for_the_stack(pipe: Pipeline, tmp_path: Path) -> None:
     """After a reboot the pids in the stack id may belong to other processes."""
-    settled(pipe)
+    ready(pipe)
     stack_id = (pipe.root / ".local/stack-id").read_text()
     state = tmp_path / "state"
     (state / "tls").mkdir(parents=True)
@@ -260,7 +267,7 @@ def test_a_recycled_pid_is_not_taken_for_the_stack(pipe: Pipeline, tmp_path: Pat
 
 
 def test_local_down_stops_exactly_what_local_up_started(pipe: Pipeline) -> None:
-    settled(pipe)
+    ready(pipe)
     pids = [int((pipe.root / f".local/{name}.pid").read_text()) for name in ("moto", "registry")]
     assert pipe.make("local-down").returncode == 0
     for pid in pids:
@@ -273,7 +280,7 @@ def test_local_down_stops_exactly_what_local_up_started(pipe: Pipeline) -> None:
 def test_an_identical_rebuild_pushes_nothing_and_a_new_base_pushes_a_new_tag(pipe: Pipeline, offline_base: str) -> None:
     """The reference run re-pushed an existing immutable tag from a dirty tree (refused four
     times), and reused the old remote image after BASE_IMAGE changed."""
-    settled(pipe)
+    ready(pipe)
     (pipe.root / "README.md").write_text("uncommitted change\n")  # a dirty tree
     (pipe.root / "build/stamps/image").unlink()  # rebuild from the same inputs
     again = pipe.make("push")
@@ -298,7 +305,7 @@ def test_an_identical_rebuild_pushes_nothing_and_a_new_base_pushes_a_new_tag(pip
 def test_two_runs_take_turns(pipe: Pipeline) -> None:
     """A cron run overlapping a manual one: the second waits LOCK_WAIT seconds, then gives up
     with a message naming the holder, having changed nothing."""
-    settled(pipe)
+    ready(pipe)
     lock = pipe.root / "build/toolkit.lock"
     holder = subprocess.Popen(
         ["flock", str(lock), "sh", "-c", "echo 'pid 1: make all, since now' > " + str(lock) + "; sleep 30"]
@@ -339,7 +346,7 @@ def test_verify_never_unpickles_on_this_machine(pipe: Pipeline, tmp_path: Path) 
 
 
 def test_clean_resources_removes_only_the_toolkits(pipe: Pipeline) -> None:
-    settled(pipe)
+    ready(pipe)
     s3, ecr = pipe.client("s3"), pipe.client("ecr")
     foreign_keys = ["titanic/data-other/keep.csv", "other/titanic/data/keep.csv", "titanic/keep.txt"]
     for key in foreign_keys:
@@ -382,7 +389,7 @@ def test_clean_resources_removes_only_the_toolkits(pipe: Pipeline) -> None:
 
 def test_an_untagged_repository_is_not_ours(pipe: Pipeline) -> None:
     """A shared repository the toolkit did not create keeps its images and lifecycle policy."""
-    settled(pipe)
+    ready(pipe)
     ecr = pipe.client("ecr")
     repo = ecr.describe_repositories(repositoryNames=[pipe.settings["ECR_REPOSITORY"]])["repositories"][0]
     ecr.untag_resource(resourceArn=repo["repositoryArn"], tagKeys=["created-by"])
