@@ -128,13 +128,14 @@ def make_sm_root(root: Path, split_dir: Path, channels: tuple[str, ...] = ("trai
 
 def long_training_channel(root: Path, split_dir: Path, copies: int = 20) -> None:
     """A train channel `copies` times the size of the split, each copy its own set of families
-    (surnames suffixed), so training runs long enough to interrupt and still learns what the
+    (surnames and tickets suffixed), so training runs long enough to interrupt and still learns what the
     real data teaches; the validation channel is the real one."""
     train = pd.read_csv(split_dir / "train/train.csv")
     parts = []
     for k in range(copies):
         part = train.copy()
         part["Name"] = part["Name"].str.replace(",", f"{k},", n=1, regex=False)
+        part["Ticket"] = part["Ticket"].astype(str) + f"-{k}"
         part["PassengerId"] = part["PassengerId"] + 10_000 * k
         parts.append(part)
     (root / "input/data/train").mkdir(parents=True, exist_ok=True)

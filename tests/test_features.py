@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from titanic_model.features import TitanicFeatures, extract_deck, extract_title
+from titanic_model.features import GROUP_COLUMNS, TitanicFeatures, extract_deck, extract_title
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +41,11 @@ def test_transform_is_learned_from_training_rows_only(frames: tuple[pd.DataFrame
     """Changing the validation rows' labels or values must not change what was learned."""
     train, val = frames
     X, y = train.drop(columns="Survived"), train["Survived"]
-    fitted = TitanicFeatures().fit(X, y)
+    fitted = TitanicFeatures(feature_set="full").fit(X, y)
     before = fitted.transform(val.drop(columns="Survived"))
     tampered = val.drop(columns="Survived").copy()
     tampered["Age"] = np.nan  # imputation must come from the training medians, not these rows
-    after = TitanicFeatures().fit(X, y).transform(tampered)
+    after = TitanicFeatures(feature_set="full").fit(X, y).transform(tampered)
     assert before.columns.tolist() == after.columns.tolist()
     titles = tampered["Name"].map(extract_title)
     titles = titles.where(titles.isin(fitted.titles_), "Rare")
@@ -53,15 +53,18 @@ def test_transform_is_learned_from_training_rows_only(frames: tuple[pd.DataFrame
     assert np.allclose(after["age"].to_numpy(), expected_age.to_numpy())
 
 
-def test_training_rows_do_not_see_their_own_label(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+@pytest.mark.parametrize("kind", ["family", "ticket"])
+def test_training_rows_do_not_see_their_own_label(frames: tuple[pd.DataFrame, pd.DataFrame], kind: str) -> None:
     """fit_transform gives each training row the outcome of the *other* women and boys of its
-    family, computed here by brute force, row by row. A row that saw its own label would get
-    one more member and its own outcome mixed in, and fail this."""
+    family (or ticket), computed here by brute force, row by row. A row that saw its own label
+    would get one more member and its own outcome mixed in, and fail this."""
     train, _ = frames
     X, y = train.drop(columns="Survived"), train["Survived"]
     out = TitanicFeatures().fit_transform(X, y)
-    surname = X["Name"].str.split(",").str[0].str.strip()
-    key = surname + "|" + X["Pclass"].astype(str)
+    if kind == "family":
+        key = X["Name"].str.split(",").str[0].str.strip() + "|" + X["Pclass"].astype(str)
+    else:
+        key = X["Ticket"].astype(str).str.strip()
     woman_or_boy = (X["Sex"] == "female") | X["Name"].str.contains(r",\s*Master\.", regex=True)
     expected_known, expected_rate = [], []
     for i in X.index:
@@ -69,9 +72,9 @@ def test_training_rows_do_not_see_their_own_label(frames: tuple[pd.DataFrame, pd
         known = len(others) if woman_or_boy[i] else 0
         expected_known.append(float(known))
         expected_rate.append(float(y[others].mean()) if known else np.nan)
-    assert out["family_wc_known"].tolist() == expected_known
-    assert np.allclose(out["family_wc_survival"].to_numpy(), np.array(expected_rate), equal_nan=True)
-    assert (out["family_wc_known"] > 0).sum() > 50  # the check covers many families, not a handful
+    assert out[f"{kind}_wc_known"].tolist() == expected_known
+    assert np.allclose(out[f"{kind}_wc_survival"].to_numpy(), np.array(expected_rate), equal_nan=True)
+    assert (out[f"{kind}_wc_known"] > 0).sum() > 50  # the check covers many groups, not a handful
 
 
 def test_family_feature_counts_only_other_known_women_and_boys() -> None:
@@ -83,6 +86,7 @@ def test_family_feature_counts_only_other_known_women_and_boys() -> None:
             "Age": [40, 10, 42, 4],
             "SibSp": [1, 1, 1, 1],
             "Parch": [2, 2, 2, 2],
+            "Ticket": ["A/1", "A/2", "A/3", "A/4"],  # each their own: only the family groups them
             "Fare": [20.0] * 4,
             "Cabin": [None] * 4,
             "Embarked": ["S"] * 4,
@@ -100,7 +104,7 @@ def test_family_feature_counts_only_other_known_women_and_boys() -> None:
 
 def test_unseen_categories_become_known_columns(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     train, val = frames
-    fitted = TitanicFeatures().fit(train.drop(columns="Survived"), train["Survived"])
+    fitted = TitanicFeatures(feature_set="full").fit(train.drop(columns="Survived"), train["Survived"])
     odd = val.drop(columns="Survived").head(3).copy()
     odd["Name"] = ["Doe, Jonkheer. X", "Doe, Capt. Y", "weird name"]
     odd["Cabin"] = ["T1", "Z99", None]
@@ -109,4 +113,41 @@ def test_unseen_categories_become_known_columns(frames: tuple[pd.DataFrame, pd.D
     assert out.columns.tolist() == fitted.feature_names_out_
     assert out["title_Rare"].tolist() == [1.0, 1.0, 1.0]
     assert out[[c for c in out.columns if c.startswith("embarked_")]].sum(axis=1).tolist() == [1.0, 1.0, 1.0]
-    assert not out.drop(columns="family_wc_survival").isna().any().any()
+    assert not out.drop(columns=["family_wc_survival", "ticket_wc_survival"]).isna().any().any()
+
+
+def test_the_default_feature_set_is_the_groups_the_protocol_chose(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    train, val = frames
+    out = (
+        TitanicFeatures().fit(train.drop(columns="Survived"), train["Survived"]).transform(val.drop(columns="Survived"))
+    )
+    assert out.columns.tolist() == list(GROUP_COLUMNS)
+    with pytest.raises(ValueError, match="feature_set is 'huge'; use one of groups, full"):
+        TitanicFeatures(feature_set="huge").fit(train.drop(columns="Survived"), train["Survived"])
+
+
+def test_ticket_groups_reach_fellow_travellers_under_other_surnames() -> None:
+    """A married daughter travels under her husband's name but on her mother's ticket: the
+    ticket group carries the mother's outcome to her, and never a row's own outcome."""
+    rows = pd.DataFrame(
+        {
+            "Pclass": [2, 2, 2],
+            "Name": ["Hart, Mrs. Esther", "Wells, Mrs. Addie", "Hart, Mr. Benjamin"],
+            "Sex": ["female", "female", "male"],
+            "Age": [45, 29, 47],
+            "SibSp": [1, 0, 1],
+            "Parch": [1, 1, 1],
+            "Ticket": ["F.C.C. 13529", "F.C.C. 13529", "F.C.C. 13529"],
+            "Fare": [26.25] * 3,
+            "Cabin": [None] * 3,
+            "Embarked": ["S"] * 3,
+        }
+    )
+    y = pd.Series([1, 1, 0])
+    out = TitanicFeatures().fit_transform(rows, y)
+    assert out["ticket_wc_known"].tolist() == [1, 1, 0]  # each woman sees the other one only
+    assert out["ticket_wc_survival"].tolist()[:2] == [1.0, 1.0]
+    assert out["family_wc_known"].tolist() == [0, 0, 0]  # no other woman or boy shares a surname
+    newcomer = rows.iloc[[1]].assign(Name="Wells, Miss. Joan")
+    fitted = TitanicFeatures().fit(rows, y)
+    assert fitted.transform(newcomer)["ticket_wc_survival"].item() == 1.0

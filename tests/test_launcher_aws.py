@@ -75,7 +75,7 @@ def test_the_create_training_job_request(moto_endpoint: str, split_dir: Path, tm
         "validation": "s3://titanic-sagemaker-toolkit-demo/titanic/data/validation/",
     }
     assert request["OutputDataConfig"]["S3OutputPath"] == "s3://titanic-sagemaker-toolkit-demo/titanic/output/"
-    assert request["HyperParameters"]["n_estimators"] == "300"
+    assert request["HyperParameters"]["n_estimators"] == "200"
     assert all(isinstance(v, str) for v in request["HyperParameters"].values())
     tags = {t["Key"]: t["Value"] for t in request["Tags"]}
     caller = boto3.client("sts", region_name="us-east-1").get_caller_identity()["Arn"]

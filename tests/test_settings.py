@@ -13,7 +13,7 @@ def test_the_shipped_config_is_valid() -> None:
     assert isinstance(settings, Settings)
     assert settings.local and settings.instance_type == "ml.m5.large"
     assert settings.channel_uri("train") == "s3://titanic-sagemaker-toolkit-demo/titanic/data/train/"
-    assert settings.hyperparameters["n_estimators"] == "300"
+    assert settings.hyperparameters["n_estimators"] == "200"
     assert settings.tags == {"project": "titanic-toolkit", "cost-center": "ml-research"}
 
 

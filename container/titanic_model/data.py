@@ -16,7 +16,7 @@ import pandas as pd
 
 LABEL = "Survived"
 # Columns the features need; Name and Cabin may be blank, the rest are checked below.
-REQUIRED_COLUMNS = ("Pclass", "Name", "Sex", "Age", "SibSp", "Parch", "Fare", "Cabin", "Embarked")
+REQUIRED_COLUMNS = ("Pclass", "Name", "Sex", "Age", "SibSp", "Parch", "Ticket", "Fare", "Cabin", "Embarked")
 KAGGLE_HEADER = "PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked"
 
 _CATEGORIES = {"Sex": ("female", "male"), "Embarked": ("C", "Q", "S"), "Pclass": ("1", "2", "3")}

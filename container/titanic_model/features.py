@@ -1,10 +1,16 @@
 """Feature engineering from Kaggle's raw Titanic columns.
 
 Everything that depends on the data (imputation values, which titles and decks are common
-enough to keep, how the other women and boys of a family fared) is learned in `fit` from the
-training rows only, so validation rows never leak into the features. The transformer sits
-first in the model pipeline: the saved model takes the raw columns, and inference needs no
-separate encoder.
+enough to keep, how the other women and boys of a family or a ticket fared) is learned in
+`fit` from the training rows only, so validation rows never leak into the features. The
+transformer sits first in the model pipeline: the saved model takes the raw columns, and
+inference needs no separate encoder.
+
+Two feature sets. `groups` (the default, chosen by the protocol in benchmarks/model_cv.py)
+is what carries to passengers the model has never seen: class, sex, being a boy, and how the
+other women and boys of the same family (surname and class) and of the same ticket fared
+among the training rows. `full` adds age, fares, family size, cabin deck, port and title: it
+scores no better under repeated cross-validation and is kept as a benchmark candidate.
 """
 
 from __future__ import annotations
@@ -15,8 +21,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-# Kaggle columns the features are computed from; PassengerId, Ticket and Survived are not used.
-RAW_FEATURE_COLUMNS = ("Pclass", "Name", "Sex", "Age", "SibSp", "Parch", "Fare", "Cabin", "Embarked")
+# Kaggle columns the features are computed from; PassengerId and Survived are not used.
+RAW_FEATURE_COLUMNS = ("Pclass", "Name", "Sex", "Age", "SibSp", "Parch", "Ticket", "Fare", "Cabin", "Embarked")
+FEATURE_SETS = ("groups", "full")
+GROUP_COLUMNS = ("pclass", "is_female", "is_boy", "family_wc_known", "family_wc_survival", "ticket_wc_known",
+                 "ticket_wc_survival")  # fmt: skip
 
 # French and archaic forms folded into the four common titles before counting.
 _TITLE_ALIASES = {"Mlle": "Miss", "Ms": "Miss", "Mme": "Mrs", "Lady": "Mrs", "Sir": "Mr"}
@@ -48,11 +57,14 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
     are folded into one 'rare' level, so the model does not memorise a handful of people.
     """
 
-    def __init__(self, min_category_count: int = 10) -> None:
+    def __init__(self, min_category_count: int = 10, feature_set: str = "groups") -> None:
         self.min_category_count = min_category_count
+        self.feature_set = feature_set
 
     def fit(self, X: pd.DataFrame, y: object = None) -> TitanicFeatures:
-        self._fit_family(X, y)
+        if self.feature_set not in FEATURE_SETS:
+            raise ValueError(f"feature_set is {self.feature_set!r}; use one of {', '.join(FEATURE_SETS)}")
+        self._fit_groups(X, y)
         titles = X["Name"].map(extract_title)
         counts = titles.value_counts()
         self.titles_ = sorted(t for t, n in counts.items() if n >= self.min_category_count and t != _RARE)
@@ -88,27 +100,29 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
         frame = self._build(X, own_labels=None if y is None else np.asarray(y, dtype=float))
         return frame.reindex(columns=self.feature_names_out_, fill_value=0.0)
 
-    def _fit_family(self, X: pd.DataFrame, y: object) -> None:
-        # Women and boys of one family tended to live or die together: keep, per family,
-        # how many of them the training rows hold and how many of those survived.
-        self.family_survivors_: dict[str, float] = {}
-        self.family_members_: dict[str, float] = {}
+    def _fit_groups(self, X: pd.DataFrame, y: object) -> None:
+        # Women and boys of one family, or of one ticket (travelling together under other
+        # surnames too), tended to live or die together: keep, per group, how many of them
+        # the training rows hold and how many of those survived.
+        self.group_survivors_: dict[str, dict[str, float]] = {kind: {} for kind in _GROUP_KEYS}
+        self.group_members_: dict[str, dict[str, float]] = {kind: {} for kind in _GROUP_KEYS}
         if y is None:
             return
         labels = pd.Series(np.asarray(y, dtype=float), index=X.index)
         mask = _woman_or_boy(X)
-        keys = _family_key(X)[mask]
-        self.family_survivors_ = labels[mask].groupby(keys).sum().to_dict()
-        self.family_members_ = keys.value_counts().astype(float).to_dict()
+        for kind, key in _GROUP_KEYS.items():
+            keys = key(X)[mask]
+            self.group_survivors_[kind] = labels[mask].groupby(keys).sum().to_dict()
+            self.group_members_[kind] = keys.value_counts().astype(float).to_dict()
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.asarray(self.feature_names_out_, dtype=object)
 
-    def _family(self, X: pd.DataFrame, own_labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _group(self, X: pd.DataFrame, kind: str, own_labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         mask = _woman_or_boy(X).to_numpy()
-        keys = _family_key(X)
-        survivors = keys.map(self.family_survivors_).fillna(0.0).to_numpy(dtype=float)
-        members = keys.map(self.family_members_).fillna(0.0).to_numpy(dtype=float)
+        keys = _GROUP_KEYS[kind](X)
+        survivors = keys.map(self.group_survivors_[kind]).fillna(0.0).to_numpy(dtype=float)
+        members = keys.map(self.group_members_[kind]).fillna(0.0).to_numpy(dtype=float)
         if own_labels is not None:
             survivors = survivors - np.where(mask, own_labels, 0.0)
             members = members - mask
@@ -150,8 +164,12 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
             },
             index=X.index,
         )
-        # NaN (no other woman or boy of the family known) is a value LightGBM handles natively.
-        out["family_wc_known"], out["family_wc_survival"] = self._family(X, own_labels)
+        out["is_boy"] = (titles == "Master").astype(float)
+        # NaN (no other woman or boy of the group known) is a value LightGBM handles natively.
+        for kind in _GROUP_KEYS:
+            out[f"{kind}_wc_known"], out[f"{kind}_wc_survival"] = self._group(X, kind, own_labels)
+        if self.feature_set == "groups":
+            return out[list(GROUP_COLUMNS)]
         for level in ("C", "Q", "S"):
             out[f"embarked_{level}"] = (embarked == level).astype(float)
         for level in [*self.titles_, _RARE]:
@@ -169,3 +187,12 @@ def _family_key(X: pd.DataFrame) -> pd.Series:
     """Surname and class: 'Andersson, Mr. Anders Johan' in 3rd class -> 'Andersson|3'."""
     surname = X["Name"].fillna("").astype(str).str.split(",").str[0].str.strip()
     return surname + "|" + X["Pclass"].astype(str)
+
+
+def _ticket_key(X: pd.DataFrame) -> pd.Series:
+    """The ticket as printed ('CA. 2343'); a missing one is its own, shared with nobody."""
+    ticket = X["Ticket"].astype("string").str.strip()
+    return ticket.fillna(pd.Series([f"none-{i}" for i in range(len(X))], index=X.index, dtype="string"))
+
+
+_GROUP_KEYS = {"family": _family_key, "ticket": _ticket_key}

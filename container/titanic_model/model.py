@@ -19,10 +19,10 @@ from titanic_model.hyperparameters import Hyperparameters
 log = logging.getLogger(__name__)
 
 
-def build_model(hp: Hyperparameters) -> Pipeline:
+def build_model(hp: Hyperparameters, feature_set: str = "groups") -> Pipeline:
     return Pipeline(
         [
-            ("features", TitanicFeatures(min_category_count=hp.min_category_count)),
+            ("features", TitanicFeatures(min_category_count=hp.min_category_count, feature_set=feature_set)),
             ("model", LGBMClassifier(**hp.lightgbm_params())),
         ]
     )

@@ -19,9 +19,16 @@ import pandas as pd
 from titanic_model import contract
 from titanic_model.checkpoints import fingerprint
 from titanic_model.data import LABEL, ChannelData, features_and_label, read_channel
+from titanic_model.evaluation import estimate
 from titanic_model.hyperparameters import Hyperparameters, load_hyperparameters_file, parse_hyperparameters
 from titanic_model.metrics import METRIC_NAMES, binary_metrics, metric_line, roc_points
-from titanic_model.model import cross_validated_probability, feature_importance, fit_model, survival_probability
+from titanic_model.model import (
+    build_model,
+    cross_validated_probability,
+    feature_importance,
+    fit_model,
+    survival_probability,
+)
 
 log = logging.getLogger(__name__)
 LIBRARIES = ("pandas", "numpy", "scikit-learn", "lightgbm", "joblib")
@@ -91,6 +98,15 @@ def write_output_data(paths: contract.Paths, model: Any, evaluation: Evaluation)
     feature_importance(model).to_csv(out / "feature_importance.csv", index=False)
 
 
+def unseen_estimate(hp: Hyperparameters, X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
+    """What the model can be trusted to do on new passengers (titanic_model.evaluation)."""
+
+    def predict(X_train: pd.DataFrame, y_train: pd.Series, X_new: pd.DataFrame) -> Any:
+        return survival_probability(build_model(hp).fit(X_train, y_train), X_new)
+
+    return estimate(predict, X, y, hp.cv_repeats)
+
+
 def model_card(
     model: Any,
     *,
@@ -105,7 +121,8 @@ def model_card(
         return {"rows": c.rows, "survived": int(counts.get(1, 0)), "died": int(counts.get(0, 0)), "files": c.files}
 
     return {
-        "model": "LightGBM binary classifier behind engineered Titanic features (scikit-learn Pipeline)",
+        "model": "LightGBM binary classifier behind Titanic features (scikit-learn Pipeline): class, sex, being a boy, "
+        "and how the other women and boys of the passenger's family and ticket fared in the training rows",
         "input": "a DataFrame with Kaggle's raw columns; predict_proba(...)[:, 1] is P(survived)",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "training_job_name": os.environ.get("TRAINING_JOB_NAME", "local"),
@@ -136,13 +153,17 @@ def run_training(paths: contract.Paths, overrides: dict[str, str]) -> dict[str, 
     model = fit_model(hp, X, y, checkpoint_dir, print_)
     evaluation = evaluate(model, train, validation, hp)
     seconds = time.perf_counter() - started
+    estimate = unseen_estimate(hp, X, y)
 
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     write_output_data(paths, model, evaluation)
     _write_json(paths.model_dir / contract.METRICS_FILE, evaluation.metrics)
     _write_json(
         paths.model_dir / contract.MODEL_CARD_FILE,
-        model_card(model, hp=hp, train=train, validation=validation, evaluation=evaluation, seconds=seconds),
+        {
+            **model_card(model, hp=hp, train=train, validation=validation, evaluation=evaluation, seconds=seconds),
+            "unseen_passengers_estimate": estimate,
+        },
     )
     # The model goes last: its presence means every other artifact is complete.
     _write_atomically(paths.model_dir / contract.MODEL_FILE, lambda p: joblib.dump(model, p))
