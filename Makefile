@@ -309,7 +309,7 @@ test-fast: $(VENV)/.installed ## Only the tests that need no Docker engine
 	$(PY) -m pytest -p no:cacheprovider -m "not docker and not stack"
 
 .PHONY: benchmark
-benchmark: $(VENV)/.installed $(STAMPS)/data $(STAMPS)/image ## Print model CV figures, image size and start-up times
+benchmark: $(VENV)/.installed $(STAMPS)/data $(STAMPS)/image ## The model candidates vs both baseline rules (repeated CV), image size, start-up times
 	$(PY) benchmarks/model_cv.py --data data/titanic/train.csv --split-dir "$$SPLIT_DIR"
 	$(PY) benchmarks/image_startup.py --image "$$IMAGE_NAME" --split-dir "$$SPLIT_DIR"
 

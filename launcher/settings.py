@@ -117,10 +117,6 @@ class Settings:
         partition, account, path, name = _ROLE_RE.match(self.role_arn).groups()  # checked by load()
         return RoleArn(partition=partition, account=account, path=path, name=name)
 
-    @property
-    def account_id(self) -> str:
-        return self.role.account
-
 
 def _training_instance_types() -> list[str]:
     model = botocore.session.get_session().get_service_model("sagemaker")

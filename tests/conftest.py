@@ -30,6 +30,9 @@ def truthy_ci(env: dict[str, str] | os._Environ[str]) -> bool:
 IN_CI = truthy_ci(os.environ)
 # Written by Python or pytest when run outside `make test`, which turns both off.
 _CACHES = ("__pycache__", ".pytest_cache", ".ruff_cache")
+# A developer's running embedded stack logs every request, including make's read-only
+# liveness check when a test runs `make config` in the checkout.
+_SERVER_LOGS = ("moto.log", "registry.log", "moto-recording.jsonl")
 
 
 def _checkout_files() -> dict[str, tuple[int, int]]:
@@ -38,6 +41,8 @@ def _checkout_files() -> dict[str, tuple[int, int]]:
     for path in REPO.rglob("*"):
         parts = path.relative_to(REPO).parts
         if parts[0] in (".git", ".venv") or any(p in _CACHES for p in parts) or not path.is_file():
+            continue
+        if parts[0] == ".local" and path.name in _SERVER_LOGS:
             continue
         stat = path.stat()
         found[str(path.relative_to(REPO))] = (stat.st_mtime_ns, stat.st_size)

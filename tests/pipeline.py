@@ -51,6 +51,7 @@ class Pipeline:
     settings: dict[str, str]
     env: dict[str, str] = field(default_factory=dict)
     first_run: subprocess.CompletedProcess[str] | None = None
+    first_state: dict[str, Any] = field(default_factory=dict)
 
     def make(self, *args: str, timeout: int = 900, **overrides: str) -> subprocess.CompletedProcess[str]:
         variables = [f"{k}={v}" for k, v in {**self.settings, **overrides}.items()]

@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pipeline import Pipeline, new_pipeline, ran
@@ -25,8 +26,10 @@ BUCKET = "titanic-sagemaker-toolkit-demo"
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Iterator[Pipeline]:
     pipeline = new_pipeline(tmp_path_factory.mktemp("pipeline"), offline_base)
-    # The first `make all` from the clean copy, before any test (in any order) changes it.
+    # The first `make all` from the clean copy, and what it left in the emulated AWS, taken
+    # before any test (in any order) changes it.
     pipeline.first_run = pipeline.make("all")
+    pipeline.first_state = remote_state(pipeline) if pipeline.first_run.returncode == 0 else {}
     yield pipeline
     pipeline.cleanup()
 
@@ -39,6 +42,21 @@ def first_run(pipe: Pipeline) -> subprocess.CompletedProcess[str]:
 def latest_record(pipe: Pipeline) -> dict:
     records = sorted((pipe.root / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime)
     return json.loads(records[-1].read_text())
+
+
+def remote_state(pipe: Pipeline) -> dict[str, Any]:
+    job = trained_job(pipe.first_run)
+    key = f"titanic/output/{job}/output/model.tar.gz"
+    ecr, s3 = pipe.client("ecr"), pipe.client("s3")
+    repo = ecr.describe_repositories(repositoryNames=[pipe.settings["ECR_REPOSITORY"]])["repositories"][0]
+    return {
+        "model_size": s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"],
+        "repository": repo,
+        "lifecycle": ecr.get_lifecycle_policy(repositoryName=repo["repositoryName"])["lifecyclePolicyText"],
+        "public_access": s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"],
+        "encryption": s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"],
+        "image_id": image_id(pipe),
+    }
 
 
 def image_id(pipe: Pipeline) -> str:
@@ -83,10 +101,11 @@ def test_make_all_from_a_clean_copy_leaves_a_verified_model(pipe: Pipeline, firs
     # SageMaker's own layout: <output_path>/<job>/output/model.tar.gz, in the emulated S3.
     key = f"titanic/output/{job}/output/model.tar.gz"
     assert record["model_artifact"] == f"s3://{BUCKET}/{key}"
-    assert pipe.client("s3").head_object(Bucket=BUCKET, Key=key)["ContentLength"] > 1000
+    state = pipe.first_state
+    assert state["model_size"] > 1000
     # The image went through the registry under a tag named by its content, and the record
     # holds the id of the very image that was built.
-    built = image_id(pipe)
+    built = state["image_id"]
     assert record["image"]["image_id"] == built
     assert record["image"]["uri"].endswith(f"/{pipe.settings['ECR_REPOSITORY']}:sha256-{built.removeprefix('sha256:')}")
     assert record["image"]["digest"].startswith("sha256:")
@@ -98,15 +117,12 @@ def test_make_all_from_a_clean_copy_leaves_a_verified_model(pipe: Pipeline, firs
     assert (pipe.root / "runs" / job / "model" / "model.joblib").is_file()
     # The human summary says where everything went.
     assert f"model        s3://{BUCKET}/{key}" in first_run.stdout
-    ecr = pipe.client("ecr")
-    repo = ecr.describe_repositories(repositoryNames=[pipe.settings["ECR_REPOSITORY"]])["repositories"][0]
+    repo = state["repository"]
     assert repo["imageTagMutability"] == "IMMUTABLE"
     assert repo["imageScanningConfiguration"]["scanOnPush"] is True
-    assert "untagged" in ecr.get_lifecycle_policy(repositoryName=repo["repositoryName"])["lifecyclePolicyText"]
-    s3 = pipe.client("s3")
-    assert s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]["BlockPublicAcls"]
-    encryption = s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]
-    assert encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert "untagged" in state["lifecycle"]
+    assert state["public_access"]["BlockPublicAcls"]
+    assert state["encryption"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
 
 def test_make_n_all_then_prints_only_training(pipe: Pipeline) -> None:
