@@ -69,7 +69,10 @@ def training_image(image: dict[str, str]) -> str:
         return image_id
     pulled = _docker("pull", image["uri"])
     if pulled.returncode != 0:
-        raise VerifyError(f"cannot pull {image['uri']} to rescore in it: {pulled.stderr.strip()[-300:]}")
+        raise VerifyError(
+            f"this machine lacks image {image_id or image['uri']} and cannot pull {image['uri']} "
+            f"({pulled.stderr.strip()[-200:]}); log in to the registry ('make push' does) or build it here, and rerun"
+        )
     found = _docker("image", "inspect", "--format", "{{.Id}}", image["uri"]).stdout.strip()
     if image_id and found != image_id:
         raise VerifyError(f"{image['uri']} is image {found}, not the {image_id} the job trained with")
