@@ -12,6 +12,11 @@ from typing import Any
 from botocore.exceptions import ClientError, NoCredentialsError
 
 
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a failed call ('AccessDenied', 'NoSuchBucket', ...)."""
+    return exc.response.get("Error", {}).get("Code", "")
+
+
 class CallerError(RuntimeError):
     """No usable credentials; the message says how to provide them."""
 
@@ -31,9 +36,8 @@ def whoami(session: Any) -> Caller:
             "no AWS credentials found; run 'aws configure', set AWS_PROFILE, or export assumed-role keys"
         ) from None
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
         raise CallerError(
-            f"AWS rejected the credentials ({code}): {exc}; refresh them (expired session or assume-role?)"
+            f"AWS rejected the credentials ({error_code(exc)}): {exc}; refresh them (expired session or assume-role?)"
         ) from None
     arn = identity["Arn"]
     return Caller(account=identity["Account"], partition=arn.split(":")[1], arn=arn)

@@ -29,7 +29,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from launcher import logs
-from launcher.caller import CallerError, whoami
+from launcher.caller import CallerError, error_code, whoami
 from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, load
 from launcher.train import LAUNCHED_BY_TAG, job_tags
 
@@ -38,10 +38,6 @@ log = logging.getLogger("clean")
 
 class CleanupError(RuntimeError):
     """A call failed; what was found so far is not a complete picture."""
-
-
-def _code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
 
 
 def _failed(what: str, exc: Exception) -> CleanupError:
@@ -107,7 +103,7 @@ def _repository(settings: Settings, ecr: Any) -> tuple[str, bool] | None:
     try:
         repo = ecr.describe_repositories(repositoryNames=[settings.ecr_repository])["repositories"][0]
     except ClientError as exc:
-        if _code(exc) == "RepositoryNotFoundException":
+        if error_code(exc) == "RepositoryNotFoundException":
             return None
         raise _failed(f"reading ECR repository {settings.ecr_repository}", exc) from None
     except BotoCoreError as exc:
@@ -153,7 +149,7 @@ def clean_prefix(settings: Settings, s3: Any, prefix: str, plan: Plan, *forget: 
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=f"{prefix}/")
         keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
     except ClientError as exc:
-        if _code(exc) == "NoSuchBucket":
+        if error_code(exc) == "NoSuchBucket":
             return
         raise _failed(f"listing s3://{settings.bucket}/{prefix}/", exc) from None
     except BotoCoreError as exc:
@@ -190,9 +186,9 @@ def _teardown_bucket(settings: Settings, s3: Any, plan: Plan, bootstrapped: Path
     try:
         tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=settings.bucket)["TagSet"]}
     except ClientError as exc:
-        if _code(exc) == "NoSuchBucket":
+        if error_code(exc) == "NoSuchBucket":
             return
-        if _code(exc) != "NoSuchTagSet":
+        if error_code(exc) != "NoSuchTagSet":
             raise _failed(f"reading the tags of s3://{settings.bucket}", exc) from None
         tags = {}
     if not _ours(tags):
@@ -203,7 +199,7 @@ def _teardown_bucket(settings: Settings, s3: Any, plan: Plan, bootstrapped: Path
         try:
             s3.delete_bucket(Bucket=settings.bucket)
         except ClientError as exc:
-            if _code(exc) != "BucketNotEmpty":
+            if error_code(exc) != "BucketNotEmpty":
                 raise
             log.info("kept bucket s3://%s: it still holds objects outside the toolkit's prefixes", settings.bucket)
 
@@ -217,7 +213,7 @@ def _teardown_role(settings: Settings, iam: Any, plan: Plan) -> None:
     try:
         role = iam.get_role(RoleName=name)["Role"]
     except ClientError as exc:
-        if _code(exc) == "NoSuchEntity":
+        if error_code(exc) == "NoSuchEntity":
             return
         raise _failed(f"reading role {name}", exc) from None
     if not _ours({t["Key"]: t["Value"] for t in role.get("Tags", [])}):
@@ -228,7 +224,7 @@ def _teardown_role(settings: Settings, iam: Any, plan: Plan) -> None:
         try:
             iam.delete_role_policy(RoleName=name, PolicyName=INLINE_POLICY_NAME)
         except ClientError as exc:
-            if _code(exc) != "NoSuchEntity":
+            if error_code(exc) != "NoSuchEntity":
                 raise
         iam.delete_role(RoleName=name)
 

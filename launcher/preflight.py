@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sagemaker.utils import name_from_base
 
 from launcher import logs
-from launcher.caller import Caller, CallerError, whoami
+from launcher.caller import Caller, CallerError, error_code, whoami
 from launcher.iam import IamError, check_role_account
 from launcher.instances import quota_for, quota_message, training_quotas
 from launcher.settings import Settings, SettingsError, load
@@ -37,16 +37,12 @@ class PreflightError(RuntimeError):
     """A check failed; the message says what to fix."""
 
 
-def _code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
-
-
 def check_sagemaker_reachable(session: boto3.Session, settings: Settings) -> None:
     try:
         session.client("sagemaker").list_training_jobs(MaxResults=1)
     except ClientError as exc:
         raise PreflightError(
-            f"SageMaker in {settings.region} refused ListTrainingJobs ({_code(exc)}); check AWS_REGION and that "
+            f"SageMaker in {settings.region} refused ListTrainingJobs ({error_code(exc)}); check AWS_REGION and that "
             "the principal policy from 'make iam' is attached"
         ) from None
 
@@ -105,9 +101,9 @@ def check_role(session: boto3.Session, settings: Settings, caller: Caller) -> No
     try:
         role = session.client("iam").get_role(RoleName=name)["Role"]
     except ClientError as exc:
-        if _code(exc) == "NoSuchEntity":
+        if error_code(exc) == "NoSuchEntity":
             raise PreflightError(f"ROLE_ARN: role '{name}' does not exist; create it with 'make iam'") from None
-        log.warning("cannot read role %s (%s); SageMaker will check it when the job starts", name, _code(exc))
+        log.warning("cannot read role %s (%s); SageMaker will check it when the job starts", name, error_code(exc))
         return
     if role["Arn"] != settings.role_arn:
         raise PreflightError(f"ROLE_ARN is {settings.role_arn} but the role's ARN is {role['Arn']}; "
@@ -132,13 +128,13 @@ def check_bucket(session: boto3.Session, settings: Settings) -> None:
     try:
         location = s3.get_bucket_location(Bucket=settings.bucket).get("LocationConstraint")
     except ClientError as exc:
-        if _code(exc) in ("NoSuchBucket", "404"):
+        if error_code(exc) in ("NoSuchBucket", "404"):
             raise PreflightError(
                 f"BUCKET: s3://{settings.bucket} does not exist; run 'make bootstrap' once with an administrator's "
                 "credentials (it creates and hardens the bucket, the repository and the role)"
             ) from None
         raise PreflightError(
-            f"BUCKET: s3://{settings.bucket} is not readable ({_code(exc)}); it may belong to another account: "
+            f"BUCKET: s3://{settings.bucket} is not readable ({error_code(exc)}); it may belong to another account: "
             "choose another name"
         ) from None
     # S3 reports us-east-1 as no constraint, and eu-west-1 as the legacy 'EU'.
@@ -155,13 +151,13 @@ def check_repository(session: boto3.Session, settings: Settings) -> None:
     try:
         session.client("ecr").describe_repositories(repositoryNames=[settings.ecr_repository])
     except ClientError as exc:
-        if _code(exc) == "RepositoryNotFoundException":
+        if error_code(exc) == "RepositoryNotFoundException":
             raise PreflightError(
                 f"ECR_REPOSITORY: {settings.ecr_repository} does not exist; run 'make bootstrap' once with an "
                 "administrator's credentials"
             ) from None
         raise PreflightError(
-            f"ECR_REPOSITORY: cannot read {settings.ecr_repository} ({_code(exc)}); attach the runner policy "
+            f"ECR_REPOSITORY: cannot read {settings.ecr_repository} ({error_code(exc)}); attach the runner policy "
             "(make iam-render writes it)"
         ) from None
     log.info("repository: %s", settings.ecr_repository)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import botocore.session
 from titanic_model.hyperparameters import SPECS, HyperparameterError, parse_hyperparameters
@@ -158,31 +159,25 @@ class _Checker:
     def yes_no(self, var: str) -> bool:
         return self.choice(var, ("yes", "no")) == "yes"
 
-    def integer(self, var: str, low: int, high: int) -> int:
+    def _number(self, var: str, low: float, high: float, convert: type, kind: tuple[str, str]) -> Any:
+        """kind: (what a bad value is not, what to use), e.g. ("a whole number", "a number")."""
         value = self.text(var)
         if not value:
             return low
         try:
-            number = int(value)
+            number = convert(value)
         except ValueError:
-            self.bad(var, f"is '{value}', not a whole number; use a number from {low} to {high}")
+            self.bad(var, f"is '{value}', not {kind[0]}; use {kind[1]} from {low} to {high}")
             return low
         if not low <= number <= high:
-            self.bad(var, f"is {number}; use a number from {low} to {high}")
+            self.bad(var, f"is {number}; use {kind[1]} from {low} to {high}")
         return number
 
+    def integer(self, var: str, low: int, high: int) -> int:
+        return self._number(var, low, high, int, ("a whole number", "a number"))
+
     def fraction(self, var: str, low: float, high: float) -> float:
-        value = self.text(var)
-        if not value:
-            return low
-        try:
-            number = float(value)
-        except ValueError:
-            self.bad(var, f"is '{value}', not a number; use a decimal from {low} to {high} (e.g. 0.2)")
-            return low
-        if not low <= number <= high:
-            self.bad(var, f"is {number}; use a decimal from {low} to {high}")
-        return number
+        return self._number(var, low, high, float, ("a number", "a decimal"))
 
     def image(self, var: str) -> str:
         value = self.text(var)

@@ -15,6 +15,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from launcher.caller import error_code
+
 log = logging.getLogger("watch")
 FINAL_STATUSES = ("Completed", "Failed", "Stopped")
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -36,7 +38,7 @@ def describe(sm: Any, job_name: str, sleep: Callable[[float], None] = time.sleep
         try:
             return sm.describe_training_job(TrainingJobName=job_name)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code in ("ValidationException", "ResourceNotFound") or attempt == DESCRIBE_TRIES:
                 raise WatchError(f"cannot read the status of {job_name} ({code}: {exc})") from None
             log.warning("DescribeTrainingJob failed (%s); retrying in %.0fs", code, delay)
@@ -67,7 +69,7 @@ class LogTail:
             for stream in streams:
                 self._read(stream["logStreamName"])
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code == "ResourceNotFoundException":
                 return  # the group or stream is not written yet: ask again next time
             self.disabled = f"{code}: {exc.response.get('Error', {}).get('Message', exc)}"

@@ -19,6 +19,8 @@ import boto3
 from botocore.config import Config
 
 REPO = Path(__file__).resolve().parent.parent
+# What a parent make (make test) passes down; a user's shell starts without them.
+PARENT_MAKE_VARS = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
 
 
 def free_port() -> int:
@@ -103,9 +105,7 @@ def new_pipeline(tmp: Path, base_image: str) -> Pipeline:
     # A clean environment, as a user's shell: no AWS or SDK settings, nothing a parent make
     # (make test) passes down.
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AWS_", "SAGEMAKER_")) and k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
+        k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_")) and k not in PARENT_MAKE_VARS
     }
     env["TARGET"] = "local"
     return Pipeline(root=root, settings=settings, env=env)

@@ -14,15 +14,15 @@ from pathlib import Path
 import boto3
 import pytest
 from conftest import REPO, shipped
-from pipeline import copy_repository
+from pipeline import PARENT_MAKE_VARS, copy_repository
 
 CONFIG_VARS = list(shipped())
-# What a parent make (make test) passes down; a user's make starts without them.
-MAKE_VARS = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
 
 
 def make(*args: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in (*CONFIG_VARS, *MAKE_VARS) and not k.startswith("AWS_")}
+    clean = {
+        k: v for k, v in os.environ.items() if k not in (*CONFIG_VARS, *PARENT_MAKE_VARS) and not k.startswith("AWS_")
+    }
     return subprocess.run(
         ["make", "--no-print-directory", f"VENV={REPO / '.venv'}", *args],
         cwd=cwd,
