@@ -30,8 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from launcher import logs
 from launcher.caller import CallerError, error_code, whoami
-from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, load
-from launcher.train import LAUNCHED_BY_TAG, job_tags
+from launcher.settings import LAUNCHED_BY_TAG, TOOLKIT_TAG, Settings, SettingsError, launched_by_value, load
 
 log = logging.getLogger("clean")
 
@@ -73,7 +72,7 @@ class Plan:
 
 
 def clean_jobs(settings: Settings, sm: Any, caller_arn: str, plan: Plan) -> None:
-    me = next(t["Value"] for t in job_tags(settings, caller_arn) if t["Key"] == LAUNCHED_BY_TAG)
+    me = launched_by_value(caller_arn)
     try:
         pages = sm.get_paginator("list_training_jobs").paginate(
             NameContains=settings.base_job_name, StatusEquals="InProgress"

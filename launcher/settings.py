@@ -31,6 +31,8 @@ JOB_NAME_SUFFIX_LEN = 24
 JOB_NAME_MAX = 63
 MAX_RUN_LIMIT = 28 * 24 * 3600  # SageMaker's longest allowed training run
 TOOLKIT_TAG = ("created-by", "titanic-sagemaker-toolkit")
+# Every job also names the principal that launched it: clean-up stops only the caller's own.
+LAUNCHED_BY_TAG = "launched-by"
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _BUCKET_BAD_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
@@ -49,8 +51,10 @@ CONFIG_LINE_RE = re.compile(r"^([A-Z][A-Z0-9_]*)=([A-Za-z0-9_.,:/=@+-]*)$")
 _ECR_RE = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 _ROLE_RE = re.compile(r"^arn:(aws(?:-cn|-us-gov)?):iam::(\d{12}):role(/(?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})$")
 _JOB_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
-_TAG_KEY_RE = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
-_TAG_VALUE_RE = re.compile(r"^[\w.:/=+\-@ ]{0,256}$")
+_TAG_CHARS = r"\w.:/=+\-@ "  # what SageMaker accepts in tag keys and values
+_TAG_KEY_RE = re.compile(rf"^[{_TAG_CHARS}]{{1,128}}$")
+_TAG_VALUE_RE = re.compile(rf"^[{_TAG_CHARS}]{{0,256}}$")
+_NOT_TAG_CHARS = re.compile(rf"[^{_TAG_CHARS}]")
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,12 @@ def _check_job_name(c: _Checker, name: str) -> None:
         c.bad("BASE_JOB_NAME", f"'{name}' may hold only letters, digits and inner hyphens")
     elif len(name) > longest:
         c.bad("BASE_JOB_NAME", f"'{name}' has {len(name)} characters; at most {longest} fit before the SDK's timestamp")
+
+
+def launched_by_value(principal_arn: str) -> str:
+    """A principal's ARN as a tag value: characters tags refuse (a session name's ',') become
+    '_', and it is cut to the 256 a value may hold."""
+    return _NOT_TAG_CHARS.sub("_", principal_arn)[:256]
 
 
 def parse_tags(c: _Checker, raw: str) -> dict[str, str]:

@@ -42,15 +42,11 @@ from titanic_model.metrics import METRIC_DEFINITIONS
 from launcher import logs, records, verify, watch
 from launcher.caller import CallerError, whoami
 from launcher.pricing import PriceBook, pricing_client, run_cost
-from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, load
+from launcher.settings import LAUNCHED_BY_TAG, TOOLKIT_TAG, Settings, SettingsError, launched_by_value, load
 
 log = logging.getLogger("train")
 REPO = Path(__file__).resolve().parent.parent
 SDK_CONFIG = Path(__file__).resolve().parent / "sagemaker-config.yaml"
-
-
-LAUNCHED_BY_TAG = "launched-by"
-_TAG_VALUE_UNSAFE = re.compile(r"[^\w.:/=+\-@ ]")
 
 
 class TrainError(RuntimeError):
@@ -105,8 +101,7 @@ def sdk_session(settings: Settings, boto_session: boto3.Session) -> Any:
 def job_tags(settings: Settings, launched_by: str) -> list[dict[str, str]]:
     """The user's tags, the toolkit's own, and who launched the job: clean-up stops only jobs
     that carry both of the latter, so a teammate's jobs under the same name are left alone."""
-    who = _TAG_VALUE_UNSAFE.sub("_", launched_by)[:256]
-    tags = {**settings.tags, TOOLKIT_TAG[0]: TOOLKIT_TAG[1], LAUNCHED_BY_TAG: who}
+    tags = {**settings.tags, TOOLKIT_TAG[0]: TOOLKIT_TAG[1], LAUNCHED_BY_TAG: launched_by_value(launched_by)}
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
@@ -327,8 +322,6 @@ def finish_record(
 
 
 def _save(runs_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
-    for private in [key for key in record if key.startswith("_")]:
-        del record[private]
     record["record_path"] = str(records.write_record(runs_dir, record))
     return record
 
@@ -365,14 +358,16 @@ def run(
     clock = time.perf_counter()
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
+        error: Exception | None = None
         if attach:
-            record = reattach_record(settings, runs_dir, attach, sm)
+            record, finished = reattach_record(settings, runs_dir, attach, sm)
             if settings.local:  # finished inside an earlier 'make train': nothing to wait for
                 return _save(runs_dir, record)
         else:
-            record = start(settings, image_record, split_dir, runs_dir, boto_session=boto_session, session=session)
-        error = record.pop("_error", None)
-        if not settings.local and not watch.is_final(record.get("_description") or {}):
+            record, error = start(settings, image_record, split_dir, runs_dir, boto_session=boto_session,
+                                  session=session)  # fmt: skip
+            finished = settings.local  # local mode ran the job inside fit()
+        if not finished:
             try:
                 watch.follow(sm, boto_session.client("logs"), record["job_name"], sleep=sleep,
                              poll_seconds=poll_seconds)  # fmt: skip
@@ -381,7 +376,6 @@ def run(
             except watch.WatchError as exc:
                 log.error("ERROR: %s", exc)
                 raise _interrupted(runs_dir, record, sm) from None
-        record.pop("_description", None)
         finish_record(settings, record, session, boto_session, error)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -397,7 +391,8 @@ def start(
     *,
     boto_session: boto3.Session,
     session: Any,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Exception | None]:
+    """The new job's record, and the error local mode's fit() raised (the job failed in it)."""
     image = read_image_record(image_record)
     manifest = read_data_manifest(split_dir)
     launched_by = whoami(boto_session).arn
@@ -420,27 +415,26 @@ def start(
     except Exception as exc:
         if not settings.local:
             raise TrainError(f"the training job could not be created: {exc}") from exc
-        record["_error"] = exc
-    return record
+        return record, exc
+    return record, None
 
 
-def reattach_record(settings: Settings, runs_dir: Path, job_name: str, sm: Any) -> dict[str, Any]:
-    """The record of a job started earlier, to be completed by watching it to its end."""
+def reattach_record(settings: Settings, runs_dir: Path, job_name: str, sm: Any) -> tuple[dict[str, Any], bool]:
+    """The record of a job started earlier, and whether the job has already ended."""
     path = records.record_path(runs_dir, job_name)
     if not path.is_file():
         raise TrainError(f"no run record for {job_name} in {runs_dir}; 'make status' lists the jobs this checkout ran")
     record = records.read_record(path)
     if settings.local:
         if record.get("status") == "Completed":
-            record["_description"] = {"TrainingJobStatus": "Completed"}
-            return record
+            return record, True
         raise TrainError(
             f"{job_name} is {record.get('status')}; local-mode jobs run inside 'make train' and cannot be re-attached "
             "to: start a new one with 'make train'"
         )
-    record["_description"] = watch.describe(sm, job_name)
-    log.info("re-attaching to %s (%s)", job_name, record["_description"].get("TrainingJobStatus"))
-    return record
+    description = watch.describe(sm, job_name)
+    log.info("re-attaching to %s (%s)", job_name, description.get("TrainingJobStatus"))
+    return record, watch.is_final(description)
 
 
 def main(argv: list[str] | None = None) -> int:
