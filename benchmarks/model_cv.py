@@ -9,7 +9,7 @@ is chosen, and it is marked. Then: how optimistic picking the best of these cand
 where the chosen model errs, and the reference split's bars.
 
 Run it as `make benchmark`, or:
-  PYTHONPATH=container python benchmarks/model_cv.py --data data/titanic/train.csv --split-dir build/data
+  PYTHONPATH=container:. python benchmarks/model_cv.py --data data/titanic/train.csv --split-dir build/data
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from titanic_model import evaluation
 from titanic_model.hyperparameters import Hyperparameters
 from titanic_model.metrics import binary_metrics
 from titanic_model.model import build_model
+
+from launcher.prepare_data import SPLIT_FILES
 
 RAW = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
 # The model shipped before this protocol: all features, its own tuned hyperparameters.
@@ -191,8 +193,8 @@ def diagnosis(data: pd.DataFrame, repeats: int) -> str:
 
 
 def split_figures(split_dir: Path) -> str:
-    train = pd.read_csv(split_dir / "train/train.csv")
-    val = pd.read_csv(split_dir / "validation/val.csv")
+    train = pd.read_csv(split_dir / SPLIT_FILES["train"])
+    val = pd.read_csv(split_dir / SPLIT_FILES["validation"])
     model = build_model(Hyperparameters()).fit(train.drop(columns="Survived"), train["Survived"])
     m = binary_metrics("val", val["Survived"].to_numpy(), model.predict_proba(val.drop(columns="Survived"))[:, 1])
     return (f"reference split (stratified 80:20, seed 42), chosen model: val_accuracy {m['val_accuracy']:.4f} "

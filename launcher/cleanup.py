@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from launcher import logs
 from launcher.caller import CallerError, error_code, whoami
+from launcher.iam import INLINE_POLICY_NAME
 from launcher.settings import LAUNCHED_BY_TAG, TOOLKIT_TAG, Settings, SettingsError, launched_by_value, load
 
 log = logging.getLogger("clean")
@@ -206,8 +207,6 @@ def _teardown_bucket(settings: Settings, s3: Any, plan: Plan, bootstrapped: Path
 
 
 def _teardown_role(settings: Settings, iam: Any, plan: Plan) -> None:
-    from launcher.iam import INLINE_POLICY_NAME  # noqa: PLC0415 - parliament-free, but only teardown needs it
-
     name = settings.role.name
     try:
         role = iam.get_role(RoleName=name)["Role"]

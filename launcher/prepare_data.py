@@ -21,6 +21,8 @@ from launcher import logs
 
 log = logging.getLogger("prepare_data")
 LABEL = "Survived"
+# Each channel's file under the split folder (and, as uploaded, under DATA_PREFIX).
+SPLIT_FILES = {"train": "train/train.csv", "validation": "validation/val.csv"}
 
 
 class PrepareError(RuntimeError):
@@ -76,12 +78,12 @@ def write_split(source: Path, sums_file: Path, out_dir: Path, validation_fractio
         "split": {"validation_fraction": validation_fraction, "random_state": seed, "stratify": LABEL},
         "channels": {},
     }
-    for channel, part, file_name in (("train", train, "train.csv"), ("validation", validation, "val.csv")):
-        target = out_dir / channel / file_name
+    for channel, part in (("train", train), ("validation", validation)):
+        target = out_dir / SPLIT_FILES[channel]
         target.parent.mkdir(parents=True, exist_ok=True)
         _write_if_changed(target, part.to_csv(index=False, lineterminator="\n").encode("utf-8"))
         manifest["channels"][channel] = {
-            "file": f"{channel}/{file_name}",
+            "file": SPLIT_FILES[channel],
             "rows": len(part),
             "survived": int((part[LABEL] == "1").sum()),
             "sha256": sha256_file(target),

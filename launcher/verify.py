@@ -26,11 +26,10 @@ from urllib.parse import urlparse
 import boto3
 
 from launcher import logs, records
-from launcher.prepare_data import sha256_file
+from launcher.prepare_data import SPLIT_FILES, sha256_file
 
 log = logging.getLogger("verify")
 TOLERANCE = 1e-6  # metrics.json holds six decimals
-CHANNEL_FILES = {"train": "train/train.csv", "validation": "validation/val.csv"}
 
 
 class VerifyError(RuntimeError):
@@ -81,7 +80,7 @@ def training_image(image: dict[str, str]) -> str:
 
 def rescore_in_image(image_ref: str, model_dir: Path, split_dir: Path) -> dict[str, float]:
     mounts = ["-v", f"{model_dir.resolve()}:/opt/ml/model:ro"]
-    for channel, file_name in CHANNEL_FILES.items():
+    for channel, file_name in SPLIT_FILES.items():
         folder = (split_dir / file_name).parent.resolve()
         mounts += ["-v", f"{folder}:/opt/ml/input/data/{channel}:ro"]
     isolated = ["--network", "none", "--read-only", "--tmpfs", "/tmp"]
@@ -114,7 +113,7 @@ def verify(record_file: Path, split_dir: Path) -> dict[str, Any]:
     record = records.read_record(record_file)
     if record.get("status") != "Completed" or not record.get("model_artifact"):
         raise VerifyError(f"job {record['job_name']} is {record.get('status')}, with no model to verify")
-    for channel, file_name in CHANNEL_FILES.items():
+    for channel, file_name in SPLIT_FILES.items():
         expected = record["data"][channel]["sha256"]
         if sha256_file(split_dir / file_name) != expected:
             raise VerifyError(f"{split_dir / file_name} is not the data job {record['job_name']} trained on; "

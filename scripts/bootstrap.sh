@@ -25,9 +25,10 @@ harden_bucket() {
     log "embedded stack: not applying the TLS-only bucket policy (moto ignores its condition)"
     return 0
   fi
-  local policy
+  local policy partition
+  partition=$(partition_of_region "$AWS_REGION")
   policy=$(printf '{"Version":"2012-10-17","Statement":[{"Sid":"DenyInsecureTransport","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:%s:s3:::%s","arn:%s:s3:::%s/*"],"Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}' \
-    "$(partition_of_region "$AWS_REGION")" "$BUCKET" "$(partition_of_region "$AWS_REGION")" "$BUCKET")
+    "$partition" "$BUCKET" "$partition" "$BUCKET")
   aws s3api put-bucket-policy --bucket "$BUCKET" --policy "$policy"
 }
 
