@@ -109,7 +109,7 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
         if y is None:
             return
         labels = pd.Series(np.asarray(y, dtype=float), index=X.index)
-        mask = _woman_or_boy(X)
+        mask = woman_or_boy(X)
         for kind, key in _GROUP_KEYS.items():
             keys = key(X)[mask]
             self.group_survivors_[kind] = labels[mask].groupby(keys).sum().to_dict()
@@ -119,7 +119,7 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
         return np.asarray(self.feature_names_out_, dtype=object)
 
     def _group(self, X: pd.DataFrame, kind: str, own_labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        mask = _woman_or_boy(X).to_numpy()
+        mask = woman_or_boy(X).to_numpy()
         keys = _GROUP_KEYS[kind](X)
         survivors = keys.map(self.group_survivors_[kind]).fillna(0.0).to_numpy(dtype=float)
         members = keys.map(self.group_members_[kind]).fillna(0.0).to_numpy(dtype=float)
@@ -179,20 +179,20 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
         return out
 
 
-def _woman_or_boy(X: pd.DataFrame) -> pd.Series:
+def woman_or_boy(X: pd.DataFrame) -> pd.Series:
     return (X["Sex"] == "female") | (X["Name"].map(extract_title) == "Master")
 
 
-def _family_key(X: pd.DataFrame) -> pd.Series:
+def family_key(X: pd.DataFrame) -> pd.Series:
     """Surname and class: 'Andersson, Mr. Anders Johan' in 3rd class -> 'Andersson|3'."""
     surname = X["Name"].fillna("").astype(str).str.split(",").str[0].str.strip()
     return surname + "|" + X["Pclass"].astype(str)
 
 
-def _ticket_key(X: pd.DataFrame) -> pd.Series:
+def ticket_key(X: pd.DataFrame) -> pd.Series:
     """The ticket as printed ('CA. 2343'); a missing one is its own, shared with nobody."""
     ticket = X["Ticket"].astype("string").str.strip()
     return ticket.fillna(pd.Series([f"none-{i}" for i in range(len(X))], index=X.index, dtype="string"))
 
 
-_GROUP_KEYS = {"family": _family_key, "ticket": _ticket_key}
+_GROUP_KEYS = {"family": family_key, "ticket": ticket_key}
