@@ -25,7 +25,7 @@ from titanic_model import checkpoints
 
 def start(root: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(root), "PYTHONPATH": str(REPO / "container")}
-    return subprocess.Popen([sys.executable, str(REPO / "container/train.py"), "train"], env=env,
+    return subprocess.Popen([sys.executable, str(REPO / "container/entrypoint.py"), "train"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 

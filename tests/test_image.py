@@ -48,7 +48,7 @@ def test_image_is_built_for_sagemakers_platform(image: str) -> None:
     inspect = json.loads(subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=True).stdout)
     config = inspect[0]
     assert f"{config['Os']}/{config['Architecture']}" == "linux/amd64"
-    assert config["Config"]["Entrypoint"] == ["python", "train.py"]
+    assert config["Config"]["Entrypoint"] == ["python", "entrypoint.py"]
 
 
 def test_trains_as_sagemaker_runs_it(image: str, sm_root: Path) -> None:
@@ -88,9 +88,9 @@ def test_bad_input_in_the_container(image: str, case: BadInput, tmp_path: Path, 
 
 
 def test_refuses_any_other_command(image: str, sm_root: Path) -> None:
-    result = sagemaker_run(image, sm_root, "serve")
+    result = sagemaker_run(image, sm_root, "predict")
     assert result.returncode == 1
-    assert "knows 'train' and 'rescore'" in (sm_root / "output/failure").read_text()
+    assert "knows 'train', 'serve' and 'rescore'" in (sm_root / "output/failure").read_text()
     assert not any((sm_root / "model").iterdir())
 
 

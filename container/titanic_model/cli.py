@@ -1,5 +1,6 @@
-"""Entry point: `python train.py train [--name value ...]`, as SageMaker runs the image, and
-`python train.py rescore` (make verify's offline rescoring, metrics as JSON on stdout).
+"""Training's entry point: `python entrypoint.py train [--name value ...]`, as SageMaker runs the
+image, and `python entrypoint.py rescore` (make verify's offline rescoring, metrics as JSON on
+stdout). `serve` never gets here: entrypoint.py hands it to titanic_model.server.
 
 One try/except/finally, like AWS's training toolkit: the work in try, the failure file and the
 clean-up in except, the exit code at the end. Any failure leaves a one-line reason in
@@ -37,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="train.py",
+        prog="entrypoint.py",
         description="Train the Titanic survival model under SageMaker's /opt/ml contract. "
         "Hyperparameters come from /opt/ml/input/config/hyperparameters.json; flags override them for local runs.",
     )
@@ -52,7 +53,8 @@ def parse_args(argv: list[str]) -> dict[str, str]:
     if args.command != COMMAND:
         got = "no command" if args.command is None else f"the command {args.command!r}"
         raise UsageError(
-            f"got {got}; this image knows '{COMMAND}' and '{RESCORE}' (SageMaker runs it as '<image> {COMMAND}')"
+            f"got {got}; this image knows '{COMMAND}', 'serve' and '{RESCORE}' "
+            f"(SageMaker runs it as '<image> {COMMAND}' or '<image> serve')"
         )
     return {name: value for name, value in vars(args).items() if name != "command" and value is not None}
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,9 @@ _CATEGORIES = {"Sex": ("female", "male"), "Embarked": ("C", "Q", "S"), "Pclass":
 _OPTIONAL_CATEGORIES = {"Embarked"}  # Kaggle leaves two Embarked values blank
 _COUNTS = ("SibSp", "Parch")  # whole numbers >= 0, required
 _AMOUNTS = ("Age", "Fare")  # numbers >= 0, may be blank
+
+
+Locator = Callable[[int], str]  # a frame's row index -> where a person finds that row
 
 
 class DataError(ValueError):
@@ -102,7 +107,7 @@ def _parse_file(channel: str, file_name: str, raw: bytes, require_label: bool) -
     _check_columns(where, frame, require_label)
     if frame.empty:
         raise DataError(f"{where} has a header but no data rows; it needs at least one passenger per line")
-    return _typed(where, frame, require_label)
+    return typed(frame, require_label, lambda index: f"{where} line {index + 2}")
 
 
 def _check_columns(where: str, frame: pd.DataFrame, require_label: bool) -> None:
@@ -117,44 +122,85 @@ def _check_columns(where: str, frame: pd.DataFrame, require_label: bool) -> None
     raise DataError(f"{where} lacks column(s) {', '.join(missing)}; its header must be {KAGGLE_HEADER}")
 
 
-def _bad_cell(where: str, frame: pd.DataFrame, column: str, bad: pd.Series, expected: str) -> DataError:
-    index = bad[bad].index[0]
-    line = int(index) + 2  # 1-based, after the header line
-    value = frame.at[index, column]
-    shown = "(blank)" if pd.isna(value) else repr(value)
-    return DataError(f"{where} line {line}: {column} is {shown}, expected {expected}; fix or remove that row")
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _typed(where: str, frame: pd.DataFrame, require_label: bool) -> pd.DataFrame:
-    frame = frame.copy()
-    for column, allowed in _CATEGORIES.items():
-        values = frame[column].str.strip()
-        bad = ~values.isin(allowed)
-        if column in _OPTIONAL_CATEGORIES:
-            bad &= values.notna()
-        if bad.any():
-            raise _bad_cell(where, frame, column, bad, f"one of {', '.join(allowed)}")
-        frame[column] = values
-    frame["Pclass"] = frame["Pclass"].astype(int)
-    for column in _COUNTS:
-        numbers = pd.to_numeric(frame[column], errors="coerce")
-        bad = numbers.isna() | (numbers < 0) | (numbers % 1 != 0)
-        if bad.any():
-            raise _bad_cell(where, frame, column, bad, "a whole number >= 0")
-        frame[column] = numbers.astype(int)
-    for column in _AMOUNTS:
-        numbers = pd.to_numeric(frame[column], errors="coerce")
-        bad = (numbers.isna() & frame[column].notna()) | (numbers < 0)
-        if bad.any():
-            raise _bad_cell(where, frame, column, bad, "a number >= 0 or blank")
-        frame[column] = numbers.astype(float)
+def _number(value: object) -> float | None:
+    """A cell's number: None when blank, NaN when it is no finite number."""
+    if _blank(value):
+        return None
+    text = str(value).strip()
+    try:
+        number = float(text) if "_" not in text else math.nan  # float() takes '1_0'; CSV readers do not
+    except ValueError:
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
+def _level(value: object) -> str | None:
+    return None if _blank(value) else str(value).strip()
+
+
+# Each check turns one cell into its typed value, or None when the cell is bad. Plain Python
+# per cell: pandas' per-call overhead would be most of the time of a one-row request.
+def _category(allowed: tuple[str, ...], optional: bool) -> Callable[[object], object]:
+    def check(value: object) -> object:
+        level = _level(value)
+        if level is None and optional:
+            return math.nan
+        return level if level in allowed else None
+
+    return check
+
+
+def _count(value: object) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None and number >= 0 and number % 1 == 0 else None
+
+
+def _amount(value: object) -> float | None:
+    number = _number(value)
+    if number is None:
+        return math.nan
+    return number if number >= 0 else None
+
+
+def _label(value: object) -> int | None:
+    level = _level(value)
+    return int(level) if level in ("0", "1") else None
+
+
+def typed(frame: pd.DataFrame, require_label: bool, locate: Locator) -> pd.DataFrame:
+    """The text cells checked and converted to numbers and levels; the first bad cell is
+    named by `locate(row index)` (a file line for a channel, a row for a request)."""
+    checks: dict[str, tuple[Callable[[object], object], str]] = {
+        column: (_category(allowed, column in _OPTIONAL_CATEGORIES), f"one of {', '.join(allowed)}")
+        for column, allowed in _CATEGORIES.items()
+    }
+    checks.update({column: (_count, "a whole number >= 0") for column in _COUNTS})
+    checks.update({column: (_amount, "a number >= 0 or blank") for column in _AMOUNTS})
     if require_label:
-        label = frame[LABEL].str.strip()
-        bad = ~label.isin(("0", "1"))
-        if bad.any():
-            raise _bad_cell(where, frame, LABEL, bad, "0 or 1")
-        frame[LABEL] = label.astype(int)
-    return frame
+        checks[LABEL] = (_label, "0 or 1")
+    converted: dict[str, list[object]] = {}
+    for column, (check, expected) in checks.items():
+        raw = frame[column].tolist()
+        values = [check(value) for value in raw]
+        if None in values:
+            position = values.index(None)
+            shown = "(blank)" if _blank(raw[position]) else repr(raw[position])
+            raise DataError(f"{locate(int(frame.index[position]))}: {column} is {shown}, expected {expected}; "
+                            "fix or remove that row")  # fmt: skip
+        converted[column] = values
+    converted["Pclass"] = [int(level) for level in converted["Pclass"]]  # type: ignore[call-overload]
+    dtypes = {**dict.fromkeys(_COUNTS, int), **dict.fromkeys(_AMOUNTS, float), "Pclass": int, LABEL: int}
+    columns = {
+        column: pd.Series(converted[column], index=frame.index, dtype=dtypes.get(column, object))
+        if column in converted
+        else frame[column]
+        for column in frame.columns
+    }
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def _require_both_classes(name: str, data: pd.DataFrame) -> None:

@@ -118,11 +118,12 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.asarray(self.feature_names_out_, dtype=object)
 
-    def _group(self, X: pd.DataFrame, kind: str, own_labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        mask = woman_or_boy(X).to_numpy()
+    def _group(
+        self, X: pd.DataFrame, kind: str, mask: np.ndarray, own_labels: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         keys = _GROUP_KEYS[kind](X)
-        survivors = keys.map(self.group_survivors_[kind]).fillna(0.0).to_numpy(dtype=float)
-        members = keys.map(self.group_members_[kind]).fillna(0.0).to_numpy(dtype=float)
+        survivors = np.fromiter((self.group_survivors_[kind].get(k, 0.0) for k in keys), float, len(keys))
+        members = np.fromiter((self.group_members_[kind].get(k, 0.0) for k in keys), float, len(keys))
         if own_labels is not None:
             survivors = survivors - np.where(mask, own_labels, 0.0)
             members = members - mask
@@ -131,9 +132,27 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
         np.divide(survivors, members, out=rate, where=mask & (members > 0))
         return known, rate
 
+    def _groups(self, X: pd.DataFrame, raw_titles: pd.Series, own_labels: np.ndarray | None) -> pd.DataFrame:
+        """The default feature set, computed alone: serving one row must be fast."""
+        is_female = (X["Sex"] == "female").to_numpy()
+        is_master = (raw_titles == "Master").to_numpy()
+        mask = is_female | is_master
+        columns = {
+            "pclass": pd.to_numeric(X["Pclass"], errors="coerce").to_numpy(dtype=float),
+            "is_female": is_female.astype(float),
+            # A boy by the folded title: 'Master' is a feature only when fit kept it as a level.
+            "is_boy": (is_master & ("Master" in self.titles_)).astype(float),
+        }
+        for kind in _GROUP_KEYS:
+            columns[f"{kind}_wc_known"], columns[f"{kind}_wc_survival"] = self._group(X, kind, mask, own_labels)
+        return pd.DataFrame(columns, index=X.index)[list(GROUP_COLUMNS)]
+
     def _build(self, X: pd.DataFrame, own_labels: np.ndarray | None = None) -> pd.DataFrame:
-        titles = X["Name"].map(extract_title)
-        titles = titles.where(titles.isin(self.titles_), _RARE)
+        raw_titles = X["Name"].map(extract_title)
+        groups = self._groups(X, raw_titles, own_labels)
+        if self.feature_set == "groups":
+            return groups
+        titles = raw_titles.where(raw_titles.isin(self.titles_), _RARE)
         decks = X["Cabin"].map(extract_deck)
         decks = decks.where(decks.isin(self.decks_), _RARE)
         pclass = pd.to_numeric(X["Pclass"], errors="coerce")
@@ -164,12 +183,9 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
             },
             index=X.index,
         )
-        out["is_boy"] = (titles == "Master").astype(float)
         # NaN (no other woman or boy of the group known) is a value LightGBM handles natively.
-        for kind in _GROUP_KEYS:
-            out[f"{kind}_wc_known"], out[f"{kind}_wc_survival"] = self._group(X, kind, own_labels)
-        if self.feature_set == "groups":
-            return out[list(GROUP_COLUMNS)]
+        for column in GROUP_COLUMNS:
+            out[column] = groups[column]
         for level in ("C", "Q", "S"):
             out[f"embarked_{level}"] = (embarked == level).astype(float)
         for level in [*self.titles_, _RARE]:
@@ -183,16 +199,27 @@ def woman_or_boy(X: pd.DataFrame) -> pd.Series:
     return (X["Sex"] == "female") | (X["Name"].map(extract_title) == "Master")
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+# The keys are built with plain Python over the column's values: for the one or few rows of
+# a request, pandas' per-call overhead would be most of the serving time.
 def family_key(X: pd.DataFrame) -> pd.Series:
     """Surname and class: 'Andersson, Mr. Anders Johan' in 3rd class -> 'Andersson|3'."""
-    surname = X["Name"].fillna("").astype(str).str.split(",").str[0].str.strip()
-    return surname + "|" + X["Pclass"].astype(str)
+    keys = [
+        f"{(_text(name) or '').split(',')[0].strip()}|{pclass}"
+        for name, pclass in zip(X["Name"].tolist(), X["Pclass"].tolist(), strict=True)
+    ]
+    return pd.Series(keys, index=X.index, dtype=object)
 
 
 def ticket_key(X: pd.DataFrame) -> pd.Series:
     """The ticket as printed ('CA. 2343'); a missing one is its own, shared with nobody."""
-    ticket = X["Ticket"].astype("string").str.strip()
-    return ticket.fillna(pd.Series([f"none-{i}" for i in range(len(X))], index=X.index, dtype="string"))
+    keys = [
+        ticket.strip() if isinstance(ticket, str) else f"none-{i}" for i, ticket in enumerate(X["Ticket"].tolist())
+    ]
+    return pd.Series(keys, index=X.index, dtype=object)
 
 
 _GROUP_KEYS = {"family": family_key, "ticket": ticket_key}

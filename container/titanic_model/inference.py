@@ -1,0 +1,236 @@
+"""The inference contract's data side: request body -> Kaggle rows -> predictions -> response body.
+
+No HTTP here (titanic_model.server does that): every function takes and returns plain values,
+and every bad request is a RequestError carrying the HTTP status and a one-line reason that
+names the row and the column. Rows are numbered from 1 in the order they came, header and
+blank lines not counted, so the reason points at the same row in every content type.
+
+The rows go through the same checks and conversions as a training channel (data.typed) and
+then through the trained pipeline itself, so a served probability is the training code's
+predict_proba on that row, to the last digit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from titanic_model.data import KAGGLE_HEADER, REQUIRED_COLUMNS, DataError, typed
+
+PASSENGER_ID = "PassengerId"
+# A headerless row is read by its number of fields: Kaggle's test.csv order, or train.csv's.
+TEST_COLUMNS = ("PassengerId", "Pclass", "Name", "Sex", "Age", "SibSp", "Parch", "Ticket", "Fare", "Cabin", "Embarked")
+TRAIN_COLUMNS = tuple(KAGGLE_HEADER.split(","))
+HEADERLESS = {len(TEST_COLUMNS): TEST_COLUMNS, len(TRAIN_COLUMNS): TRAIN_COLUMNS}
+
+CSV = "text/csv"
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+# Other spellings of JSON Lines that clients send; answered as application/jsonlines.
+_JSONLINES_ALIASES = ("application/jsonl", "application/x-jsonlines", "application/json-lines")
+CONTENT_TYPES = (CSV, JSON, JSONLINES)
+ACCEPT_TYPES = (CSV, JSON, JSONLINES)
+# Pipeline.predict's rule: class 1 when its probability is the larger of the two.
+THRESHOLD = 0.5
+
+
+class RequestError(ValueError):
+    """A request the contract refuses: `status` is the HTTP status, the message one line."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Rows:
+    frame: pd.DataFrame  # typed Kaggle columns, one row per passenger, in request order
+    ids: list[str | None] | None  # PassengerId per row when the request gave that column
+
+
+def media_type(header: str | None) -> str:
+    """'text/csv; charset=utf-8' -> 'text/csv'; JSON Lines' other names -> application/jsonlines."""
+    kind = (header or "").split(";", 1)[0].strip().lower()
+    return JSONLINES if kind in _JSONLINES_ALIASES else kind
+
+
+def response_type(accept: str | None, content_type: str) -> str:
+    """The first type in Accept this server writes; none given (or */*) answers in the
+    request's own type. Raises 406 when Accept names only types it cannot write."""
+    offered = [media_type(part) for part in (accept or "").split(",") if part.strip()]
+    if not offered or any(kind in ("*/*", "") for kind in offered):
+        return CSV if content_type == CSV else JSON if content_type == JSON else JSONLINES
+    for kind in offered:
+        if kind in ACCEPT_TYPES:
+            return kind
+        if kind == "text/*":
+            return CSV
+        if kind == "application/*":
+            return JSON
+    raise RequestError(406, f"cannot answer in {accept!r}; set Accept to one of {', '.join(ACCEPT_TYPES)}")
+
+
+def parse(body: bytes, content_type: str) -> Rows:
+    if content_type not in CONTENT_TYPES:
+        shown = content_type or "no Content-Type"
+        raise RequestError(415, f"{shown} is not accepted; send the rows as one of {', '.join(CONTENT_TYPES)}")
+    if not body.strip():
+        raise RequestError(400, "the request body is empty; send at least one passenger row")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RequestError(400, f"the body is not UTF-8 (bad byte at offset {exc.start}); encode it as UTF-8") from None
+    if "\x00" in text:
+        raise RequestError(400, "the body holds NUL bytes, so it is not text; send CSV or JSON text")
+    if content_type == CSV:
+        records, columns = _csv_records(text)
+    elif content_type == JSON:
+        records, columns = _json_records(text)
+    else:
+        records, columns = _jsonlines_records(text)
+    return _rows(records, columns)
+
+
+def _csv_records(text: str) -> tuple[list[list[str]], tuple[str, ...] | None]:
+    try:
+        lines = [row for row in csv.reader(io.StringIO(text), strict=True) if row]
+    except csv.Error as exc:
+        raise RequestError(400, f"the body is not well-formed CSV ({exc}); quote fields that hold commas") from None
+    if not lines:
+        raise RequestError(400, "the request body has no rows; send at least one passenger row")
+    first = [cell.strip() for cell in lines[0]]
+    if set(REQUIRED_COLUMNS) <= set(first) or PASSENGER_ID in first:
+        return lines[1:], tuple(first)
+    return lines, None
+
+
+def _json_records(text: str) -> tuple[list[Any], None]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(400, f"the body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if isinstance(document, dict) and "instances" in document:
+        document = document["instances"]
+    if not isinstance(document, list):
+        raise RequestError(400, 'JSON must be a list of passengers or {"instances": [...]}, one object per passenger')
+    return document, None
+
+
+def _jsonlines_records(text: str) -> tuple[list[Any], None]:
+    records = []
+    for number, line in enumerate((line for line in text.splitlines() if line.strip()), start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise RequestError(
+                400, f"row {number}: not a JSON value ({exc.msg}); send one JSON object per line"
+            ) from None
+    return records, None
+
+
+def _headerless(number: int, cells: list[Any]) -> dict[str, Any]:
+    columns = HEADERLESS.get(len(cells))
+    if columns is None:
+        raise RequestError(
+            400,
+            f"row {number} has {len(cells)} fields; a row without a header needs the {len(TEST_COLUMNS)} of Kaggle's "
+            f"test.csv ({','.join(TEST_COLUMNS)}), or send a header row first",
+        )
+    return dict(zip(columns, cells, strict=True))
+
+
+def _record(number: int, item: Any, header: tuple[str, ...] | None) -> dict[str, Any]:
+    if header is not None:
+        if len(item) != len(header):
+            raise RequestError(400, f"row {number} has {len(item)} fields but the header has {len(header)}")
+        return dict(zip(header, item, strict=True))
+    if isinstance(item, dict):
+        return item
+    if isinstance(item, list):
+        return _headerless(number, item)
+    raise RequestError(400, f"row {number} is a JSON {type(item).__name__}; each passenger must be an object or a list")
+
+
+def _cell(number: int, column: str, value: Any) -> str | None:
+    """A cell as the text a CSV file would hold (None for blank), so one set of checks applies."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise RequestError(
+            400, f"row {number}: {column} is a JSON {type(value).__name__}, expected a string, a number or null"
+        )
+    return value if isinstance(value, str) else repr(value)
+
+
+def _rows(items: list[Any], header: tuple[str, ...] | None) -> Rows:
+    if not items:
+        raise RequestError(400, "the request holds no passenger rows; send at least one")
+    if header is not None:
+        duplicated = sorted({c for c in header if header.count(c) > 1})
+        if duplicated:
+            raise RequestError(400, f"the header names {', '.join(duplicated)} more than once; name each column once")
+        _require_columns(header)
+    wanted = (*REQUIRED_COLUMNS, PASSENGER_ID)
+    table: dict[str, list[str | None]] = {column: [] for column in wanted}
+    for number, item in enumerate(items, start=1):
+        record = _record(number, item, header)
+        if header is None:
+            _require_columns(tuple(record), number)
+        for column in wanted:
+            table[column].append(_cell(number, column, record.get(column)))
+    has_ids = (header is not None and PASSENGER_ID in header) or any(v is not None for v in table[PASSENGER_ID])
+    ids = table.pop(PASSENGER_ID)
+    frame = pd.DataFrame(table, dtype=object)
+    try:
+        frame = typed(frame, require_label=False, locate=lambda index: f"row {index + 1}")
+    except DataError as exc:
+        raise RequestError(400, str(exc)) from None
+    return Rows(frame=frame, ids=ids if has_ids else None)
+
+
+def _require_columns(columns: tuple[str, ...], number: int | None = None) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        where = "the header" if number is None else f"row {number}"
+        raise RequestError(
+            400, f"{where} lacks required column(s) {', '.join(missing)}; name Kaggle's columns ({KAGGLE_HEADER})"
+        )
+
+
+def predict(model: Any, rows: Rows) -> np.ndarray:
+    """P(survived) per row, from the trained pipeline exactly as training scored it."""
+    return model.predict_proba(rows.frame)[:, 1]
+
+
+def _id_value(raw: str | None) -> int | str | None:
+    if raw is None:
+        return None
+    text = raw.strip()
+    return int(text) if text.isdigit() else text
+
+
+def render(rows: Rows, probability: np.ndarray, accept: str) -> bytes:
+    """One answer per input row, in input order: PassengerId when given, the probability
+    (shortest text that reads back as the same float), the 0/1 prediction."""
+    survived = (probability > THRESHOLD).astype(int)
+    ids = rows.ids if rows.ids is not None else [None] * len(probability)
+    if accept == CSV:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        for pid, p, s in zip(ids, probability, survived, strict=True):
+            writer.writerow(([pid or ""] if rows.ids is not None else []) + [repr(float(p)), int(s)])
+        return buffer.getvalue().encode()
+    answers = []
+    for pid, p, s in zip(ids, probability, survived, strict=True):
+        answer: dict[str, Any] = {PASSENGER_ID: _id_value(pid)} if rows.ids is not None else {}
+        answer.update(probability=float(p), survived=int(s))
+        answers.append(answer)
+    if accept == JSONLINES:
+        return "".join(json.dumps(a) + "\n" for a in answers).encode()
+    return json.dumps({"predictions": answers}).encode()
