@@ -232,6 +232,13 @@ verify: | $(VENV)/.installed ## Rescore a job's model.tar.gz inside its own imag
 all: $(DEPLOYED)/uploaded $(IMAGE_RECORD) | $(PREFLIGHT) ## The whole pipeline: data, upload, build, push, train, then verify that job
 	$(LOCKED) $(TRAIN) --verify
 
+# ---- stage 7: predict (a batch transform job with a verified model) ------------------
+PREDICT := $(PY) -m launcher.predict --runs-dir $(RUNS) --test data/titanic/test.csv --checksums data/titanic/SHA256SUMS --job "$$JOB"
+
+.PHONY: predict
+predict: $(AWS_READY) $(BOOTSTRAP) | $(STAMPS)/config $(PREFLIGHT) ## Batch-transform Kaggle's test.csv with a verified model (JOB=name, default the latest) into runs/<job>/submission.csv
+	$(LOCKED) $(PREDICT)
+
 # ---- operating a job -------------------------------------------------------------------
 OPERATE := $(PY) -m launcher.operate --runs-dir $(RUNS)
 
@@ -309,9 +316,10 @@ test-fast: $(VENV)/.installed ## Only the tests that need no Docker engine
 	$(PY) -m pytest -p no:cacheprovider -m "not docker and not stack"
 
 .PHONY: benchmark
-benchmark: $(VENV)/.installed $(STAMPS)/data $(STAMPS)/image ## The model candidates vs both baseline rules (repeated CV), image size, start-up times
+benchmark: $(VENV)/.installed $(STAMPS)/data $(STAMPS)/image ## The model candidates vs both baseline rules (repeated CV), image size, start-up, serving latency
 	$(PY) benchmarks/model_cv.py --data data/titanic/train.csv --split-dir "$$SPLIT_DIR"
 	$(PY) benchmarks/image_startup.py --image "$$IMAGE_NAME" --split-dir "$$SPLIT_DIR"
+	$(PY) benchmarks/serving.py --image "$$IMAGE_NAME" --split-dir "$$SPLIT_DIR"
 
 .PHONY: tune
 tune: $(VENV)/.installed $(STAMPS)/data ## Random-search hyperparameters by CV on the train split only (slow)

@@ -1,8 +1,9 @@
 """Clean-up of what the toolkit made, and only that: lists it, and with CONFIRM=yes deletes it.
 
-  resources  (the runner, make clean-resources) the objects under the toolkit's three S3
-             prefixes, the images in the toolkit's repository, and training jobs still in
-             progress that carry the toolkit's tag *and* were launched by this caller
+  resources  (the runner, make clean-resources) the objects under the toolkit's four S3
+             prefixes, the images in the toolkit's repository, training and transform jobs
+             still in progress (stopped) and the models make predict made (deleted), each
+             only when it carries the toolkit's tag *and* was launched by this caller
   teardown   (an administrator, make teardown) the above, then the repository, the bucket
              (when empty) and the execution role, each only if it carries the toolkit's tag
 
@@ -72,30 +73,61 @@ class Plan:
         action()
 
 
-def clean_jobs(settings: Settings, sm: Any, caller_arn: str, plan: Plan) -> None:
-    me = launched_by_value(caller_arn)
+@dataclass(frozen=True)
+class Kind:
+    """One kind of SageMaker resource clean-up looks for, and how it is listed and removed."""
+
+    noun: str  # "training job"
+    lister: str  # paginator name
+    listed: str  # key of the summaries in each page
+    name_key: str
+    arn_key: str
+    remove: str  # client method; called with {param: name}
+    param: str
+    in_progress_only: bool  # jobs: stop the running ones; models: delete any
+
+    def names_start(self, settings: Settings) -> str:
+        return f"{settings.base_job_name}-predict-" if self.noun != "training job" else f"{settings.base_job_name}-"
+
+
+KINDS = (
+    Kind("training job", "list_training_jobs", "TrainingJobSummaries", "TrainingJobName", "TrainingJobArn",
+         "stop_training_job", "TrainingJobName", in_progress_only=True),
+    Kind("transform job", "list_transform_jobs", "TransformJobSummaries", "TransformJobName", "TransformJobArn",
+         "stop_transform_job", "TransformJobName", in_progress_only=True),
+    Kind("model", "list_models", "Models", "ModelName", "ModelArn", "delete_model", "ModelName",
+         in_progress_only=False),
+)  # fmt: skip
+
+
+def clean_sagemaker(settings: Settings, sm: Any, caller_arn: str, plan: Plan, kind: Kind) -> None:
+    """Stop the caller's own jobs still in progress (or delete the caller's own models) that
+    carry the toolkit's tag; anyone else's are left alone and said so."""
+    me, prefix = launched_by_value(caller_arn), kind.names_start(settings)
+    action = sm.meta.method_to_api_mapping[kind.lister]
     try:
-        pages = sm.get_paginator("list_training_jobs").paginate(
-            NameContains=settings.base_job_name, StatusEquals="InProgress"
-        )
-        summaries = [s for page in pages for s in page["TrainingJobSummaries"]]
+        filters = {"StatusEquals": "InProgress"} if kind.in_progress_only else {}
+        pages = sm.get_paginator(kind.lister).paginate(NameContains=prefix.rstrip("-"), **filters)
+        summaries = [s for page in pages for s in page[kind.listed]]
     except (ClientError, BotoCoreError) as exc:
-        raise _failed("listing training jobs in progress (sagemaker:ListTrainingJobs)", exc) from None
+        state = " in progress" if kind.in_progress_only else ""
+        raise _failed(f"listing {kind.noun}s{state} (sagemaker:{action})", exc) from None
     for summary in summaries:
-        name = summary["TrainingJobName"]
-        if not name.startswith(f"{settings.base_job_name}-"):
+        name = summary[kind.name_key]
+        if not name.startswith(prefix):
             continue
-        arn = summary["TrainingJobArn"]
         try:
-            tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn).get("Tags", [])}
+            tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=summary[kind.arn_key]).get("Tags", [])}
         except (ClientError, BotoCoreError) as exc:
             raise _failed(f"reading the tags of {name} (sagemaker:ListTags)", exc) from None
         if not _ours(tags):
-            log.info("not ours, left alone: training job %s (no %s tag)", name, TOOLKIT_TAG[0])
+            log.info("not ours, left alone: %s %s (no %s tag)", kind.noun, name, TOOLKIT_TAG[0])
         elif tags.get(LAUNCHED_BY_TAG) != me:
-            log.info("left alone: training job %s was launched by %s, not by you", name, tags.get(LAUNCHED_BY_TAG))
+            log.info("left alone: %s %s was made by %s, not by you", kind.noun, name, tags.get(LAUNCHED_BY_TAG))
         else:
-            plan.act(f"in-progress training job {name} (stop)", lambda n=name: sm.stop_training_job(TrainingJobName=n))
+            verb = "stop" if kind.in_progress_only else "delete"
+            what = f"{'in-progress ' if kind.in_progress_only else ''}{kind.noun} {name} ({verb})"
+            plan.act(what, lambda n=name: getattr(sm, kind.remove)(**{kind.param: n}))
 
 
 def _repository(settings: Settings, ecr: Any) -> tuple[str, bool] | None:
@@ -234,12 +266,15 @@ def run(
 ) -> Plan:
     plan = Plan(confirm=confirm)
     caller = whoami(session)
-    clean_jobs(settings, session.client("sagemaker"), caller.arn, plan)
+    sm = session.client("sagemaker")
+    for kind in KINDS:
+        clean_sagemaker(settings, sm, caller.arn, plan, kind)
     clean_images(settings, session.client("ecr"), plan, image_record)
     s3 = session.client("s3")
     clean_prefix(settings, s3, settings.data_prefix, plan, deployed / "uploaded")
     clean_prefix(settings, s3, settings.output_prefix, plan)
     clean_prefix(settings, s3, settings.checkpoint_prefix, plan)
+    clean_prefix(settings, s3, settings.predictions_prefix, plan)
     if verb == "teardown":
         teardown(settings, session, plan, deployed / "bootstrapped")
     return plan

@@ -66,6 +66,7 @@ def template_values(settings: Settings, caller: Caller) -> dict[str, str]:
         "DATA_PREFIX": settings.data_prefix,
         "OUTPUT_PREFIX": settings.output_prefix,
         "CHECKPOINT_PREFIX": settings.checkpoint_prefix,
+        "PREDICTIONS_PREFIX": settings.predictions_prefix,
         "ECR_REPOSITORY": settings.ecr_repository,
         "BASE_JOB_NAME": settings.base_job_name,
         "ROLE_PATH": role.path,

@@ -1,10 +1,14 @@
-"""`make instance-report`: the cheapest training instance this account can actually use.
+"""`make instance-report`: the cheapest training instance this account can actually use, and
+the cheapest for batch transform (make predict).
 
 Candidates are the training instance types botocore's own SageMaker model accepts, less
 GPU and accelerator families and types with too little memory. For each: the applied
-on-demand and spot quotas (Service Quotas) and the on-demand price (Pricing API, else the
-dated snapshot). The choice is the cheapest type with a quota of at least 1 for the
-configured mode. Written to reports/instance-report.{md,json}.
+on-demand, spot and transform quotas (Service Quotas) and the on-demand price (Pricing API,
+else the dated snapshot). The training choice is the cheapest type with a quota of at least 1
+for the configured mode; the transform choice the cheapest that batch transform accepts with
+a transform quota of at least 1. Transform is priced at the type's training price: the
+Pricing API's transform products are not looked up (docs/cost.md). Written to
+reports/instance-report.{md,json}.
 """
 
 from __future__ import annotations
@@ -20,15 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from launcher import logs
 from launcher.pricing import ACCELERATED, PriceBook, pricing_client, snapshot
-from launcher.settings import Settings, SettingsError, load
+from launcher.settings import Settings, SettingsError, instance_types, load
 
 log = logging.getLogger("instance-report")
-QUOTA_NAME = re.compile(r"^(ml\.[a-z0-9.]+) for (spot )?training job usage$")
+QUOTA_NAME = re.compile(r"^(ml\.[a-z0-9.]+) for (spot training|training|transform) job usage$")
+_QUOTA_KIND = {"spot training": "spot", "training": "on_demand", "transform": "transform"}
 CONSOLE = "https://console.aws.amazon.com/servicequotas/home/services/sagemaker/quotas/{code}"
 
 
@@ -47,11 +51,10 @@ class Row:
     on_demand_quota_source: str = "unknown"
     spot_quota_source: str = "unknown"
     verdict: str = ""
-
-
-def training_instance_types() -> list[str]:
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    return list(model.shape_for("TrainingInstanceType").enum)
+    transform_quota: float | None = None
+    transform_code: str | None = None
+    transform_quota_source: str = "unknown"
+    transform_verdict: str = ""
 
 
 def _read_quotas(client: Any, operation: str, source: str, into: dict[str, dict[str, Any]]) -> None:
@@ -60,7 +63,7 @@ def _read_quotas(client: Any, operation: str, source: str, into: dict[str, dict[
             match = QUOTA_NAME.match(quota.get("QuotaName", ""))
             if not match:
                 continue
-            kind = "spot" if match.group(2) else "on_demand"
+            kind = _QUOTA_KIND[match.group(2)]
             entry = into.setdefault(match.group(1), {})
             if kind in entry:
                 continue  # an applied value, read first, beats the default
@@ -102,7 +105,7 @@ def quota_message(instance_type: str, spot: bool, code: str) -> str:
 
 def build_rows(book: PriceBook, quotas: dict[str, dict[str, Any]] | None, min_memory_gib: float) -> list[Row]:
     rows = []
-    for instance_type in training_instance_types():
+    for instance_type in instance_types("TrainingInstanceType"):
         if ACCELERATED.match(instance_type):
             continue
         price, specs = book.lookup(instance_type)
@@ -121,6 +124,9 @@ def build_rows(book: PriceBook, quotas: dict[str, dict[str, Any]] | None, min_me
             spot_code=entry.get("spot_code"),
             on_demand_quota_source="unknown" if unknown else entry.get("on_demand_source", "not listed"),
             spot_quota_source="unknown" if unknown else entry.get("spot_source", "not listed"),
+            transform_quota=None if unknown else entry.get("transform", 0.0),
+            transform_code=entry.get("transform_code"),
+            transform_quota_source="unknown" if unknown else entry.get("transform_source", "not listed"),
         )
         if row.memory_gib is None:
             continue  # not a type whose size we know: neither priced nor derivable
@@ -144,12 +150,39 @@ def choose(rows: list[Row], spot: bool) -> Row | None:
         else:
             row.verdict = "fits"
             usable.append(row)
-    if not usable:
+    best = _cheapest(usable)
+    if best is None:
         return None
-    best = min(usable, key=lambda r: (r.usd_per_hour, r.memory_gib, r.instance_type))
     best.verdict = (
         "CHOSEN: cheapest with quota" if best.on_demand_quota is not None else "CHOSEN: cheapest (quota unknown)"
     )
+    return best
+
+
+def _cheapest(usable: list[Row]) -> Row | None:
+    """Lowest price, then least memory, then name: the same choice on every run."""
+    return min(usable, key=lambda r: (r.usd_per_hour or 0.0, r.memory_gib or 0.0, r.instance_type), default=None)
+
+
+def choose_transform(rows: list[Row]) -> Row | None:
+    """The cheapest priced type that fits, that batch transform accepts, with transform quota
+    >= 1 (or unknown quota)."""
+    accepted = set(instance_types("TransformInstanceType"))
+    usable = []
+    for row in rows:
+        if row.verdict.startswith("too small") or row.usd_per_hour is None:
+            row.transform_verdict = row.verdict or "no price"
+        elif row.instance_type not in accepted:
+            row.transform_verdict = "not for transform"
+        elif row.transform_quota is not None and row.transform_quota < 1:
+            row.transform_verdict = "no quota"
+        else:
+            row.transform_verdict = "fits"
+            usable.append(row)
+    best = _cheapest(usable)
+    if best is None:
+        return None
+    best.transform_verdict = "CHOSEN" if best.transform_quota is not None else "CHOSEN (quota unknown)"
     return best
 
 
@@ -171,8 +204,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"**Choice: {report['choice'] or 'none'}**"
         + (f" — {report['choice_reason']}" if report["choice_reason"] else ""),
         "",
-        "| type | vCPU | memory GiB | USD/hour | price source | on-demand quota | spot quota | verdict |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"**Batch transform (make predict): {report.get('transform_choice') or 'none'}**, priced at its training "
+        "price (transform products are not looked up).",
+        "",
+        "| type | vCPU | memory GiB | USD/hour | price source | on-demand quota | spot quota | verdict "
+        "| transform quota | transform |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     ordered = sorted(
         report["rows"], key=lambda r: (r["usd_per_hour"] is None, r["usd_per_hour"] or 0, r["instance_type"])
@@ -183,7 +220,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {r['instance_type']} | {_fmt(r['vcpu'])} | {_fmt(r['memory_gib'])} | {price} "
             f"| {source} | {_quota(r['on_demand_quota'], r.get('on_demand_quota_source'))} "
-            f"| {_quota(r['spot_quota'], r.get('spot_quota_source'))} | {r['verdict']} |"
+            f"| {_quota(r['spot_quota'], r.get('spot_quota_source'))} | {r['verdict']} "
+            f"| {_quota(r.get('transform_quota'), r.get('transform_quota_source'))} "
+            f"| {r.get('transform_verdict', '')} |"
         )
     if any(r["price_source"].startswith("snapshot") for r in report["rows"]):
         data = snapshot()
@@ -213,6 +252,7 @@ def make_report(settings: Settings, pricing_client: Any, quota_client: Any, min_
     book = PriceBook(settings.region, pricing_client)
     rows = build_rows(book, quotas, min_memory_gib)
     chosen = choose(rows, settings.use_spot)
+    transform = choose_transform(rows)
     price_note = "Pricing API" if book.api_failed is None else f"snapshot where marked (Pricing API: {book.api_failed})"
     reason = ""
     if chosen:
@@ -226,6 +266,7 @@ def make_report(settings: Settings, pricing_client: Any, quota_client: Any, min_
         "configured_instance_type": settings.instance_type,
         "choice": chosen.instance_type if chosen else None,
         "choice_reason": reason,
+        "transform_choice": transform.instance_type if transform else None,
         "price_note": price_note,
         "quota_note": quota_note,
         "rows": [asdict(r) for r in rows],

@@ -92,6 +92,10 @@ class Settings:
     tags: dict[str, str]
     hyperparameters: dict[str, str]
     lock_wait: int = 0
+    predictions_prefix: str = "titanic/predictions"
+    transform_instance_type: str = ""  # empty: the instance report's cheapest with transform quota
+    local_serving_port: int = 8080
+    local_serving_network: str = "sagemaker-local-serving"
 
     @property
     def local(self) -> bool:
@@ -118,14 +122,20 @@ class Settings:
         return f"s3://{self.bucket}/{self.checkpoint_prefix}"
 
     @property
+    def predictions_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.predictions_prefix}"
+
+    @property
     def role(self) -> RoleArn:
         partition, account, path, name = _ROLE_RE.match(self.role_arn).groups()  # checked by load()
         return RoleArn(partition=partition, account=account, path=path, name=name)
 
 
-def _training_instance_types() -> list[str]:
+def instance_types(shape: str) -> list[str]:
+    """The instance types botocore's SageMaker model accepts for a shape: TrainingInstanceType,
+    TransformInstanceType, ProductionVariantInstanceType."""
     model = botocore.session.get_session().get_service_model("sagemaker")
-    return list(model.shape_for("TrainingInstanceType").enum)
+    return list(model.shape_for(shape).enum)
 
 
 def _sagemaker_regions() -> list[str]:
@@ -253,6 +263,19 @@ def _check_job_name(c: _Checker, name: str) -> None:
         c.bad("BASE_JOB_NAME", f"'{name}' has {len(name)} characters; at most {longest} fit before the SDK's timestamp")
 
 
+def _check_local_stack(c: _Checker, env: Mapping[str, str]) -> tuple[int, str]:
+    """The embedded stack's ports (each its own) and the serving network's name."""
+    ports = {var: c.integer(var, 1024, 65535) for var in ("LOCAL_MOTO_PORT", "LOCAL_REGISTRY_PORT",
+                                                          "LOCAL_SERVING_PORT")}  # fmt: skip
+    if len(set(ports.values())) < len(ports):
+        c.bad("LOCAL_SERVING_PORT", "equals another LOCAL_*_PORT; give each embedded service its own port")
+    network = c.text("LOCAL_SERVING_NETWORK")
+    if network and (not _JOB_RE.match(network) or network == "sagemaker-local"):
+        c.bad("LOCAL_SERVING_NETWORK", f"'{network}' must be letters, digits and inner hyphens, and not "
+              "sagemaker-local (local mode's own network, kept internal for training)")  # fmt: skip
+    return ports["LOCAL_SERVING_PORT"], network
+
+
 def launched_by_value(principal_arn: str) -> str:
     """A principal's ARN as a tag value: characters tags refuse (a session name's ',') become
     '_', and it is cut to the 256 a value may hold."""
@@ -303,7 +326,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         c.bad("AWS_REGION", f"'{region}' is not a region where SageMaker runs; use e.g. us-east-1 or eu-west-1")
     bucket = c.text("BUCKET")
     _check_bucket(c, bucket)
-    prefixes = {var: c.text(var) for var in ("DATA_PREFIX", "OUTPUT_PREFIX", "CHECKPOINT_PREFIX")}
+    prefixes = {var: c.text(var) for var in ("DATA_PREFIX", "OUTPUT_PREFIX", "CHECKPOINT_PREFIX", "PREDICTIONS_PREFIX")}
     _check_prefixes(c, prefixes)
     repository = c.text("ECR_REPOSITORY")
     if repository and (not _ECR_RE.match(repository) or not 2 <= len(repository) <= 256):
@@ -311,11 +334,18 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     role = c.text("ROLE_ARN")
     _check_role(c, role)
     instance_type = c.text("INSTANCE_TYPE")
-    if instance_type and instance_type not in _training_instance_types():
+    if instance_type and instance_type not in instance_types("TrainingInstanceType"):
         c.bad(
             "INSTANCE_TYPE",
             f"'{instance_type}' is not a SageMaker training instance type; use e.g. ml.m5.large "
             "(make instance-report lists the ones available to you)",
+        )
+    transform_type = env.get("TRANSFORM_INSTANCE_TYPE", "").strip()
+    if transform_type and transform_type not in instance_types("TransformInstanceType"):
+        c.bad(
+            "TRANSFORM_INSTANCE_TYPE",
+            f"'{transform_type}' is not a SageMaker batch transform instance type; use e.g. ml.m5.large, or leave it "
+            "empty for the instance report's cheapest type with transform quota",
         )
     count = c.integer("INSTANCE_COUNT", 1, 1)
     use_spot = c.yes_no("USE_SPOT")
@@ -335,10 +365,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     c.image("OFFLINE_BASE_IMAGE")
     c.choice("BASE_IMAGE_FALLBACK", ("offline", "none"))
     lock_wait = c.integer("LOCK_WAIT", 0, 86400)
-    if target == "local":
-        ports = {var: c.integer(var, 1024, 65535) for var in ("LOCAL_MOTO_PORT", "LOCAL_REGISTRY_PORT")}
-        if len(set(ports.values())) < len(ports):
-            c.bad("LOCAL_REGISTRY_PORT", "equals LOCAL_MOTO_PORT; give the registry its own port")
+    serving_port, serving_network = _check_local_stack(c, env) if target == "local" else (8080, "")
     if c.problems:
         raise SettingsError("\n".join(c.problems))
     return Settings(
@@ -361,6 +388,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         tags=tags,
         hyperparameters=hyperparameters,
         lock_wait=lock_wait,
+        predictions_prefix=prefixes["PREDICTIONS_PREFIX"],
+        transform_instance_type=transform_type,
+        local_serving_port=serving_port,
+        local_serving_network=serving_network or "sagemaker-local-serving",
     )
 
 

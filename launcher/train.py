@@ -31,22 +31,18 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.exceptions import ClientError, EndpointConnectionError
-from sagemaker.config import load_sagemaker_config
 from sagemaker.estimator import Estimator
 from sagemaker.inputs import TrainingInput
-from sagemaker.local import LocalSession
-from sagemaker.session import Session
 from sagemaker.utils import name_from_base
 from titanic_model.metrics import METRIC_DEFINITIONS
 
-from launcher import logs, records, verify, watch
+from launcher import logs, records, sdk, verify, watch
 from launcher.caller import CallerError, whoami
 from launcher.pricing import PriceBook, pricing_client, run_cost
 from launcher.settings import LAUNCHED_BY_TAG, TOOLKIT_TAG, Settings, SettingsError, launched_by_value, load
 
 log = logging.getLogger("train")
 REPO = Path(__file__).resolve().parent.parent
-SDK_CONFIG = Path(__file__).resolve().parent / "sagemaker-config.yaml"
 
 
 class TrainError(RuntimeError):
@@ -87,15 +83,6 @@ def read_data_manifest(split_dir: Path) -> dict[str, Any]:
     if not manifest.is_file():
         raise TrainError(f"{manifest} is missing; run 'make data' and 'make upload' first")
     return json.loads(manifest.read_text(encoding="utf-8"))
-
-
-def sdk_session(settings: Settings, boto_session: boto3.Session) -> Any:
-    """A SageMaker session with telemetry off (its config passed in, not left to the
-    environment), local or remote as TARGET says."""
-    config = load_sagemaker_config([str(SDK_CONFIG)])
-    if settings.local:
-        return LocalSession(boto_session=boto_session, sagemaker_config=config, disable_local_code=True)
-    return Session(boto_session=boto_session, sagemaker_config=config)
 
 
 def job_tags(settings: Settings, launched_by: str) -> list[dict[str, str]]:
@@ -353,7 +340,7 @@ def run(
     """Start a job (or re-attach to `attach`), wait for its end, and write its run record.
     Raises Interrupted, with the record written, on Ctrl-C or SIGTERM while a job runs."""
     boto_session = boto_session or boto3.Session(region_name=settings.region)
-    session = sdk_session(settings, boto_session)
+    session = sdk.session(settings, boto_session)
     sm = boto_session.client("sagemaker")
     clock = time.perf_counter()
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)

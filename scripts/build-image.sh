@@ -38,7 +38,9 @@ main() {
   require_docker
   local base
   base=$(resolve_base)
-  local args=(--platform "$PLATFORM" --build-arg "BASE_IMAGE=$base" -t "$IMAGE_NAME")
+  # The label names the base actually used (BASE_IMAGE or the offline fallback): the size
+  # benchmark measures the libraries as the image's size over it.
+  local args=(--platform "$PLATFORM" --build-arg "BASE_IMAGE=$base" --label "com.titanic-toolkit.base-image=$base" -t "$IMAGE_NAME")
   # Under buildx, docker build adds a provenance attestation that turns the manifest into
   # an index, which SageMaker has rejected. The legacy builder neither adds nor knows it.
   if [[ "${DOCKER_BUILDKIT:-1}" != 0 ]] && docker buildx version >/dev/null 2>&1; then

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The embedded AWS for TARGET=local: moto in server mode (S3, ECR, IAM, STS, SageMaker APIs)
 # and a real OCI registry standing in for ECR's registry, both on 127.0.0.1, each with a
-# pid file and a log under $LOCAL_STATE_DIR. Also the Docker network SageMaker local mode
-# uses, created internal so training containers have no route off this host.
+# pid file and a log under $LOCAL_STATE_DIR. Also the two Docker networks local mode's
+# containers join (launcher/local_compose.py puts them there): sagemaker-local, internal, so
+# training containers have no route off this host; and $LOCAL_SERVING_NETWORK for serving
+# containers, whose published ports bind to 127.0.0.1 only and which has no NAT.
 # The stack id ($LOCAL_STATE_DIR/stack-id) names the servers by pid *and* start time, so a
 # recycled pid or a server restarted behind the toolkit's back is never taken for the stack
 # that upload and push filled; it is removed before anything starts and written last.
@@ -160,6 +162,24 @@ start_registry() {
   wait_for 30 "the registry (127.0.0.1:$LOCAL_REGISTRY_PORT)" registry_answers
 }
 
+ensure_serving_network() {
+  local binding
+  if binding=$(docker network inspect --format '{{index .Options "com.docker.network.bridge.host_binding_ipv4"}}/{{index .Options "com.docker.network.bridge.enable_ip_masquerade"}}' "$LOCAL_SERVING_NETWORK" 2>/dev/null); then
+    [[ "$binding" == 127.0.0.1/false ]] && return 0
+    log "recreating Docker network $LOCAL_SERVING_NETWORK: ports on 127.0.0.1 only, no NAT"
+    docker network rm "$LOCAL_SERVING_NETWORK" >/dev/null ||
+      die "Docker network $LOCAL_SERVING_NETWORK exists with other settings and is in use; stop its containers (docker network inspect $LOCAL_SERVING_NETWORK) and rerun"
+  fi
+  docker network create --label created-by=titanic-sagemaker-toolkit \
+    -o com.docker.network.bridge.host_binding_ipv4=127.0.0.1 \
+    -o com.docker.network.bridge.enable_ip_masquerade=false "$LOCAL_SERVING_NETWORK" >/dev/null
+}
+
+ensure_networks() {
+  ensure_internal_network
+  ensure_serving_network
+}
+
 ensure_internal_network() {
   local internal
   if internal=$(docker network inspect --format '{{.Internal}}' "$SM_NETWORK" 2>/dev/null); then
@@ -202,7 +222,7 @@ cmd_up() {
   mkdir -p "$LOCAL_STATE_DIR"
   if recorded_stack_running && [[ "$(stack_field "$LOCAL_STATE_DIR/stack-id" moto_port)" == "$LOCAL_MOTO_PORT" &&
     "$(stack_field "$LOCAL_STATE_DIR/stack-id" registry_port)" == "$LOCAL_REGISTRY_PORT" ]]; then
-    ensure_internal_network
+    ensure_networks
     return 0
   fi
   # Whatever happens next, the old id no longer describes what runs: an interrupted start
@@ -210,7 +230,7 @@ cmd_up() {
   rm -f "$LOCAL_STATE_DIR/stack-id"
   start_moto
   start_registry
-  ensure_internal_network
+  ensure_networks
   write_stack_id
   log "embedded AWS at https://127.0.0.1:$LOCAL_MOTO_PORT, registry at 127.0.0.1:$LOCAL_REGISTRY_PORT (new stack id: upload and push redo)"
 }
@@ -259,7 +279,7 @@ main() {
   require_var LOCAL_MOTO_PORT LOCAL_REGISTRY_PORT LOCAL_STATE_DIR
   TLS_DIR="$LOCAL_STATE_DIR/tls"
   case "${1:-}" in
-    up) require_var MOTO_SERVER && cmd_up ;;
+    up) require_var MOTO_SERVER LOCAL_SERVING_NETWORK && cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
     *) die "usage: local-stack.sh up|down|status" ;;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import os
@@ -99,6 +100,23 @@ def offline_base() -> str:
     return name
 
 
+TEST_IMAGE = "titanic-lightgbm:test"
+
+
+def run_script(script: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO / "scripts" / script)], env={**os.environ, **env}, capture_output=True, text=True, timeout=1800
+    )
+
+
+@pytest.fixture(scope="session")
+def image(offline_base: str) -> str:
+    """The image as CI builds it: scripts/build-image.sh on the offline base."""
+    result = run_script("build-image.sh", IMAGE_NAME=TEST_IMAGE, BASE_IMAGE=offline_base, BASE_IMAGE_FALLBACK="none")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return TEST_IMAGE
+
+
 @pytest.fixture(scope="session")
 def split_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The data stage's output (train/train.csv, validation/val.csv, manifest.json)."""
@@ -159,6 +177,29 @@ def long_run_root(root: Path, split_dir: Path) -> Path:
     long_training_channel(root, split_dir)
     (root / "input/config/hyperparameters.json").write_text(json.dumps(LONG_RUN))
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_root(tmp_path_factory: pytest.TempPathFactory, split_dir: Path) -> Path:
+    """An /opt/ml tree after a real training run on this host (model/ and output/data/)."""
+    root = make_sm_root(tmp_path_factory.mktemp("trained") / "ml", split_dir)
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(root), "PYTHONPATH": str(REPO / "container")}
+    result = subprocess.run([sys.executable, str(REPO / "container/entrypoint.py"), "train"], env=env,
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root
+
+
+@pytest.fixture(scope="session")
+def validation(split_dir: Path) -> pd.DataFrame:
+    """The validation split as text cells, as a client would send it."""
+    return pd.read_csv(split_dir / "validation/val.csv", dtype=str, keep_default_na=False)
+
+
+def training_probabilities(root: Path) -> dict[str, float]:
+    """PassengerId -> the probability training itself wrote for each validation row."""
+    with (root / "output/data/validation_predictions.csv").open() as handle:
+        return {row["PassengerId"]: float(row["probability"]) for row in csv.DictReader(handle)}
 
 
 @pytest.fixture

@@ -101,6 +101,7 @@ def new_pipeline(tmp: Path, base_image: str) -> Pipeline:
         "ECR_REPOSITORY": f"titanic-it-{tmp.name[-8:].lower().replace('_', '-')}",
         "LOCAL_MOTO_PORT": str(free_port()),
         "LOCAL_REGISTRY_PORT": str(free_port()),
+        "LOCAL_SERVING_PORT": str(free_port()),
     }
     # A clean environment, as a user's shell: no AWS or SDK settings, nothing a parent make
     # (make test) passes down.

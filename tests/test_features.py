@@ -151,3 +151,17 @@ def test_ticket_groups_reach_fellow_travellers_under_other_surnames() -> None:
     newcomer = rows.iloc[[1]].assign(Name="Wells, Miss. Joan")
     fitted = TitanicFeatures().fit(rows, y)
     assert fitted.transform(newcomer)["ticket_wc_survival"].item() == 1.0
+
+
+def test_the_default_set_alone_equals_its_columns_of_the_full_set(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """Serving computes only the seven default columns (one row must be fast): they must be the
+    very columns the full set computes, for fitting rows (own label left out) and new rows,
+    one row at a time or all at once."""
+    train, val = frames
+    X, y = train.drop(columns=["Survived"]), train["Survived"]
+    groups, full = TitanicFeatures(feature_set="groups"), TitanicFeatures(feature_set="full")
+    pd.testing.assert_frame_equal(groups.fit_transform(X, y), full.fit_transform(X, y)[list(GROUP_COLUMNS)])
+    new = val.drop(columns=["Survived"])
+    pd.testing.assert_frame_equal(groups.transform(new), full.transform(new)[list(GROUP_COLUMNS)])
+    one_by_one = pd.concat([groups.transform(new.iloc[[i]]) for i in range(len(new))])
+    pd.testing.assert_frame_equal(one_by_one, groups.transform(new))

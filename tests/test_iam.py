@@ -80,11 +80,23 @@ def test_the_jobs_the_sdk_names_are_the_jobs_the_policies_allow(base: str) -> No
                    "sagemaker:StopTrainingJob", "sagemaker:ListTags"):  # fmt: skip
         assert allows(docs["runner-policy"], action, arn), action
     trust = statements(docs["execution-role-trust"])[0]["Condition"]["ArnLike"]["aws:SourceArn"]
-    assert fnmatch.fnmatchcase(arn, trust)
+    assert any(fnmatch.fnmatchcase(arn, pattern) for pattern in trust)
+    # make predict names its model and transform job alike (launcher/predict.py).
+    predict = name_from_base(f"{base}-predict")
+    for kind, actions in (("model", ("CreateModel", "DeleteModel", "AddTags", "ListTags")),
+                          ("transform-job", ("CreateTransformJob", "DescribeTransformJob", "StopTransformJob",
+                                             "AddTags", "ListTags"))):  # fmt: skip
+        predict_arn = f"arn:aws:sagemaker:us-east-1:123456789012:{kind}/{predict}"
+        for action in actions:
+            assert allows(docs["runner-policy"], f"sagemaker:{action}", predict_arn), (kind, action)
+    transform_arn = f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{predict}"
+    assert any(fnmatch.fnmatchcase(transform_arn, pattern) for pattern in trust)
     # ... and nobody else's: a job under another name is neither creatable nor trusted.
     other = f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name_from_base('someone-else')}"
     assert not allows(docs["runner-policy"], "sagemaker:CreateTrainingJob", other)
-    assert not fnmatch.fnmatchcase(other, trust)
+    assert not any(fnmatch.fnmatchcase(other, pattern) for pattern in trust)
+    other_model = f"arn:aws:sagemaker:us-east-1:123456789012:model/{name_from_base('someone-else-predict')}"
+    assert not allows(docs["runner-policy"], "sagemaker:DeleteModel", other_model)
 
 
 def test_the_check_catches_the_reference_runs_mistake() -> None:
@@ -119,7 +131,7 @@ def test_only_the_toolkits_repository() -> None:
 
 def test_s3_is_scoped_to_the_bucket_and_its_prefixes() -> None:
     bucket = "arn:aws:s3:::titanic-sagemaker-toolkit-demo"
-    prefixes = {f"{bucket}/titanic/{p}/*" for p in ("data", "output", "checkpoints")}
+    prefixes = {f"{bucket}/titanic/{p}/*" for p in ("data", "output", "checkpoints", "predictions")}
     for name in iam.PERMISSION_POLICIES:
         for statement in statements(documents()[name]):
             s3 = [r for r in iam.as_list(statement["Resource"]) if r.startswith("arn:aws:s3")]
@@ -144,9 +156,10 @@ def test_trust_policy_is_sagemaker_only_with_confused_deputy_conditions() -> Non
     assert statement["Principal"] == {"Service": "sagemaker.amazonaws.com"}
     assert statement["Action"] == "sts:AssumeRole"
     assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
-    assert statement["Condition"]["ArnLike"]["aws:SourceArn"] == (
-        "arn:aws:sagemaker:us-east-1:123456789012:training-job/titanic-lgbm-*"
-    )
+    assert statement["Condition"]["ArnLike"]["aws:SourceArn"] == [
+        "arn:aws:sagemaker:us-east-1:123456789012:training-job/titanic-lgbm-*",
+        "arn:aws:sagemaker:us-east-1:123456789012:transform-job/titanic-lgbm-predict-*",
+    ]
 
 
 def test_the_runner_policy_passes_parliament_with_nothing_excused() -> None:
@@ -206,7 +219,7 @@ def test_arns_are_built_in_the_callers_partition(partition: str) -> None:
     resources = [r for d in docs.values() for s in statements(d) for r in iam.as_list(s.get("Resource", []))]
     assert resources and all(r == "*" or r.startswith(f"arn:{partition}:") for r in resources), resources
     trust = statements(docs["execution-role-trust"])[0]["Condition"]["ArnLike"]["aws:SourceArn"]
-    assert trust.startswith(f"arn:{partition}:sagemaker:{region}:")
+    assert all(pattern.startswith(f"arn:{partition}:sagemaker:{region}:") for pattern in trust)
 
 
 def test_the_account_comes_from_the_caller_not_from_role_arn() -> None:
@@ -290,11 +303,13 @@ def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Ite
     _moto_api(pipe, "reset-recording")
     _moto_api(pipe, "start-recording")
     run = pipe.make("all", **as_user(runner))
+    predict = pipe.make("predict", **as_user(runner))
     listing = pipe.make("clean-resources", CONFIRM="yes", **as_user(runner))
     _moto_api(pipe, "stop-recording")
     recording = _moto_api(pipe, "download-recording", method="GET")
-    yield {"pipe": pipe, "bootstrap": bootstrap, "run": run, "listing": listing, "policy": docs["runner-policy"],
-           "admin": admin, "runner": runner, "used": actions_in(recording)}  # fmt: skip
+    yield {"pipe": pipe, "bootstrap": bootstrap, "run": run, "predict": predict, "listing": listing,
+           "policy": docs["runner-policy"], "admin": admin, "runner": runner,
+           "used": actions_in(recording)}  # fmt: skip
     pipe.cleanup()
 
 
@@ -304,6 +319,9 @@ def test_the_pipeline_runs_with_only_the_runner_policy_after_the_set_up(enforced
     run = enforced["run"]
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert "] verified titanic-lgbm-" in run.stderr
+    predict = enforced["predict"]
+    assert predict.returncode == 0, predict.stdout[-2000:] + predict.stderr[-3000:]
+    assert "(418 rows," in predict.stderr
     assert enforced["listing"].returncode == 0, enforced["listing"].stderr
     # Enforcement was really on: unknown credentials are refused.
     stranger = client_as(enforced["pipe"], {"id": "AKIAUNKNOWN000000000", "secret": "x"}, "s3")

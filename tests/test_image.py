@@ -7,31 +7,16 @@ scripts/build-offline-base.sh), built once per machine and reused.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, long_run_root, make_sm_root
+from conftest import long_run_root, make_sm_root, run_script
 from corpus_cases import CASES, BadInput
 
 pytestmark = pytest.mark.docker
-TEST_IMAGE = "titanic-lightgbm:test"
-
-
-def run_script(script: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(REPO / "scripts" / script)], env={**os.environ, **env}, capture_output=True, text=True, timeout=1800
-    )
-
-
-@pytest.fixture(scope="session")
-def image(offline_base: str) -> str:
-    result = run_script("build-image.sh", IMAGE_NAME=TEST_IMAGE, BASE_IMAGE=offline_base, BASE_IMAGE_FALLBACK="none")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return TEST_IMAGE
 
 
 def sagemaker_run(image: str, root: Path, *args: str) -> subprocess.CompletedProcess[str]:

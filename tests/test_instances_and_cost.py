@@ -19,7 +19,7 @@ from titanic_model import cli, contract
 
 from launcher import costs, instances, preflight, records, report
 from launcher.pricing import Price, PriceBook, parse_products, run_cost, snapshot_price
-from launcher.settings import load
+from launcher.settings import instance_types, load
 
 
 def quota(name: str, value: float, code: str) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def stubbed_pricing(prices: dict[str, str | None]) -> Any:
     """A real Pricing client whose get_products answers come from `prices` (None: empty list)."""
     client = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     stub = Stubber(client)
-    for instance_type in instances.training_instance_types():
+    for instance_type in instance_types("TrainingInstanceType"):
         if instances.ACCELERATED.match(instance_type):
             continue
         usage = f"USE1-Train:{instance_type}"
@@ -324,3 +324,28 @@ def test_report_has_every_section_and_pictures(tmp_path: Path, sm_root: Path, mo
     assert "BUCKET=b \\" in text and "DATA_PREFIX=titanic/data \\" in text
     assert record["data"]["train"]["sha256"] in text
     assert f"![roc.png]({record['job_name']}/roc.png)" in text
+
+
+def test_the_transform_choice_is_the_cheapest_type_with_transform_quota() -> None:
+    book = PriceBook("us-east-1", None)  # the snapshot's prices
+    unknown = instances.build_rows(book, None, 4.0)
+    cheapest = instances.choose_transform(unknown)
+    assert cheapest is not None and cheapest.transform_verdict == "CHOSEN (quota unknown)"
+    assert cheapest.instance_type in instance_types("TransformInstanceType")
+    priced = sorted((r for r in unknown if r.transform_verdict == "fits"), key=lambda r: r.usd_per_hour or 0)
+    runner_up = priced[0].instance_type
+    quotas = {
+        cheapest.instance_type: {"transform": 0.0, "transform_code": "L-T0", "transform_source": "applied"},
+        runner_up: {"transform": 2.0, "transform_code": "L-T2", "transform_source": "AWS default"},
+    }
+    rows = instances.build_rows(book, quotas, 4.0)
+    chosen = instances.choose_transform(rows)
+    assert chosen is not None and chosen.instance_type == runner_up
+    assert next(r for r in rows if r.instance_type == cheapest.instance_type).transform_verdict == "no quota"
+
+
+def test_transform_quotas_are_read_beside_training_quotas() -> None:
+    client, stub = quota_client([[quota("ml.m5.large for transform job usage", 3, "L-TRANSFORM")]])
+    with stub:
+        quotas = instances.training_quotas(client)
+    assert quotas["ml.m5.large"] == {"transform": 3.0, "transform_code": "L-TRANSFORM", "transform_source": "applied"}

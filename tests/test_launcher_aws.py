@@ -17,7 +17,7 @@ from conftest import shipped
 from sagemaker.telemetry.telemetry_logging import TELEMETRY_OPT_OUT_PATH
 from sagemaker.utils import resolve_value_from_config
 
-from launcher import preflight, train
+from launcher import preflight, sdk, train
 from launcher.settings import load
 
 ROLE = "arn:aws:iam::123456789012:role/service-role/titanic-sagemaker-execution"
@@ -156,7 +156,7 @@ def test_preflight_without_credentials(moto_endpoint: str, monkeypatch: pytest.M
 def test_telemetry_is_off_in_every_session_the_launcher_makes(moto_endpoint: str) -> None:
     for target in ("local", "aws"):
         settings = load({**shipped(), "TARGET": target})
-        session = train.sdk_session(settings, boto3.Session(region_name="us-east-1"))
+        session = sdk.session(settings, boto3.Session(region_name="us-east-1"))
         opted_out = resolve_value_from_config(
             direct_input=None, config_path=TELEMETRY_OPT_OUT_PATH, default_value=False, sagemaker_session=session
         )

@@ -255,10 +255,29 @@ def test_clean_up_stops_only_the_callers_own_tagged_jobs(moto_endpoint: str, tmp
             stub.add_response("list_tags", {"Tags": tags}, {"ResourceArn": ARN.replace(JOB, name)})
             if name == mine:
                 stub.add_response("stop_training_job", {}, {"TrainingJobName": mine})
+        # make predict's transform jobs and models: the caller's own only, by the same two tags.
+        predict = "titanic-lgbm-predict-2026-11-26-10-00-00-000"
+        transform_arn = f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{predict}"
+        stub.add_response("list_transform_jobs", {"TransformJobSummaries": [
+            {"TransformJobName": predict, "TransformJobArn": transform_arn, "TransformJobStatus": "InProgress",
+             "CreationTime": datetime(2026, 11, 26, tzinfo=UTC)}]},
+            {"NameContains": "titanic-lgbm-predict", "StatusEquals": "InProgress"})  # fmt: skip
+        stub.add_response("list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": me}]},
+                          {"ResourceArn": transform_arn})  # fmt: skip
+        stub.add_response("stop_transform_job", {}, {"TransformJobName": predict})
+        models = {n: f"arn:aws:sagemaker:us-east-1:123456789012:model/{n}" for n in (predict, predict + "1")}
+        stub.add_response("list_models", {"Models": [
+            {"ModelName": n, "ModelArn": a, "CreationTime": datetime(2026, 11, 26, tzinfo=UTC)}
+            for n, a in models.items()]}, {"NameContains": "titanic-lgbm-predict"})  # fmt: skip
+        stub.add_response("list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": me}]},
+                          {"ResourceArn": models[predict]})  # fmt: skip
+        stub.add_response("delete_model", {}, {"ModelName": predict})
+        stub.add_response("list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": "arn:aws:iam::1:user/bob"}]},
+                          {"ResourceArn": models[predict + "1"]})  # fmt: skip
         plan = cleanup.run(aws_settings(), "resources", WithSageMaker(sm), confirm=True, deployed=tmp_path,
                            image_record=tmp_path / "image.json")  # fmt: skip
-        stub.assert_no_pending_responses()  # exactly one StopTrainingJob, for the caller's own job
-    assert plan.found == 1
+        stub.assert_no_pending_responses()  # exactly one stop of each job kind and one DeleteModel, all the caller's
+    assert plan.found == 3
 
 
 @pytest.mark.parametrize("code", ["AccessDeniedException", "ThrottlingException", "ExpiredTokenException"])

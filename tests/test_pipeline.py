@@ -7,6 +7,7 @@ kills the stack or cleans everything up leaves nothing the next one depends on.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import socket
@@ -16,8 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import joblib
+import pandas as pd
 import pytest
+from conftest import REPO
 from pipeline import Pipeline, new_pipeline, ran
+from titanic_model.data import typed
 
 pytestmark = pytest.mark.stack
 BUCKET = "titanic-sagemaker-toolkit-demo"
@@ -445,3 +450,47 @@ def test_a_port_held_by_another_process_is_named(pipe: Pipeline) -> None:
         result = pipe.make("local-up", LOCAL_MOTO_PORT=port, LOCAL_STATE_DIR=str(pipe.root / ".local-other"))
     assert result.returncode != 0
     assert f"port {port} on 127.0.0.1 is in use by another process; set LOCAL_MOTO_PORT" in result.stderr
+
+
+def test_predict_writes_a_kaggle_submission_equal_to_the_models_own_predictions(pipe: Pipeline) -> None:
+    job = trained_job(settled(pipe))
+    result = pipe.make("predict")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    job_dir = pipe.root / "runs" / job
+    submission = pd.read_csv(job_dir / "submission.csv")
+    assert list(submission.columns) == ["PassengerId", "Survived"] and len(submission) == 418
+    assert submission["PassengerId"].dtype.kind == "i" and set(submission["Survived"]) <= {0, 1}
+    # The served answers are the trained pipeline's own, to the last digit (our own artifact,
+    # unpacked by verify; loading it here is the test's business, not the toolkit's).
+    model = joblib.load(job_dir / "model" / "model.joblib")
+    raw = pd.read_csv(REPO / "data/titanic/test.csv", dtype=str, keep_default_na=False, na_values=[""])
+    expected = model.predict_proba(typed(raw, require_label=False, locate=str))[:, 1]
+    with (job_dir / "probabilities.csv").open() as handle:
+        served = list(csv.DictReader(handle))
+    assert [row["PassengerId"] for row in served] == list(raw["PassengerId"])
+    assert [float(row["probability"]) for row in served] == expected.tolist()
+    assert (submission["Survived"] == (expected >= 0.5).astype(int)).all()
+    transform = json.loads((pipe.root / "runs" / f"{job}.json").read_text())["transforms"][-1]
+    assert transform["input"]["rows"] == 418 and transform["instance_type"] == "local"
+    key = transform["submission_uri"].removeprefix(f"s3://{BUCKET}/")
+    uploaded = pipe.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert uploaded == (job_dir / "submission.csv").read_bytes()
+    # Local mode's serving container is gone, and its network published on loopback only.
+    left = subprocess.run(["docker", "ps", "-a", "--filter", "name=-algo-", "--format", "{{.Image}}"],
+                          capture_output=True, text=True).stdout  # fmt: skip
+    assert pipe.settings["ECR_REPOSITORY"] not in left
+    inspect = ["docker", "network", "inspect", "--format", "{{json .Options}}", "sagemaker-local-serving"]
+    options = subprocess.run(inspect, capture_output=True, text=True, check=True).stdout
+    assert json.loads(options)["com.docker.network.bridge.host_binding_ipv4"] == "127.0.0.1"
+
+
+def test_predict_refuses_a_model_that_was_not_verified(pipe: Pipeline) -> None:
+    ready(pipe)
+    decoy = pipe.root / "runs" / "titanic-lgbm-2099-01-01-00-00-00-001.json"
+    decoy.write_text(json.dumps({"job_name": decoy.stem, "status": "Failed"}))
+    try:
+        result = pipe.make("predict", JOB=decoy.stem)
+    finally:
+        decoy.unlink()
+    assert result.returncode != 0
+    assert f"job {decoy.stem} is Failed; predict only with a verified model" in result.stderr

@@ -216,9 +216,7 @@ def family_key(X: pd.DataFrame) -> pd.Series:
 
 def ticket_key(X: pd.DataFrame) -> pd.Series:
     """The ticket as printed ('CA. 2343'); a missing one is its own, shared with nobody."""
-    keys = [
-        ticket.strip() if isinstance(ticket, str) else f"none-{i}" for i, ticket in enumerate(X["Ticket"].tolist())
-    ]
+    keys = [ticket.strip() if isinstance(ticket, str) else f"none-{i}" for i, ticket in enumerate(X["Ticket"].tolist())]
     return pd.Series(keys, index=X.index, dtype=object)
 
 

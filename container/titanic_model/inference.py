@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from titanic_model.data import KAGGLE_HEADER, REQUIRED_COLUMNS, DataError, typed
+from titanic_model.metrics import predicted_class
 
 PASSENGER_ID = "PassengerId"
 # A headerless row is read by its number of fields: Kaggle's test.csv order, or train.csv's.
@@ -36,8 +37,6 @@ JSONLINES = "application/jsonlines"
 _JSONLINES_ALIASES = ("application/jsonl", "application/x-jsonlines", "application/json-lines")
 CONTENT_TYPES = (CSV, JSON, JSONLINES)
 ACCEPT_TYPES = (CSV, JSON, JSONLINES)
-# Pipeline.predict's rule: class 1 when its probability is the larger of the two.
-THRESHOLD = 0.5
 
 
 class RequestError(ValueError):
@@ -105,7 +104,7 @@ def _csv_records(text: str) -> tuple[list[list[str]], tuple[str, ...] | None]:
     if not lines:
         raise RequestError(400, "the request body has no rows; send at least one passenger row")
     first = [cell.strip() for cell in lines[0]]
-    if set(REQUIRED_COLUMNS) <= set(first) or PASSENGER_ID in first:
+    if any(cell in TRAIN_COLUMNS for cell in first):  # no passenger's cell is a column's name
         return lines[1:], tuple(first)
     return lines, None
 
@@ -169,19 +168,17 @@ def _cell(number: int, column: str, value: Any) -> str | None:
 
 
 def _rows(items: list[Any], header: tuple[str, ...] | None) -> Rows:
-    if not items:
-        raise RequestError(400, "the request holds no passenger rows; send at least one")
     if header is not None:
         duplicated = sorted({c for c in header if header.count(c) > 1})
         if duplicated:
             raise RequestError(400, f"the header names {', '.join(duplicated)} more than once; name each column once")
         _require_columns(header)
+    if not items:
+        raise RequestError(400, "the request holds no passenger rows; send at least one")
     wanted = (*REQUIRED_COLUMNS, PASSENGER_ID)
     table: dict[str, list[str | None]] = {column: [] for column in wanted}
     for number, item in enumerate(items, start=1):
-        record = _record(number, item, header)
-        if header is None:
-            _require_columns(tuple(record), number)
+        record = _record(number, item, header)  # a key a JSON object leaves out is a blank cell
         for column in wanted:
             table[column].append(_cell(number, column, record.get(column)))
     has_ids = (header is not None and PASSENGER_ID in header) or any(v is not None for v in table[PASSENGER_ID])
@@ -194,12 +191,11 @@ def _rows(items: list[Any], header: tuple[str, ...] | None) -> Rows:
     return Rows(frame=frame, ids=ids if has_ids else None)
 
 
-def _require_columns(columns: tuple[str, ...], number: int | None = None) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+def _require_columns(header: tuple[str, ...]) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        where = "the header" if number is None else f"row {number}"
         raise RequestError(
-            400, f"{where} lacks required column(s) {', '.join(missing)}; name Kaggle's columns ({KAGGLE_HEADER})"
+            400, f"the header lacks required column(s) {', '.join(missing)}; name Kaggle's columns ({KAGGLE_HEADER})"
         )
 
 
@@ -218,7 +214,7 @@ def _id_value(raw: str | None) -> int | str | None:
 def render(rows: Rows, probability: np.ndarray, accept: str) -> bytes:
     """One answer per input row, in input order: PassengerId when given, the probability
     (shortest text that reads back as the same float), the 0/1 prediction."""
-    survived = (probability > THRESHOLD).astype(int)
+    survived = predicted_class(probability)
     ids = rows.ids if rows.ids is not None else [None] * len(probability)
     if accept == CSV:
         buffer = io.StringIO()

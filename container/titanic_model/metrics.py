@@ -28,13 +28,18 @@ METRIC_DEFINITIONS = [{"Name": name, "Regex": rf"(?:^|\s){name}: {_NUMBER}"} for
 THRESHOLD = 0.5
 
 
+def predicted_class(probability: np.ndarray) -> np.ndarray:
+    """0/1 per row: survived when P(survived) >= THRESHOLD (metrics, reports and serving alike)."""
+    return (probability >= THRESHOLD).astype(int)
+
+
 def metric_line(name: str, value: float) -> str:
     return f"{name}: {value:.6f}"
 
 
 def binary_metrics(prefix: str, y_true: np.ndarray, probability: np.ndarray) -> dict[str, float]:
     """Accuracy, precision, recall, F1 at 0.5, ROC AUC and log loss, keyed '<prefix>_<name>'."""
-    predicted = (probability >= THRESHOLD).astype(int)
+    predicted = predicted_class(probability)
     values = {
         "accuracy": accuracy_score(y_true, predicted),
         "precision": precision_score(y_true, predicted, zero_division=0),

@@ -163,9 +163,14 @@ class App:
         too_large = self.inference.RequestError(
             413, f"the body is over this server's limit of {limit} bytes; send fewer rows per request"
         )
+        stream = environ["wsgi.input"]
         if declared.isdigit() and int(declared) > limit:
+            # Read what the client declared (and drop it): a client still sending when the
+            # server closes gets a broken pipe instead of the reason.
+            while stream.read(MEBIBYTE):
+                pass
             raise too_large
-        body = environ["wsgi.input"].read(limit + 1)
+        body = stream.read(limit + 1)
         if len(body) > limit:
             raise too_large
         return body

@@ -21,7 +21,7 @@ from titanic_model.checkpoints import fingerprint
 from titanic_model.data import LABEL, ChannelData, features_and_label, read_channel
 from titanic_model.evaluation import estimate
 from titanic_model.hyperparameters import Hyperparameters, load_hyperparameters_file, parse_hyperparameters
-from titanic_model.metrics import METRIC_NAMES, binary_metrics, metric_line, roc_points
+from titanic_model.metrics import METRIC_NAMES, binary_metrics, metric_line, predicted_class, roc_points
 from titanic_model.model import (
     build_model,
     cross_validated_probability,
@@ -90,7 +90,7 @@ def write_output_data(paths: contract.Paths, model: Any, evaluation: Evaluation)
             "PassengerId": evaluation.frame.get("PassengerId", pd.Series(range(len(y_true)))).to_numpy(),
             "Survived": y_true,
             "probability": evaluation.probability,
-            "predicted": (evaluation.probability >= 0.5).astype(int),
+            "predicted": predicted_class(evaluation.probability),
         }
     )
     predictions.to_csv(out / "validation_predictions.csv", index=False)

@@ -1,0 +1,79 @@
+"""docker compose as SDK local mode calls it, with each container on the toolkit's network.
+
+Local mode writes one compose file per job and puts every container on one network it names
+`sagemaker-local`, with a serving container's port published on all of the host's interfaces.
+The toolkit wants two things local mode cannot express: training containers on an internal
+network (no route off this host), and serving containers reachable from this host only.
+Docker publishes no port from an internal network, so serving needs a network of its own:
+LOCAL_SERVING_NETWORK in config.env, made by scripts/local-stack.sh without NAT and with its ports bound
+to 127.0.0.1. This program rewrites the compose file local mode wrote (serving containers to
+that network, training containers stay on `sagemaker-local`; both declared external, so compose
+neither creates nor second-guesses them) and then becomes the real compose command (exec, so
+local mode's stop signal reaches compose itself).
+
+The SDK offers no setting for this: launcher.sdk.local_session() points the SDK's choice of
+compose command at this file (tests/test_predict.py checks the SDK still asks that way).
+Usage (as the SDK calls it): local_compose.py --serving-network NET -f FILE up --build ...
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SDK_NETWORK = "sagemaker-local"  # hard-coded in sagemaker.local.image
+SERVING_FLAG = "--serving-network"
+
+
+def rewrite(compose: dict[str, Any], serving_network: str) -> dict[str, Any]:
+    """Serving containers onto serving_network; every network declared external."""
+    used = set()
+    for service in compose.get("services", {}).values():
+        network = serving_network if service.get("command") == "serve" else SDK_NETWORK
+        aliases = (service.get("networks") or {}).get(SDK_NETWORK, {}).get("aliases", [])
+        service["networks"] = {network: {"aliases": aliases}}
+        used.add(network)
+    compose["networks"] = {name: {"external": True, "name": name} for name in sorted(used)}
+    return compose
+
+
+def real_compose() -> list[str]:
+    """The compose command local mode itself would choose: v2 when the CLI has it."""
+    try:
+        version = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True).stdout
+    except OSError:
+        version = ""
+    if "v2" in version:
+        return ["docker", "compose"]
+    found = shutil.which("docker-compose")
+    if found is None:
+        raise SystemExit("local mode needs 'docker compose' (v2) or 'docker-compose'; install one and rerun")
+    return [found]
+
+
+def compose_file(argv: list[str]) -> Path | None:
+    return Path(argv[argv.index("-f") + 1]) if "-f" in argv[:-1] else None
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] != [SERVING_FLAG] or len(argv) < 2:
+        raise SystemExit(f"usage: local_compose.py {SERVING_FLAG} NETWORK -f FILE ...; the toolkit's SDK sessions "
+                         "call it so (launcher/sdk.py)")  # fmt: skip
+    serving_network, argv = argv[1], argv[2:]
+    path = compose_file(argv)
+    if path is not None:
+        compose = yaml.safe_load(path.read_text(encoding="utf-8"))
+        path.write_text(yaml.safe_dump(rewrite(compose, serving_network), default_flow_style=False), encoding="utf-8")
+    command = real_compose()
+    os.execvp(command[0], [*command, *argv])
+    return 127  # not reached: exec replaced this process
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

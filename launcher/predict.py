@@ -1,0 +1,353 @@
+"""`make predict`: Kaggle's test.csv through a batch transform job, into a Kaggle submission.
+
+The model is a verified run's (the latest, or `--job`): its image and its model.tar.gz, as a
+SageMaker Model, then a Transformer over s3://BUCKET/DATA_PREFIX/test/test.csv, split into
+lines, many lines per request. TARGET=local runs it through the SDK's local mode (the serving
+container on this host, port on 127.0.0.1), TARGET=aws on SageMaker on the instance report's
+cheapest type with transform quota. The answers are joined back to PassengerId by the id each
+answer carries, never by line order, and every id of the input must come back exactly once;
+only then are submission.csv and probabilities.csv written (runs/<job>/ and
+s3://BUCKET/PREDICTIONS_PREFIX/<transform job>/), and the run record gains the transform.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import hashlib
+import io
+import logging
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.exceptions import ClientError, EndpointConnectionError
+from sagemaker.model import Model
+from sagemaker.utils import name_from_base
+
+from launcher import instances, logs, records, sdk
+from launcher.caller import CallerError, whoami
+from launcher.pricing import PriceBook, pricing_client, run_cost
+from launcher.settings import Settings, SettingsError, load
+from launcher.train import job_tags, remove_local_containers
+
+log = logging.getLogger("predict")
+TEST_FILE = "test.csv"
+OUTPUT_FILE = f"{TEST_FILE}.out"  # batch transform names each output after its input file
+FINAL = ("Completed", "Failed", "Stopped")
+SUBMISSION = "submission.csv"
+PROBABILITIES = "probabilities.csv"
+
+
+class PredictError(RuntimeError):
+    """The predictions cannot be made or trusted; the message says why and what to do."""
+
+
+class Interrupted(RuntimeError):  # noqa: N818 - an event, not an error
+    """Ctrl-C or SIGTERM while a transform job ran on SageMaker."""
+
+
+def pick_record(runs_dir: Path, job: str) -> Path:
+    """The run record to predict with: JOB's, or the newest completed and verified one."""
+    if job:
+        path = records.record_path(runs_dir, job)
+        if not path.is_file():
+            raise PredictError(f"no run record for {job} in {runs_dir}; 'make status' lists the jobs of this checkout")
+        candidates = [path]
+    else:
+        candidates = sorted(runs_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in candidates:
+        record = records.read_record(path)
+        verified = (record.get("verification") or {}).get("verified") is True
+        if record.get("status") == "Completed" and record.get("model_artifact") and verified:
+            return path
+        if job:
+            state = record.get("status") if record.get("status") != "Completed" else "not verified"
+            raise PredictError(f"job {job} is {state}; predict only with a verified model: "
+                               f"run 'make verify JOB={job}' (or train a new one with 'make all')")  # fmt: skip
+    raise PredictError(f"no verified run in {runs_dir}; run 'make all' (train and verify) first")
+
+
+def checked_test_file(path: Path, checksums: Path) -> tuple[bytes, str]:
+    """test.csv's bytes and SHA-256, refused unless they match the vendored checksum."""
+    expected = next((line.split()[0] for line in checksums.read_text().splitlines()
+                     if line.split()[-1:] == [path.name]), None)  # fmt: skip
+    if expected is None:
+        raise PredictError(f"{checksums} has no line for {path.name}; add its sha256sum line")
+    if not path.is_file():
+        raise PredictError(f"{path} is missing; restore it from git (it is vendored Kaggle data)")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected:
+        raise PredictError(f"{path} has SHA-256 {digest}, not the {expected} in {checksums}; restore it from git")
+    return data, digest
+
+
+def passenger_ids(data: bytes) -> list[str]:
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    ids = [(row.get("PassengerId") or "").strip() for row in rows]
+    if not ids or "" in ids or len(set(ids)) != len(ids):
+        raise PredictError(f"{TEST_FILE} must give every row its own PassengerId; predictions are joined by it")
+    return ids
+
+
+def upload_test(s3: Any, settings: Settings, data: bytes, digest: str) -> str:
+    """Put test.csv under DATA_PREFIX/test/, with its SHA-256 for S3 to check on arrival."""
+    key = f"{settings.data_prefix}/test/{TEST_FILE}"
+    checksum = base64.b64encode(bytes.fromhex(digest)).decode()
+    s3.put_object(Bucket=settings.bucket, Key=key, Body=data, ChecksumSHA256=checksum, ContentType="text/csv")
+    return f"s3://{settings.bucket}/{key}"
+
+
+def require_artifact(s3: Any, record: dict[str, Any]) -> None:
+    uri = urlparse(record["model_artifact"])
+    try:
+        s3.head_object(Bucket=uri.netloc, Key=uri.path.lstrip("/"))
+    except ClientError:
+        raise PredictError(
+            f"{record['model_artifact']} of job {record['job_name']} is gone (deleted by clean-up, or "
+            "the embedded stack restarted and forgot it); train again with 'make all'"
+        ) from None
+
+
+def transform_instance_type(settings: Settings, boto_session: boto3.Session) -> str:
+    """TRANSFORM_INSTANCE_TYPE, else the instance report's cheapest type with transform quota."""
+    if settings.local:
+        return "local"
+    if settings.transform_instance_type:
+        return settings.transform_instance_type
+    report = instances.make_report(settings, *instances.aws_clients(settings, boto_session), 4.0)
+    if not report["transform_choice"]:
+        raise PredictError("no instance type has quota for transform job usage in this account; request one in "
+                           "Service Quotas (SageMaker, '<type> for transform job usage') or set "
+                           "TRANSFORM_INSTANCE_TYPE")  # fmt: skip
+    return str(report["transform_choice"])
+
+
+def start_transform(settings: Settings, record: dict[str, Any], session: Any, *, name: str, instance_type: str,
+                    input_uri: str, output_uri: str, tags: list[dict[str, str]]) -> None:  # fmt: skip
+    """Model (named like the job) -> Transformer -> transform. Local mode runs it to the end."""
+    model = Model(
+        image_uri=record["image"]["uri"],
+        model_data=record["model_artifact"],
+        role=settings.role_arn,
+        name=name,
+        sagemaker_session=session,
+        enable_network_isolation=True,  # the container needs nothing but its model and the rows
+    )
+    transformer = model.transformer(
+        instance_count=1,
+        instance_type=instance_type,
+        strategy="MultiRecord",
+        assemble_with="Line",
+        output_path=output_uri,
+        accept="text/csv",
+        max_payload=6,
+        tags=tags,
+    )
+    transformer.transform(input_uri, data_type="S3Prefix", content_type="text/csv", split_type="Line",
+                          job_name=name, wait=settings.local, logs=False)  # fmt: skip
+
+
+def wait_for(sm: Any, name: str, *, sleep: Any = time.sleep, poll_seconds: float = 15.0) -> dict[str, Any]:
+    """Describe the job until it ends, saying each change of status once."""
+    status = ""
+    while True:
+        description = sm.describe_transform_job(TransformJobName=name)
+        if description["TransformJobStatus"] != status:
+            status = description["TransformJobStatus"]
+            log.info("transform job %s: %s", name, status)
+        if status in FINAL:
+            return description
+        sleep(poll_seconds)
+
+
+def output_text(s3: Any, output_uri: str, name: str) -> str:
+    """The transform's answers: SageMaker writes <output>/test.csv.out, local mode
+    <output>/<job name>/test.csv.out; either is read."""
+    parsed = urlparse(output_uri)
+    prefix = parsed.path.strip("/")
+    for key in (f"{prefix}/{OUTPUT_FILE}", f"{prefix}/{name}/{OUTPUT_FILE}"):
+        try:
+            return s3.get_object(Bucket=parsed.netloc, Key=key)["Body"].read().decode("utf-8")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                raise
+    raise PredictError(f"the transform job left no {OUTPUT_FILE} under {output_uri}; see its log (make logs)")
+
+
+def join(ids: list[str], answers: str) -> list[tuple[str, float, int]]:
+    """(PassengerId, probability, survived) in the input's order, joined by the PassengerId each
+    answer line carries: a transform may return lines in any order, and none may be missing,
+    repeated or foreign."""
+    by_id: dict[str, tuple[float, int]] = {}
+    for number, row in enumerate(csv.reader(io.StringIO(answers)), start=1):
+        if not row:
+            continue
+        if len(row) != 3:
+            raise PredictError(f"answer line {number} is {','.join(row)!r}, not PassengerId,probability,survived")
+        pid, probability, survived = row[0].strip(), float(row[1]), int(row[2])
+        if pid in by_id:
+            raise PredictError(f"PassengerId {pid} was answered twice; the transform's output cannot be trusted")
+        by_id[pid] = (probability, survived)
+    missing, foreign = [i for i in ids if i not in by_id], sorted(set(by_id) - set(ids))
+    if missing or foreign:
+        raise PredictError(f"the answers do not match the input: {len(missing)} PassengerIds unanswered "
+                           f"({', '.join(missing[:5])}), {len(foreign)} unknown "
+                           f"({', '.join(foreign[:5])})")  # fmt: skip
+    return [(pid, *by_id[pid]) for pid in ids]
+
+
+def table(rows: list[tuple[str, float, int]], probabilities: bool) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["PassengerId", "probability", "Survived"] if probabilities else ["PassengerId", "Survived"])
+    for pid, probability, survived in rows:
+        writer.writerow([int(pid), repr(probability), survived] if probabilities else [int(pid), survived])
+    return buffer.getvalue().encode()
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Every file complete or none: each is written beside, then renamed into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / f".{name}.partial").write_bytes(data)
+    for name in files:
+        (folder / f".{name}.partial").replace(folder / name)
+
+
+def transform_cost(settings: Settings, boto_session: boto3.Session, instance_type: str,
+                   seconds: float | None) -> dict[str, Any]:  # fmt: skip
+    """Seconds x the type's hourly price. Local runs are not billed (cost None); the on-demand
+    figure is what the same seconds would cost on AWS on the type make predict would pick."""
+    priced_type = instance_type if not settings.local else settings.transform_instance_type or settings.instance_type
+    book = PriceBook(settings.region, None if settings.local else pricing_client(boto_session, settings.region))
+    price, _ = book.lookup(priced_type)
+    cost = run_cost(seconds, None if settings.local else seconds, price, spot=False)
+    cost.update(instance_type=priced_type, price_basis="the type's training on-demand price (docs/cost.md)")
+    return cost
+
+
+def run(settings: Settings, runs_dir: Path, test_file: Path, checksums: Path, *, job: str = "",
+        boto_session: boto3.Session | None = None) -> dict[str, Any]:  # fmt: skip
+    record_file = pick_record(runs_dir, job)
+    record = records.read_record(record_file)
+    data, digest = checked_test_file(test_file, checksums)
+    ids = passenger_ids(data)
+    boto_session = boto_session or boto3.Session(region_name=settings.region)
+    s3, sm = boto_session.client("s3"), boto_session.client("sagemaker")
+    require_artifact(s3, record)
+    launched_by = whoami(boto_session).arn
+    input_uri = upload_test(s3, settings, data, digest)
+    name = name_from_base(f"{settings.base_job_name}-predict")
+    output_uri = f"{settings.predictions_uri}/{name}/raw"
+    instance_type = transform_instance_type(settings, boto_session)
+    log.info("transform job %s: model of %s on %s, %d rows of %s", name, record["job_name"], instance_type,
+             len(ids), input_uri)  # fmt: skip
+    clock = time.perf_counter()
+    session = sdk.session(settings, boto_session)
+    try:
+        start_transform(settings, record, session, name=name, instance_type=instance_type, input_uri=input_uri,
+                        output_uri=output_uri, tags=job_tags(settings, launched_by))  # fmt: skip
+    except (ClientError, RuntimeError, OSError) as exc:
+        where = "local mode's serving container (its output is above)" if settings.local else "SageMaker"
+        raise PredictError(f"transform job {name} could not run in {where}: {exc}") from exc
+    finally:
+        if settings.local:
+            remove_local_containers(record["image"]["uri"])  # local mode leaves its stopped server behind
+    if settings.local:
+        description: dict[str, Any] = {"TransformJobStatus": "Completed"}
+        seconds: float | None = round(time.perf_counter() - clock, 1)
+    else:
+        description = _wait_or_interrupt(sm, name)
+        seconds = _seconds(description)
+    if description["TransformJobStatus"] != "Completed":
+        raise PredictError(f"transform job {name} {description['TransformJobStatus']}: "
+                           f"{description.get('FailureReason', 'no reason given')}")  # fmt: skip
+    rows = join(ids, output_text(s3, output_uri, name))
+    files = {SUBMISSION: table(rows, probabilities=False), PROBABILITIES: table(rows, probabilities=True)}
+    folder = f"{settings.predictions_prefix}/{name}"
+    for file_name, body in files.items():
+        s3.put_object(Bucket=settings.bucket, Key=f"{folder}/{file_name}", Body=body, ContentType="text/csv")
+    write_files(runs_dir / record["job_name"], files)
+    transform = {
+        "name": name,
+        "model_name": name,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "instance_type": instance_type,
+        "input": {"uri": input_uri, "sha256": digest, "rows": len(ids)},
+        "output_uri": output_uri,
+        "submission_uri": f"s3://{settings.bucket}/{folder}/{SUBMISSION}",
+        "local_dir": str(runs_dir / record["job_name"]),
+        "seconds": seconds,
+        "survivors": sum(s for _, _, s in rows),
+        "cost": transform_cost(settings, boto_session, instance_type, seconds),
+    }
+    record.setdefault("transforms", []).append(transform)
+    records.write_record(runs_dir, record)
+    return transform
+
+
+def _seconds(description: dict[str, Any]) -> float | None:
+    started, ended = description.get("TransformStartTime"), description.get("TransformEndTime")
+    if isinstance(started, datetime) and isinstance(ended, datetime):
+        return round((ended - started).total_seconds(), 1)
+    return None
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _wait_or_interrupt(sm: Any, name: str) -> dict[str, Any]:
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        return wait_for(sm, name)
+    except KeyboardInterrupt:
+        raise Interrupted(name) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs-dir", type=Path, required=True)
+    parser.add_argument("--test", type=Path, required=True, help="Kaggle's test.csv")
+    parser.add_argument("--checksums", type=Path, required=True, help="the SHA256SUMS file beside it")
+    parser.add_argument("--job", default="", help="the training job whose model predicts (default: latest verified)")
+    args = parser.parse_args(argv)
+    logs.setup("predict")
+    try:
+        transform = run(load(), args.runs_dir, args.test, args.checksums, job=args.job)
+    except Interrupted as stop:
+        logs.errors(log, f"interrupted; transform job {stop} keeps running on SageMaker and is billed until it "
+                         f"ends: stop it with 'aws sagemaker stop-transform-job --transform-job-name {stop}', or let "
+                         "it finish and run 'make predict' again")  # fmt: skip
+        return 130
+    except (SettingsError, PredictError, CallerError) as exc:
+        return logs.errors(log, str(exc))
+    except EndpointConnectionError as exc:
+        return logs.errors(log, f"{exc}; is the embedded AWS up ('make local-up') or the network reachable?")
+    log.info("submission: %s (%d rows, %d survivors) and %s", Path(transform["local_dir"]) / SUBMISSION,
+             transform["input"]["rows"], transform["survivors"], transform["submission_uri"])  # fmt: skip
+    log.info("transform %s: %s s on %s, cost %s", transform["name"], transform["seconds"], transform["instance_type"],
+             cost_words(transform["cost"]))  # fmt: skip
+    return 0
+
+
+def cost_words(cost: dict[str, Any]) -> str:
+    on_demand = cost.get("on_demand_cost_usd")
+    same = "unknown" if on_demand is None else f"${on_demand:.6f}"
+    if cost.get("cost_usd") is None:
+        return f"nothing (local run; the same time on AWS on {cost['instance_type']}: {same})"
+    return f"${cost['cost_usd']:.6f} at ${cost['usd_per_hour']}/h {cost['instance_type']} ({cost['price_basis']})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

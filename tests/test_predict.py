@@ -1,0 +1,192 @@
+"""make predict below the pipeline: the join, the checks before a job starts, local mode's
+compose rewrite, and on TARGET=aws the CreateModel and CreateTransformJob requests as they
+leave botocore (validated against the API model), against moto, with the answers written
+where SageMaker writes them, shuffled."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from conftest import REPO, shipped
+from sagemaker.local.image import _SageMakerContainer
+from titanic_model import inference
+from titanic_model.server import load_model
+
+from launcher import local_compose, predict, sdk
+from launcher.settings import load
+
+TEST_CSV = REPO / "data/titanic/test.csv"
+CHECKSUMS = REPO / "data/titanic/SHA256SUMS"
+ROLE = "arn:aws:iam::123456789012:role/service-role/titanic-sagemaker-execution"
+JOB = "titanic-lgbm-2026-11-26-10-00-00-000"
+ARTIFACT = f"s3://titanic-sagemaker-toolkit-demo/titanic/output/{JOB}/output/model.tar.gz"
+
+
+def answers_for(trained_root: Path, batch_rows: int = 50) -> list[str]:
+    """What the serving container answers for test.csv in mini-batches (header only in the first)."""
+    model = load_model(trained_root / "model", 1)
+    lines = TEST_CSV.read_text().splitlines(keepends=True)
+    out: list[str] = []
+    for start in range(1, len(lines), batch_rows):
+        chunk = "".join((lines[:1] if start == 1 else []) + lines[start : start + batch_rows])
+        rows = inference.parse(chunk.encode(), inference.CSV)
+        out += inference.render(rows, inference.predict(model, rows), inference.CSV).decode().splitlines()
+    return out
+
+
+def ids() -> list[str]:
+    return predict.passenger_ids(TEST_CSV.read_bytes())
+
+
+def test_the_join_does_not_depend_on_the_order_answers_come_back(trained_root: Path) -> None:
+    answers = answers_for(trained_root)
+    in_order = predict.join(ids(), "\n".join(answers))
+    shuffled = answers[:]
+    random.Random(7).shuffle(shuffled)
+    assert predict.join(ids(), "\n".join(shuffled)) == in_order
+    assert [pid for pid, _, _ in in_order] == ids() and len(in_order) == 418
+
+
+@pytest.mark.parametrize(
+    ("change", "phrase"),
+    [
+        (lambda a: a[:-1], "1 PassengerIds unanswered (1309)"),
+        (lambda a: [*a, a[0]], "PassengerId 892 was answered twice"),
+        (lambda a: [*a, "99999,0.5,1"], "1 unknown (99999)"),
+        (lambda a: [a[0] + ",extra", *a[1:]], "answer line 1 is"),
+    ],
+)
+def test_answers_that_do_not_match_the_input_are_refused(trained_root: Path, change: Any, phrase: str) -> None:
+    with pytest.raises(predict.PredictError, match=re.escape(phrase)):
+        predict.join(ids(), "\n".join(change(answers_for(trained_root))))
+
+
+def test_a_changed_test_file_is_refused(tmp_path: Path) -> None:
+    changed = tmp_path / "test.csv"
+    changed.write_bytes(TEST_CSV.read_bytes().replace(b"Kelly", b"Kelley"))
+    with pytest.raises(predict.PredictError, match=r"has SHA-256 \w+, not the 56023b99"):
+        predict.checked_test_file(changed, CHECKSUMS)
+    assert predict.checked_test_file(TEST_CSV, CHECKSUMS)[1].startswith("56023b99")
+
+
+def record(runs: Path, job: str = JOB, **changes: Any) -> Path:
+    body = {"job_name": job, "status": "Completed", "model_artifact": ARTIFACT, "region": "us-east-1",
+            "image": {"uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:sha256-0", "digest": "x"},
+            "verification": {"verified": True}, **changes}  # fmt: skip
+    runs.mkdir(parents=True, exist_ok=True)
+    path = runs / f"{job}.json"
+    path.write_text(json.dumps(body))
+    return path
+
+
+def test_only_a_verified_model_predicts(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    with pytest.raises(predict.PredictError, match="no verified run"):
+        predict.pick_record(runs, "")
+    record(runs, "titanic-lgbm-a", verification=None)
+    with pytest.raises(predict.PredictError, match=r"is not verified; .*make verify JOB=titanic-lgbm-a"):
+        predict.pick_record(runs, "titanic-lgbm-a")
+    record(runs, "titanic-lgbm-b", status="Failed")
+    with pytest.raises(predict.PredictError, match="job titanic-lgbm-b is Failed"):
+        predict.pick_record(runs, "titanic-lgbm-b")
+    good = record(runs, JOB)
+    record(runs, "titanic-lgbm-newest-unverified", verification={"verified": False})
+    assert predict.pick_record(runs, "") == good  # the newest *verified* run, not the newest record
+
+
+def test_serving_containers_go_on_the_serving_network_and_training_stays_internal() -> None:
+    compose = {
+        "version": "2.3",
+        "services": {
+            "algo-1-abcde": {"command": "serve", "ports": ["8080:8080"],
+                             "networks": {"sagemaker-local": {"aliases": ["algo-1-abcde"]}}},
+            "algo-2-fghij": {"command": "train", "networks": {"sagemaker-local": {"aliases": ["algo-2-fghij"]}}},
+        },
+        "networks": {"sagemaker-local": {"name": "sagemaker-local"}},
+    }  # fmt: skip
+    out = local_compose.rewrite(compose, "toolkit-serving")
+    assert out["services"]["algo-1-abcde"]["networks"] == {"toolkit-serving": {"aliases": ["algo-1-abcde"]}}
+    assert out["services"]["algo-2-fghij"]["networks"] == {"sagemaker-local": {"aliases": ["algo-2-fghij"]}}
+    assert out["networks"] == {"sagemaker-local": {"external": True, "name": "sagemaker-local"},
+                               "toolkit-serving": {"external": True, "name": "toolkit-serving"}}  # fmt: skip
+    yaml.safe_dump(out)  # still a compose file
+
+
+def test_local_sessions_route_the_sdks_compose_command_through_the_rewrite(moto_endpoint: str) -> None:
+    """The SDK has no setting for its network: the launcher replaces how it picks its compose
+    command. If an SDK upgrade renames that method, this fails instead of serving on 0.0.0.0."""
+    assert callable(_SageMakerContainer.__dict__["_get_compose_cmd_prefix"].__func__)
+    settings = load({**shipped(), "TARGET": "local"})
+    session = sdk.session(settings, boto3.Session(region_name="us-east-1"))
+    command = _SageMakerContainer._get_compose_cmd_prefix()
+    assert command[1].endswith("launcher/local_compose.py")
+    assert command[2:] == ["--serving-network", settings.local_serving_network]
+    assert session.config["local"]["serving_port"] == settings.local_serving_port
+
+
+def test_the_aws_requests_and_a_submission_joined_from_shuffled_answers(
+    moto_endpoint: str, trained_root: Path, tmp_path: Path
+) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="titanic-sagemaker-toolkit-demo")
+    s3.put_object(Bucket="titanic-sagemaker-toolkit-demo", Key=ARTIFACT.split("demo/", 1)[1], Body=b"model")
+    runs = tmp_path / "runs"
+    record(runs)
+    answers = answers_for(trained_root)
+    random.Random(3).shuffle(answers)
+    sent: dict[str, dict[str, Any]] = {}
+    session = boto3.Session(region_name="us-east-1")
+
+    def capture(params: dict[str, Any], model: Any, **_: Any) -> None:
+        sent[model.name] = json.loads(json.dumps(params, default=str))
+        if model.name == "CreateTransformJob":  # SageMaker's layout: <S3OutputPath>/<input file>.out
+            output = params["TransformOutput"]["S3OutputPath"].removeprefix("s3://").split("/", 1)
+            s3.put_object(Bucket=output[0], Key=f"{output[1].rstrip('/')}/test.csv.out", Body="\n".join(answers))
+
+    session.events.register("provide-client-params.sagemaker.*", capture)
+    settings = load({**shipped(), "TARGET": "aws", "TRANSFORM_INSTANCE_TYPE": "ml.m5.large"})
+
+    transform = predict.run(settings, runs, TEST_CSV, CHECKSUMS, boto_session=session)
+
+    model, job = sent["CreateModel"], sent["CreateTransformJob"]
+    name = transform["name"]
+    assert name.startswith("titanic-lgbm-predict-") and model["ModelName"] == name and job["ModelName"] == name
+    assert model["ExecutionRoleArn"] == ROLE and model["EnableNetworkIsolation"] is True
+    assert model["PrimaryContainer"] == {"Image": record_image(runs), "Environment": {}, "ModelDataUrl": ARTIFACT}
+    assert job["BatchStrategy"] == "MultiRecord" and job["MaxPayloadInMB"] == 6
+    assert job["TransformInput"] == {
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                        "S3Uri": "s3://titanic-sagemaker-toolkit-demo/titanic/data/test/test.csv"}},
+        "ContentType": "text/csv", "SplitType": "Line"}  # fmt: skip
+    assert job["TransformOutput"] == {
+        "S3OutputPath": f"s3://titanic-sagemaker-toolkit-demo/titanic/predictions/{name}/raw",
+        "Accept": "text/csv", "AssembleWith": "Line"}  # fmt: skip
+    assert job["TransformResources"] == {"InstanceType": "ml.m5.large", "InstanceCount": 1}
+    for request in (model, job):
+        tags = {t["Key"]: t["Value"] for t in request["Tags"]}
+        assert tags["created-by"] == "titanic-sagemaker-toolkit" and tags["launched-by"].startswith("arn:aws:")
+
+    submission = list(csv.reader(io.StringIO((runs / JOB / "submission.csv").read_text())))
+    assert submission[0] == ["PassengerId", "Survived"] and len(submission) == 419
+    assert [row[0] for row in submission[1:]] == ids()  # the input's order, whatever order answers came in
+    expected = {line.split(",")[0]: line.split(",")[2] for line in answers}
+    assert all(row[1] == expected[row[0]] for row in submission[1:])
+    key = f"titanic/predictions/{name}/submission.csv"
+    uploaded = s3.get_object(Bucket="titanic-sagemaker-toolkit-demo", Key=key)["Body"].read()
+    assert uploaded == (runs / JOB / "submission.csv").read_bytes()
+    kept = json.loads((runs / f"{JOB}.json").read_text())["transforms"][-1]
+    assert kept["name"] == name and kept["input"]["rows"] == 418 and kept["instance_type"] == "ml.m5.large"
+    assert kept["cost"]["usd_per_hour"] is not None
+
+
+def record_image(runs: Path) -> str:
+    return json.loads((runs / f"{JOB}.json").read_text())["image"]["uri"]
