@@ -205,7 +205,7 @@ $(DEPLOYED)/uploaded: $(STAMPS)/data $(AWS_READY) $(BOOTSTRAP) $(call setting,BU
 .PHONY: build
 build: $(STAMPS)/image ## docker build the training image for linux/amd64
 
-$(STAMPS)/image: $(call setting,CONTAINER_HASH) $(call setting,BASE_IMAGE) $(call setting,ECR_REPOSITORY) | $(STAMPS)/config
+$(STAMPS)/image: scripts/build-image.sh $(call setting,CONTAINER_HASH) $(call setting,BASE_IMAGE) $(call setting,ECR_REPOSITORY) | $(STAMPS)/config
 	scripts/build-image.sh
 	@mkdir -p $(@D) && touch $@
 

@@ -141,7 +141,10 @@ def main() -> int:
             subprocess.run(["docker", "stop", container], capture_output=True)
     labels = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", args.image],
                             capture_output=True, text=True, check=True).stdout  # fmt: skip
-    base = json.loads(labels)[BASE_LABEL]
+    base = (json.loads(labels) or {}).get(BASE_LABEL)
+    if base is None:
+        print(f"{args.image} has no {BASE_LABEL} label; rebuild it with 'make build'", file=sys.stderr)
+        return 1
     added = image_size(args.image) - image_size(base)
     print(f"serving {args.image} (client over loopback, keep-alive; {args.requests} single-row requests)")
     line("cold start: docker run -> first 200 /ping", f"{statistics.median(colds):.2f} s", "<= 2 s",

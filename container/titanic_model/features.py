@@ -81,7 +81,9 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
         self.fare_median_ = float(fares.median()) if fares.notna().any() else 14.0
         embarked = X["Embarked"].dropna()
         self.embarked_mode_ = str(embarked.mode().iloc[0]) if len(embarked) else "S"
-        self.feature_names_out_ = list(self._build(X).columns)
+        # The default set's columns are fixed; only the full set's depend on the levels kept.
+        groups = self.feature_set == "groups"
+        self.feature_names_out_ = list(GROUP_COLUMNS) if groups else list(self._build(X).columns)
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
