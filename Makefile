@@ -42,7 +42,10 @@ JOB ?=
 CONFIRM ?= no
 IAM_ON_EMBEDDED_STACK ?= no
 INSTANCE_MIN_MEMORY_GIB ?= 4
-export JOB CONFIRM IAM_ON_EMBEDDED_STACK INSTANCE_MIN_MEMORY_GIB
+VERSION ?=
+REASON ?=
+ROWS ?=
+export JOB CONFIRM IAM_ON_EMBEDDED_STACK INSTANCE_MIN_MEMORY_GIB VERSION REASON ROWS
 
 # The split the data stage writes and the upload stage sends.
 export SPLIT_DIR := $(BUILD)/data
@@ -238,6 +241,32 @@ PREDICT := $(PY) -m launcher.predict --runs-dir $(RUNS) --test data/titanic/test
 .PHONY: predict
 predict: $(AWS_READY) $(BOOTSTRAP) | $(STAMPS)/config $(PREFLIGHT) ## Batch-transform Kaggle's test.csv with a verified model (JOB=name, default the latest) into runs/<job>/submission.csv
 	$(LOCKED) $(PREDICT)
+
+# ---- the model registry and the live endpoint -------------------------------------------
+REGISTRY := $(PY) -m launcher.registry
+ENDPOINT := $(PY) -m launcher.endpoint
+
+.PHONY: register approve reject models deploy invoke undeploy
+register: $(AWS_READY) | $(STAMPS)/config $(PREFLIGHT) ## Register a verified run (JOB=name, default the latest) as a new version, PendingManualApproval
+	$(LOCKED) $(REGISTRY) register --runs-dir $(RUNS) --job "$$JOB"
+
+approve: $(AWS_READY) | $(STAMPS)/config ## Approve a version (VERSION=n, default the newest pending) if its val_auc >= APPROVAL_MIN_AUC (REASON=... optional)
+	$(LOCKED) $(REGISTRY) approve --version "$$VERSION" --reason "$$REASON"
+
+reject: $(AWS_READY) | $(STAMPS)/config ## Reject a version (VERSION=n, default the newest pending) with REASON=...
+	$(LOCKED) $(REGISTRY) reject --version "$$VERSION" --reason "$$REASON"
+
+models: $(AWS_READY) | $(STAMPS)/config ## The registry's versions: status, val_auc, created, training job, which one is deployed
+	$(REGISTRY) models
+
+deploy: $(AWS_READY) | $(STAMPS)/config $(PREFLIGHT) ## Put the newest Approved version behind ENDPOINT_NAME (create, or update and wait); prints its cost
+	$(LOCKED) $(ENDPOINT) deploy
+
+invoke: $(AWS_READY) | $(STAMPS)/config ## Ask the endpoint about ROWS=file.csv (default: 5 rows of test.csv): PassengerId, probability, prediction
+	$(ENDPOINT) invoke --rows "$$ROWS"
+
+undeploy: $(AWS_READY) | $(STAMPS)/config ## Delete the endpoint, its config and model (registry versions stay)
+	$(LOCKED) $(ENDPOINT) undeploy
 
 # ---- operating a job -------------------------------------------------------------------
 OPERATE := $(PY) -m launcher.operate --runs-dir $(RUNS)

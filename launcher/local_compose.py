@@ -29,15 +29,20 @@ import yaml
 
 SDK_NETWORK = "sagemaker-local"  # hard-coded in sagemaker.local.image
 SERVING_FLAG = "--serving-network"
+DETACH_FLAG = "--detach-serving"  # make deploy: the endpoint outlives the command that made it
+LABEL_FLAG = "--label"  # KEY=VALUE on serving containers, so a later command can find them
 
 
-def rewrite(compose: dict[str, Any], serving_network: str) -> dict[str, Any]:
-    """Serving containers onto serving_network; every network declared external."""
+def rewrite(compose: dict[str, Any], serving_network: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """Serving containers onto serving_network (with `labels`); every network declared external."""
     used = set()
     for service in compose.get("services", {}).values():
-        network = serving_network if service.get("command") == "serve" else SDK_NETWORK
+        serving = service.get("command") == "serve"
+        network = serving_network if serving else SDK_NETWORK
         aliases = (service.get("networks") or {}).get(SDK_NETWORK, {}).get("aliases", [])
         service["networks"] = {network: {"aliases": aliases}}
+        if serving and labels:
+            service["labels"] = dict(labels)
         used.add(network)
     compose["networks"] = {name: {"external": True, "name": name} for name in sorted(used)}
     return compose
@@ -61,15 +66,32 @@ def compose_file(argv: list[str]) -> Path | None:
     return Path(argv[argv.index("-f") + 1]) if "-f" in argv[:-1] else None
 
 
-def main(argv: list[str]) -> int:
+def own_options(argv: list[str]) -> tuple[str, bool, dict[str, str], list[str]]:
+    """(serving network, detach, labels, compose's own arguments) from the front of argv."""
     if argv[:1] != [SERVING_FLAG] or len(argv) < 2:
-        raise SystemExit(f"usage: local_compose.py {SERVING_FLAG} NETWORK -f FILE ...; the toolkit's SDK sessions "
-                         "call it so (launcher/sdk.py)")  # fmt: skip
-    serving_network, argv = argv[1], argv[2:]
+        raise SystemExit(f"usage: local_compose.py {SERVING_FLAG} NETWORK [{DETACH_FLAG}] [{LABEL_FLAG} K=V ...] "
+                         "-f FILE ...; the toolkit's SDK sessions call it so (launcher/sdk.py)")  # fmt: skip
+    network, rest, detach, labels = argv[1], argv[2:], False, {}
+    while rest[:1] in ([DETACH_FLAG], [LABEL_FLAG]):
+        if rest[0] == DETACH_FLAG:
+            detach, rest = True, rest[1:]
+        else:
+            key, _, value = rest[1].partition("=")
+            labels[key], rest = value, rest[2:]
+    return network, detach, labels, rest
+
+
+def main(argv: list[str]) -> int:
+    serving_network, detach, labels, argv = own_options(argv)
     path = compose_file(argv)
     if path is not None:
         compose = yaml.safe_load(path.read_text(encoding="utf-8"))
-        path.write_text(yaml.safe_dump(rewrite(compose, serving_network), default_flow_style=False), encoding="utf-8")
+        rewritten = rewrite(compose, serving_network, labels)
+        path.write_text(yaml.safe_dump(rewritten, default_flow_style=False), encoding="utf-8")
+        serves = any(s.get("command") == "serve" for s in rewritten.get("services", {}).values())
+        if detach and serves and "--abort-on-container-exit" in argv:
+            # The container runs on after this process: local mode's waiting thread ends at once.
+            argv = [a if a != "--abort-on-container-exit" else "--detach" for a in argv]
     command = real_compose()
     os.execvp(command[0], [*command, *argv])
     return 127  # not reached: exec replaced this process

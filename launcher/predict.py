@@ -34,8 +34,8 @@ from sagemaker.utils import name_from_base
 from launcher import instances, logs, records, sdk
 from launcher.caller import CallerError, whoami
 from launcher.pricing import PriceBook, pricing_client, run_cost
-from launcher.settings import Settings, SettingsError, load
-from launcher.train import job_tags, remove_local_containers
+from launcher.settings import Settings, SettingsError, job_tags, load
+from launcher.train import remove_local_containers
 
 log = logging.getLogger("predict")
 TEST_FILE = "test.csv"
@@ -51,27 +51,6 @@ class PredictError(RuntimeError):
 
 class Interrupted(RuntimeError):  # noqa: N818 - an event, not an error
     """Ctrl-C or SIGTERM while a transform job ran on SageMaker."""
-
-
-def pick_record(runs_dir: Path, job: str) -> Path:
-    """The run record to predict with: JOB's, or the newest completed and verified one."""
-    if job:
-        path = records.record_path(runs_dir, job)
-        if not path.is_file():
-            raise PredictError(f"no run record for {job} in {runs_dir}; 'make status' lists the jobs of this checkout")
-        candidates = [path]
-    else:
-        candidates = sorted(runs_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in candidates:
-        record = records.read_record(path)
-        verified = (record.get("verification") or {}).get("verified") is True
-        if record.get("status") == "Completed" and record.get("model_artifact") and verified:
-            return path
-        if job:
-            state = record.get("status") if record.get("status") != "Completed" else "not verified"
-            raise PredictError(f"job {job} is {state}; predict only with a verified model: "
-                               f"run 'make verify JOB={job}' (or train a new one with 'make all')")  # fmt: skip
-    raise PredictError(f"no verified run in {runs_dir}; run 'make all' (train and verify) first")
 
 
 def checked_test_file(path: Path, checksums: Path) -> tuple[bytes, str]:
@@ -236,7 +215,7 @@ def transform_cost(settings: Settings, boto_session: boto3.Session, instance_typ
 
 def run(settings: Settings, runs_dir: Path, test_file: Path, checksums: Path, *, job: str = "",
         boto_session: boto3.Session | None = None) -> dict[str, Any]:  # fmt: skip
-    record_file = pick_record(runs_dir, job)
+    record_file = records.verified_record(runs_dir, job, use="predict with")
     record = records.read_record(record_file)
     data, digest = checked_test_file(test_file, checksums)
     ids = passenger_ids(data)
@@ -330,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"ends: stop it with 'aws sagemaker stop-transform-job --transform-job-name {stop}', or let "
                          "it finish and run 'make predict' again")  # fmt: skip
         return 130
-    except (SettingsError, PredictError, CallerError) as exc:
+    except (SettingsError, PredictError, CallerError, records.RecordError) as exc:
         return logs.errors(log, str(exc))
     except EndpointConnectionError as exc:
         return logs.errors(log, f"{exc}; is the embedded AWS up ('make local-up') or the network reachable?")

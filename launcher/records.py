@@ -42,6 +42,35 @@ def latest_record(runs_dir: Path) -> Path | None:
     return records[-1] if records else None
 
 
+class RecordError(ValueError):
+    """No run record fits what was asked; the message says what to run instead."""
+
+
+def verified_record(runs_dir: Path, job: str, use: str) -> Path:
+    """The record of JOB, or of the newest completed and verified run, for a stage that must
+    only ever `use` a model make verify has rescored."""
+    if job:
+        path = record_path(runs_dir, job)
+        if not path.is_file():
+            raise RecordError(f"no run record for {job} in {runs_dir}; 'make status' lists the jobs of this checkout")
+        candidates = [path]
+    else:
+        # Newest by when the job started (its name's timestamp as a tie-break), not by when its
+        # record was last written: registering or predicting rewrites an old run's record.
+        candidates = sorted(runs_dir.glob("*.json"), key=lambda p: (read_record(p).get("started_at") or "", p.stem),
+                            reverse=True)  # fmt: skip
+    for path in candidates:
+        record = read_record(path)
+        verified = (record.get("verification") or {}).get("verified") is True
+        if record.get("status") == "Completed" and record.get("model_artifact") and verified:
+            return path
+        if job:
+            state = record.get("status") if record.get("status") != "Completed" else "not verified"
+            raise RecordError(f"job {job} is {state}; {use} only a verified model: run 'make verify JOB={job}' "
+                              "(or train a new one with 'make all')")  # fmt: skip
+    raise RecordError(f"no verified run in {runs_dir}; run 'make all' (train and verify) first")
+
+
 def _usd(value: float | None) -> str:
     return "unknown" if value is None else f"${value:.6f}"
 

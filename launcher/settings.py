@@ -96,6 +96,13 @@ class Settings:
     transform_instance_type: str = ""  # empty: the instance report's cheapest with transform quota
     local_serving_port: int = 8080
     local_serving_network: str = "sagemaker-local-serving"
+    model_package_group: str = "titanic-survival"
+    approval_min_auc: float = 0.85
+    endpoint_name: str = "titanic-survival"
+    endpoint_type: str = "serverless"
+    serverless_memory_mb: int = 2048
+    serverless_max_concurrency: int = 5
+    endpoint_instance_type: str = "ml.m5.large"
 
     @property
     def local(self) -> bool:
@@ -263,6 +270,42 @@ def _check_job_name(c: _Checker, name: str) -> None:
         c.bad("BASE_JOB_NAME", f"'{name}' has {len(name)} characters; at most {longest} fit before the SDK's timestamp")
 
 
+@dataclass(frozen=True)
+class Serving:
+    """The registry's and the endpoint's settings."""
+
+    model_package_group: str
+    approval_min_auc: float
+    endpoint_name: str
+    endpoint_type: str
+    serverless_memory_mb: int
+    serverless_max_concurrency: int
+    endpoint_instance_type: str
+
+
+def _check_serving(c: _Checker) -> Serving:
+    names = {var: c.text(var) for var in ("MODEL_PACKAGE_GROUP", "ENDPOINT_NAME")}
+    for var, name in names.items():
+        if name and (not _JOB_RE.match(name) or len(name) > 40):
+            c.bad(var, f"'{name}' must be letters, digits and inner hyphens, at most 40 (versioned names are longer)")
+    memory = c.integer("SERVERLESS_MEMORY_MB", 1024, 6144)
+    if memory % 1024:
+        c.bad("SERVERLESS_MEMORY_MB", f"is {memory}; serverless endpoints take 1024, 2048, 3072, 4096, 5120 or 6144")
+    instance_type = c.text("ENDPOINT_INSTANCE_TYPE")
+    if instance_type and instance_type not in instance_types("ProductionVariantInstanceType"):
+        c.bad("ENDPOINT_INSTANCE_TYPE", f"'{instance_type}' is not a SageMaker endpoint instance type; use e.g. "
+              "ml.m5.large")  # fmt: skip
+    return Serving(
+        model_package_group=names["MODEL_PACKAGE_GROUP"],
+        approval_min_auc=c.fraction("APPROVAL_MIN_AUC", 0.5, 1.0),
+        endpoint_name=names["ENDPOINT_NAME"],
+        endpoint_type=c.choice("ENDPOINT_TYPE", ("serverless", "instance")),
+        serverless_memory_mb=memory,
+        serverless_max_concurrency=c.integer("SERVERLESS_MAX_CONCURRENCY", 1, 200),
+        endpoint_instance_type=instance_type,
+    )
+
+
 def _check_local_stack(c: _Checker, env: Mapping[str, str]) -> tuple[int, str]:
     """The embedded stack's ports (each its own) and the serving network's name."""
     ports = {var: c.integer(var, 1024, 65535) for var in ("LOCAL_MOTO_PORT", "LOCAL_REGISTRY_PORT",
@@ -280,6 +323,14 @@ def launched_by_value(principal_arn: str) -> str:
     """A principal's ARN as a tag value: characters tags refuse (a session name's ',') become
     '_', and it is cut to the 256 a value may hold."""
     return _NOT_TAG_CHARS.sub("_", principal_arn)[:256]
+
+
+def job_tags(settings: Settings, launched_by: str) -> list[dict[str, str]]:
+    """The user's tags, the toolkit's own, and who launched it: on every job, model, endpoint
+    and registry entry. Clean-up acts only on what carries both of the latter, so a
+    teammate's resources under the same names are left alone."""
+    tags = {**settings.tags, TOOLKIT_TAG[0]: TOOLKIT_TAG[1], LAUNCHED_BY_TAG: launched_by_value(launched_by)}
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
 def parse_tags(c: _Checker, raw: str) -> dict[str, str]:
@@ -366,6 +417,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     c.choice("BASE_IMAGE_FALLBACK", ("offline", "none"))
     lock_wait = c.integer("LOCK_WAIT", 0, 86400)
     serving_port, serving_network = _check_local_stack(c, env) if target == "local" else (8080, "")
+    serving = _check_serving(c)
     if c.problems:
         raise SettingsError("\n".join(c.problems))
     return Settings(
@@ -392,6 +444,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         transform_instance_type=transform_type,
         local_serving_port=serving_port,
         local_serving_network=serving_network or "sagemaker-local-serving",
+        **vars(serving),
     )
 
 

@@ -39,7 +39,7 @@ from titanic_model.metrics import METRIC_DEFINITIONS
 from launcher import logs, records, sdk, verify, watch
 from launcher.caller import CallerError, whoami
 from launcher.pricing import PriceBook, pricing_client, run_cost
-from launcher.settings import LAUNCHED_BY_TAG, TOOLKIT_TAG, Settings, SettingsError, launched_by_value, load
+from launcher.settings import Settings, SettingsError, job_tags, load
 
 log = logging.getLogger("train")
 REPO = Path(__file__).resolve().parent.parent
@@ -83,13 +83,6 @@ def read_data_manifest(split_dir: Path) -> dict[str, Any]:
     if not manifest.is_file():
         raise TrainError(f"{manifest} is missing; run 'make data' and 'make upload' first")
     return json.loads(manifest.read_text(encoding="utf-8"))
-
-
-def job_tags(settings: Settings, launched_by: str) -> list[dict[str, str]]:
-    """The user's tags, the toolkit's own, and who launched the job: clean-up stops only jobs
-    that carry both of the latter, so a teammate's jobs under the same name are left alone."""
-    tags = {**settings.tags, TOOLKIT_TAG[0]: TOOLKIT_TAG[1], LAUNCHED_BY_TAG: launched_by_value(launched_by)}
-    return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
 def checkpoint_uri(settings: Settings, job_name: str) -> str:

@@ -493,4 +493,4 @@ def test_predict_refuses_a_model_that_was_not_verified(pipe: Pipeline) -> None:
     finally:
         decoy.unlink()
     assert result.returncode != 0
-    assert f"job {decoy.stem} is Failed; predict only with a verified model" in result.stderr
+    assert f"job {decoy.stem} is Failed; predict with only a verified model" in result.stderr

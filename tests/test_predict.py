@@ -10,6 +10,7 @@ import io
 import json
 import random
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from sagemaker.local.image import _SageMakerContainer
 from titanic_model import inference
 from titanic_model.server import load_model
 
-from launcher import local_compose, predict, sdk
+from launcher import local_compose, predict, records, sdk
 from launcher.settings import load
 
 TEST_CSV = REPO / "data/titanic/test.csv"
@@ -90,17 +91,20 @@ def record(runs: Path, job: str = JOB, **changes: Any) -> Path:
 
 def test_only_a_verified_model_predicts(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    with pytest.raises(predict.PredictError, match="no verified run"):
-        predict.pick_record(runs, "")
+    pick = partial(records.verified_record, use="predict with")
+    with pytest.raises(records.RecordError, match="no verified run"):
+        pick(runs, "")
     record(runs, "titanic-lgbm-a", verification=None)
-    with pytest.raises(predict.PredictError, match=r"is not verified; .*make verify JOB=titanic-lgbm-a"):
-        predict.pick_record(runs, "titanic-lgbm-a")
+    with pytest.raises(
+        records.RecordError, match=r"is not verified; predict with only .*make verify JOB=titanic-lgbm-a"
+    ):
+        pick(runs, "titanic-lgbm-a")
     record(runs, "titanic-lgbm-b", status="Failed")
-    with pytest.raises(predict.PredictError, match="job titanic-lgbm-b is Failed"):
-        predict.pick_record(runs, "titanic-lgbm-b")
+    with pytest.raises(records.RecordError, match="job titanic-lgbm-b is Failed"):
+        pick(runs, "titanic-lgbm-b")
     good = record(runs, JOB)
     record(runs, "titanic-lgbm-newest-unverified", verification={"verified": False})
-    assert predict.pick_record(runs, "") == good  # the newest *verified* run, not the newest record
+    assert pick(runs, "") == good  # the newest *verified* run, not the newest record
 
 
 def test_serving_containers_go_on_the_serving_network_and_training_stays_internal() -> None:

@@ -1,0 +1,331 @@
+"""The live endpoint: `make deploy`, `invoke`, `undeploy`.
+
+deploy puts the newest *Approved* version of MODEL_PACKAGE_GROUP behind ENDPOINT_NAME. The
+model is made from the model package itself, so what serves is the approved version's image
+(by digest) and artifact, byte for byte.
+
+On AWS: a Model, an EndpointConfig (serverless by default, instance-backed with
+ENDPOINT_TYPE=instance) and CreateEndpoint, or UpdateEndpoint when it exists, then waiting
+for InService. When an update fails, SageMaker keeps the old configuration serving: the
+command says so, removes the unused new objects, and exits 1.
+
+On the embedded stack the container runs through SDK local mode, detached, its port on
+127.0.0.1 and labelled with the endpoint and version, so that `invoke` and `undeploy` find it
+from a new process. A redeploy starts the new version beside the old one, waits for its
+/ping, and only then removes the old: a version that fails to start leaves the old serving.
+moto holds the control-plane records (model, endpoint config, endpoint) so `make models` and
+`make status` see them; local mode's own endpoint objects live only in the deploying process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import logging
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from launcher import logs, registry
+from launcher.caller import CallerError, error_code, whoami
+from launcher.pricing import PriceBook, pricing_client
+from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, job_tags, load
+
+log = logging.getLogger("endpoint")
+ENDPOINT_LABEL = "com.titanic-toolkit.endpoint"
+VERSION_LABEL = "com.titanic-toolkit.model-package-version"
+VERSION_TAG = "model-package-version"
+SETTLING = ("Creating", "Updating", "SystemUpdating", "RollingBack")
+DEFAULT_ROWS = Path(__file__).resolve().parent.parent / "data/titanic/test.csv"
+# Serverless inference, us-east-1, from AWS's price page (not read through the Pricing API
+# here): per GB-second of compute while a request runs, and per GB of data in and out.
+SERVERLESS_USD_PER_GB_SECOND = 0.0000200
+SERVERLESS_USD_PER_GB_DATA = 0.016
+
+
+class EndpointError(RuntimeError):
+    """The endpoint cannot be deployed, reached or removed; the message says why and what next."""
+
+
+def object_name(settings: Settings, version: int) -> str:
+    """One name for a version's Model and EndpointConfig: endpoint, version, when."""
+    return f"{settings.endpoint_name}-v{version}-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
+
+
+def variant(settings: Settings, model_name: str) -> dict[str, Any]:
+    if settings.endpoint_type == "serverless":
+        return {"VariantName": "AllTraffic", "ModelName": model_name,
+                "ServerlessConfig": {"MemorySizeInMB": settings.serverless_memory_mb,
+                                     "MaxConcurrency": settings.serverless_max_concurrency}}  # fmt: skip
+    return {"VariantName": "AllTraffic", "ModelName": model_name, "InstanceType": settings.endpoint_instance_type,
+            "InitialInstanceCount": 1}  # fmt: skip
+
+
+def cost_words(settings: Settings, session: boto3.Session | None) -> str:
+    """What the endpoint costs while it exists."""
+    if settings.endpoint_type == "serverless":
+        gb = settings.serverless_memory_mb / 1024
+        per_request = gb * SERVERLESS_USD_PER_GB_SECOND * 0.05  # a 50 ms request
+        return (f"serverless, {settings.serverless_memory_mb} MB: ${SERVERLESS_USD_PER_GB_SECOND:.7f} per GB-second "
+                f"while a request runs (about ${per_request:.9f} for a 50 ms request) + "
+                f"${SERVERLESS_USD_PER_GB_DATA}/GB of data; nothing while idle (AWS's price page, "
+                "us-east-1)")  # fmt: skip
+    pricing = None if settings.local or session is None else pricing_client(session, settings.region)
+    price, _ = PriceBook(settings.region, pricing).lookup(settings.endpoint_instance_type)
+    if price is None:
+        return f"instance {settings.endpoint_instance_type}: no price known; billed per hour while it exists"
+    return (f"instance {settings.endpoint_instance_type}: ${price.usd_per_hour}/hour, "
+            f"${price.usd_per_hour * 730:.2f}/month while it exists ({price.source}; its training price)")  # fmt: skip
+
+
+def describe(sm: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return sm.describe_endpoint(EndpointName=name)
+    except ClientError as exc:
+        if error_code(exc) in ("ValidationException", "ResourceNotFound"):
+            return None
+        raise
+
+
+def wait_until_settled(sm: Any, name: str, *, sleep: Any = time.sleep, poll_seconds: float = 20.0) -> dict[str, Any]:
+    status = ""
+    while True:
+        found = describe(sm, name)
+        if found is None:
+            raise EndpointError(f"endpoint {name} disappeared while it was being deployed")
+        if found["EndpointStatus"] != status:
+            status = found["EndpointStatus"]
+            log.info("endpoint %s: %s", name, status)
+        if status not in SETTLING:
+            return found
+        sleep(poll_seconds)
+
+
+def _delete(sm: Any, config: str | None, model: str | None) -> None:
+    """Remove an endpoint config and model the toolkit made (missing ones are fine)."""
+    for call, kwargs in (("delete_endpoint_config", {"EndpointConfigName": config}),
+                         ("delete_model", {"ModelName": model})):  # fmt: skip
+        if next(iter(kwargs.values())) is None:
+            continue
+        try:
+            getattr(sm, call)(**kwargs)
+        except ClientError as exc:
+            if error_code(exc) not in ("ValidationException", "ResourceNotFound"):
+                raise
+
+
+def _serving_objects(sm: Any, endpoint: dict[str, Any]) -> tuple[str, str | None]:
+    config = endpoint["EndpointConfigName"]
+    try:
+        variants = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+    except ClientError:
+        return config, None
+    return config, variants[0]["ModelName"] if variants else None
+
+
+def create_records(settings: Settings, sm: Any, version: dict[str, Any], name: str, tags: list[dict[str, str]]) -> None:
+    """The Model (from the package itself) and the EndpointConfig for a version."""
+    sm.create_model(ModelName=name, PrimaryContainer={"ModelPackageName": version["ModelPackageArn"]},
+                    ExecutionRoleArn=settings.role_arn, EnableNetworkIsolation=True, Tags=tags)  # fmt: skip
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant(settings, name)], Tags=tags)
+
+
+def deploy_aws(settings: Settings, sm: Any, version: dict[str, Any], tags: list[dict[str, str]],
+               *, sleep: Any = time.sleep) -> str:  # fmt: skip
+    name = object_name(settings, version["ModelPackageVersion"])
+    endpoint = settings.endpoint_name
+    create_records(settings, sm, version, name, tags)
+    existing = describe(sm, endpoint)
+    if existing is None:
+        sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name, Tags=tags)
+        final = wait_until_settled(sm, endpoint, sleep=sleep)
+        if final["EndpointStatus"] != "InService":
+            raise EndpointError(f"endpoint {endpoint} is {final['EndpointStatus']}: {final.get('FailureReason')}; "
+                                "'make undeploy' removes it")  # fmt: skip
+        return f"endpoint {endpoint} is InService with version {version['ModelPackageVersion']} ({name})"
+    old_config, old_model = _serving_objects(sm, existing)
+    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=name)
+    final = wait_until_settled(sm, endpoint, sleep=sleep)
+    if final["EndpointStatus"] != "InService" or final["EndpointConfigName"] != name:
+        _delete(sm, name, name)
+        raise EndpointError(f"the update of {endpoint} to version {version['ModelPackageVersion']} failed "
+                            f"({final.get('FailureReason') or final['EndpointStatus']}); SageMaker keeps the old "
+                            f"configuration {final['EndpointConfigName']} serving")  # fmt: skip
+    _delete(sm, old_config, old_model)
+    return f"endpoint {endpoint} now serves version {version['ModelPackageVersion']} ({name}); {old_config} removed"
+
+
+# ---- the embedded stack ------------------------------------------------------------------
+
+
+def _docker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True)
+
+
+def local_containers(endpoint: str) -> list[dict[str, str]]:
+    """The running containers serving `endpoint`: id, version, host port."""
+    listed = _docker("ps", "--filter", f"label={ENDPOINT_LABEL}={endpoint}", "--format",
+                     f'{{{{.ID}}}} {{{{.Label "{VERSION_LABEL}"}}}}')  # fmt: skip
+    found = []
+    for line in listed.stdout.splitlines():
+        container, version = line.split()
+        port = _docker("port", container, "8080/tcp").stdout.split()
+        found.append({"id": container, "version": version, "address": port[0] if port else ""})
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def deploy_local(settings: Settings, session: boto3.Session, version: dict[str, Any],
+                 tags: list[dict[str, str]]) -> str:  # fmt: skip
+    from sagemaker.model import Model  # noqa: PLC0415 - the SDK only where local mode runs
+
+    from launcher import sdk  # noqa: PLC0415
+
+    endpoint, number = settings.endpoint_name, version["ModelPackageVersion"]
+    old = local_containers(endpoint)
+    container = version["InferenceSpecification"]["Containers"][0]
+    labels = ((ENDPOINT_LABEL, endpoint), (VERSION_LABEL, str(number)))
+    serving = sdk.Serving(port=_free_port(), detach=True, labels=labels)
+    local = sdk.session(settings, session, serving)
+    name = object_name(settings, number)
+    try:
+        Model(image_uri=container["Image"], model_data=container["ModelDataUrl"], role=settings.role_arn,
+              name=name, sagemaker_session=local).deploy(initial_instance_count=1, instance_type="local",
+                                                         endpoint_name=name, wait=True)  # fmt: skip
+    except Exception as exc:
+        for started in local_containers(endpoint):
+            if started["id"] not in {o["id"] for o in old}:
+                _docker("rm", "-f", started["id"])
+        kept = f"version {old[0]['version']} still serves" if old else "nothing was serving before"
+        raise EndpointError(f"version {number} did not start ({exc}); {kept}") from exc
+    for previous in old:
+        _docker("rm", "-f", previous["id"])
+    sm = session.client("sagemaker")
+    previous_records = describe(sm, endpoint)
+    create_records(settings, sm, version, name, tags)
+    if previous_records is not None:  # moto has no UpdateEndpoint: replace the record
+        old_config, old_model = _serving_objects(sm, previous_records)
+        sm.delete_endpoint(EndpointName=endpoint)
+        _delete(sm, old_config, old_model)
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name, Tags=tags)
+    where = local_containers(endpoint)
+    return f"endpoint {endpoint} serves version {number} at http://{where[0]['address']} (local mode; {name})"
+
+
+def deploy(settings: Settings, session: boto3.Session, *, sleep: Any = time.sleep) -> str:
+    sm = session.client("sagemaker")
+    version = registry.pick_version(sm, settings.model_package_group, "", registry.APPROVED)
+    tags = [
+        *job_tags(settings, whoami(session).arn),
+        {"Key": VERSION_TAG, "Value": str(version["ModelPackageVersion"])},
+    ]
+    log.info("deploying version %s of %s to %s; it costs %s", version["ModelPackageVersion"],
+             settings.model_package_group, settings.endpoint_name, cost_words(settings, session))  # fmt: skip
+    if settings.local:
+        return deploy_local(settings, session, version, tags)
+    return deploy_aws(settings, sm, version, tags, sleep=sleep)
+
+
+# ---- invoke and undeploy ------------------------------------------------------------------
+
+
+def _answers_table(body: bytes) -> str:
+    lines = ["PassengerId  probability  survived"]
+    for row in csv.reader(io.StringIO(body.decode())):
+        if len(row) == 3:
+            lines.append(f"{row[0]:>11}  {float(row[1]):>11.4f}  {row[2]:>8}")
+        elif len(row) == 2:
+            lines.append(f"{'-':>11}  {float(row[0]):>11.4f}  {row[1]:>8}")
+    return "\n".join(lines)
+
+
+def default_rows(count: int = 5) -> bytes:
+    return "".join(DEFAULT_ROWS.read_text().splitlines(keepends=True)[: count + 1]).encode()
+
+
+def invoke(settings: Settings, session: boto3.Session, rows: bytes) -> str:
+    """The endpoint's answers to `rows` (CSV), as a table; the contract's one-line error else."""
+    if settings.local:
+        serving = local_containers(settings.endpoint_name)
+        if not serving:
+            raise EndpointError(f"no container serves {settings.endpoint_name}; run 'make deploy'")
+        import urllib.error  # noqa: PLC0415
+        import urllib.request  # noqa: PLC0415
+
+        request = urllib.request.Request(f"http://{serving[0]['address']}/invocations", data=rows, method="POST",
+                                         headers={"Content-Type": "text/csv", "Accept": "text/csv"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return _answers_table(response.read())
+        except urllib.error.HTTPError as exc:
+            raise EndpointError(f"the endpoint refused the rows ({exc.code}): {exc.read().decode().strip()}") from None
+    runtime = session.client("sagemaker-runtime")
+    try:
+        answer = runtime.invoke_endpoint(EndpointName=settings.endpoint_name, ContentType="text/csv",
+                                         Accept="text/csv", Body=rows)  # fmt: skip
+    except ClientError as exc:
+        raise EndpointError(f"the endpoint refused the rows: {exc.response.get('Error', {}).get('Message')}") from None
+    return _answers_table(answer["Body"].read())
+
+
+def undeploy(settings: Settings, session: boto3.Session) -> str:
+    """The endpoint, its config and its model; registry versions stay."""
+    sm, endpoint = session.client("sagemaker"), settings.endpoint_name
+    removed = []
+    if settings.local:
+        for container in local_containers(endpoint):
+            _docker("rm", "-f", container["id"])
+            removed.append(f"container {container['id']} (version {container['version']})")
+    found = describe(sm, endpoint)
+    if found is not None:
+        tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=found["EndpointArn"]).get("Tags", [])}
+        if tags.get(TOOLKIT_TAG[0]) != TOOLKIT_TAG[1]:
+            raise EndpointError(f"endpoint {endpoint} lacks the toolkit's {TOOLKIT_TAG[0]} tag: it is not ours; "
+                                "left alone")  # fmt: skip
+        config, model = _serving_objects(sm, found)
+        sm.delete_endpoint(EndpointName=endpoint)
+        _delete(sm, config, model)
+        removed.append(f"endpoint {endpoint}, config {config}, model {model}")
+    return "removed " + "; ".join(removed) if removed else f"nothing to remove: no endpoint {endpoint}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("verb", choices=("deploy", "invoke", "undeploy"))
+    parser.add_argument("--rows", default="", help="invoke: a CSV file of passengers (default: 5 rows of test.csv)")
+    args = parser.parse_args(argv)
+    logs.setup(args.verb)
+    try:
+        settings = load()
+        session = boto3.Session(region_name=settings.region)
+        if args.verb == "deploy":
+            log.info("%s", deploy(settings, session))
+        elif args.verb == "undeploy":
+            log.info("%s", undeploy(settings, session))
+        else:
+            path = Path(args.rows) if args.rows else None
+            if path is not None and not path.is_file():
+                raise EndpointError(f"ROWS={args.rows} is not a file; give a CSV of passengers (Kaggle's columns)")
+            print(invoke(settings, session, path.read_bytes() if path else default_rows()), flush=True)
+    except (SettingsError, EndpointError, registry.RegistryError, CallerError) as exc:
+        return logs.errors(log, str(exc))
+    except (ClientError, BotoCoreError) as exc:
+        return logs.aws_failure(log, exc, "SageMaker")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""make deploy on TARGET=aws, against botocore's API model with the Stubber: the requests as
+they leave botocore (serverless and instance configs), waiting for InService, and the update
+that fails and leaves the old version serving."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from conftest import shipped
+
+from launcher import endpoint
+from launcher.settings import load
+
+ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/titanic-survival/3"
+ROLE = "arn:aws:iam::123456789012:role/service-role/titanic-sagemaker-execution"
+VERSION = {"ModelPackageArn": ARN, "ModelPackageVersion": 3}
+TAGS = [{"Key": "created-by", "Value": "titanic-sagemaker-toolkit"}]
+ENDPOINT_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/titanic-survival"
+CONFIG_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/c"
+OLD_CONFIG = {"EndpointConfigName": "old-config", "EndpointConfigArn": CONFIG_ARN,
+              "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "old-model"}],
+              "CreationTime": datetime(2026, 11, 25, tzinfo=UTC)}  # fmt: skip
+
+
+def client() -> Any:
+    return boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+
+
+def aws(**changes: str) -> Any:
+    return load({**shipped(), "TARGET": "aws", **changes})
+
+
+def described(status: str, config: str, **extra: Any) -> dict[str, Any]:
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    return {"EndpointName": "titanic-survival", "EndpointArn": ENDPOINT_ARN, "EndpointConfigName": config,
+            "EndpointStatus": status, "CreationTime": now, "LastModifiedTime": now, **extra}  # fmt: skip
+
+
+def expect_records(stub: Stubber, config: dict[str, Any]) -> None:
+    stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m"}, {
+        "ModelName": ANY, "PrimaryContainer": {"ModelPackageName": ARN}, "ExecutionRoleArn": ROLE,
+        "EnableNetworkIsolation": True, "Tags": TAGS})  # fmt: skip
+    stub.add_response("create_endpoint_config", {"EndpointConfigArn": CONFIG_ARN},
+                      {"EndpointConfigName": ANY, "ProductionVariants": [config], "Tags": TAGS})  # fmt: skip
+
+
+def not_found(stub: Stubber) -> None:
+    stub.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint", 400)
+
+
+def test_a_first_deploy_is_serverless_and_waits_for_in_service() -> None:
+    sm = client()
+    serverless = {"VariantName": "AllTraffic", "ModelName": ANY,
+                  "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}  # fmt: skip
+    with Stubber(sm) as stub:
+        expect_records(stub, serverless)
+        not_found(stub)
+        stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN},
+                          {"EndpointName": "titanic-survival", "EndpointConfigName": ANY, "Tags": TAGS})  # fmt: skip
+        stub.add_response("describe_endpoint", described("Creating", "c"))
+        stub.add_response("describe_endpoint", described("InService", "c"))
+        done = endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
+        stub.assert_no_pending_responses()
+    assert "is InService with version 3" in done
+
+
+def test_an_instance_endpoint_asks_for_one_instance_of_the_configured_type() -> None:
+    config = endpoint.variant(aws(ENDPOINT_TYPE="instance", ENDPOINT_INSTANCE_TYPE="ml.c5.large"), "m")
+    assert config == {"VariantName": "AllTraffic", "ModelName": "m", "InstanceType": "ml.c5.large",
+                      "InitialInstanceCount": 1}  # fmt: skip
+    sm = client()
+    with Stubber(sm) as stub:  # the shape is valid to botocore's model
+        expect_records(stub, {**config, "ModelName": ANY})
+        endpoint.create_records(aws(ENDPOINT_TYPE="instance", ENDPOINT_INSTANCE_TYPE="ml.c5.large"), sm, VERSION,
+                                "titanic-survival-v3-20261126000000", TAGS)  # fmt: skip
+        stub.assert_no_pending_responses()
+
+
+def test_a_redeploy_updates_the_endpoint_and_removes_the_old_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    names: list[str] = []
+    real = endpoint.object_name
+    monkeypatch.setattr(
+        endpoint, "object_name", lambda settings, version: names.append(real(settings, version)) or "NEW"
+    )
+    sm = client()
+    with Stubber(sm) as stub:
+        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": ANY, "ServerlessConfig": ANY})
+        stub.add_response("describe_endpoint", described("InService", "old-config"))
+        stub.add_response("describe_endpoint_config", OLD_CONFIG, {"EndpointConfigName": "old-config"})
+        stub.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN},
+                          {"EndpointName": "titanic-survival", "EndpointConfigName": "NEW"})  # fmt: skip
+        stub.add_response("describe_endpoint", described("Updating", "old-config"))
+        stub.add_response("describe_endpoint", described("InService", "NEW"))
+        stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": "old-config"})
+        stub.add_response("delete_model", {}, {"ModelName": "old-model"})
+        done = endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
+        stub.assert_no_pending_responses()
+    assert done.startswith("endpoint titanic-survival now serves version 3 (NEW); old-config removed")
+    assert names[0].startswith("titanic-survival-v3-")  # endpoint, version, time: one name for model and config
+
+
+def test_a_failed_update_leaves_the_old_version_serving_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(endpoint, "object_name", lambda settings, version: "NEW")
+    sm = client()
+    with Stubber(sm) as stub:
+        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": ANY, "ServerlessConfig": ANY})
+        stub.add_response("describe_endpoint", described("InService", "old-config"))
+        stub.add_response("describe_endpoint_config", OLD_CONFIG)
+        stub.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN})
+        stub.add_response("describe_endpoint", described("Updating", "old-config"))
+        stub.add_response("describe_endpoint", described("RollingBack", "old-config"))
+        stub.add_response("describe_endpoint", described(
+            "InService", "old-config", FailureReason="The primary container for production variant AllTraffic did "
+            "not pass the ping health check."))  # fmt: skip
+        stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": "NEW"})
+        stub.add_response("delete_model", {}, {"ModelName": "NEW"})
+        with pytest.raises(
+            endpoint.EndpointError,
+            match=r"update of titanic-survival to version 3 failed \(The "
+            r"primary container.*\); SageMaker keeps the old configuration old-config serving",
+        ):
+            endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
+        stub.assert_no_pending_responses()  # the old config and model were not touched
+
+
+def test_a_first_deploy_that_fails_says_why_and_how_to_remove_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(endpoint, "object_name", lambda settings, version: "NEW")
+    sm = client()
+    with Stubber(sm) as stub:
+        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": ANY, "ServerlessConfig": ANY})
+        not_found(stub)
+        stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN})
+        stub.add_response("describe_endpoint", described("Failed", "NEW", FailureReason="image not found"))
+        with pytest.raises(endpoint.EndpointError, match="is Failed: image not found; 'make undeploy' removes"):
+            endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
+
+
+def test_the_cost_is_said_before_deploying() -> None:
+    assert "per GB-second" in endpoint.cost_words(aws(), None) and "nothing while idle" in endpoint.cost_words(
+        aws(), None
+    )
+    assert "/hour" in endpoint.cost_words(aws(ENDPOINT_TYPE="instance", TARGET="local"), None)

@@ -1,0 +1,133 @@
+"""The model registry against moto: version numbering, metadata and metrics round-trip, the
+approval gate both ways, duplicate registration refused, the listing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from conftest import shipped
+
+from launcher import records, registry
+from launcher.settings import load
+
+BUCKET = "titanic-sagemaker-toolkit-demo"
+IMAGE = {"uri": "127.0.0.1:5055/titanic-lightgbm:sha256-abc", "digest": "sha256:" + "d" * 64, "image_id": "x"}
+
+
+def settings(**changes: str) -> Any:
+    return load({**shipped(), **changes})
+
+
+def verified_run(runs: Path, job: str, val_auc: float) -> None:
+    """A verified run record, its unpacked metrics and its artifact in the (emulated) S3."""
+    key = f"titanic/output/{job}/output/model.tar.gz"
+    boto3.client("s3", region_name="us-east-1").put_object(Bucket=BUCKET, Key=key, Body=b"model")
+    model_dir = runs / job / "model"
+    model_dir.mkdir(parents=True)
+    (model_dir / "metrics.json").write_text(json.dumps({"val_auc": val_auc, "val_accuracy": 0.85}))
+    records.write_record(runs, {
+        "job_name": job, "status": "Completed", "model_artifact": f"s3://{BUCKET}/{key}", "image": IMAGE,
+        "data": {"train": {"sha256": "t" * 64}, "validation": {"sha256": "v" * 64}}, "toolkit_commit": "abc123",
+        "verification": {"verified": True, "local_dir": str(runs / job), "model_tar_sha256": "m" * 64},
+    })  # fmt: skip
+
+
+@pytest.fixture
+def account(moto_endpoint: str) -> boto3.Session:
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+    return boto3.Session(region_name="us-east-1")
+
+
+def test_register_pins_the_image_by_digest_and_keeps_the_runs_facts(account: boto3.Session, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-001", 0.89)
+    verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-002", 0.91)
+    first = registry.register(settings(), runs, "titanic-lgbm-2026-11-26-10-00-00-001", account)
+    second = registry.register(settings(), runs, "", account)  # the latest verified run
+    assert (first["version"], second["version"]) == (1, 2)
+    sm = account.client("sagemaker")
+    version = sm.describe_model_package(ModelPackageName=first["arn"])
+    assert version["ModelApprovalStatus"] == "PendingManualApproval"
+    container = version["InferenceSpecification"]["Containers"][0]
+    assert container["Image"] == f"127.0.0.1:5055/titanic-lightgbm@{IMAGE['digest']}"
+    assert container["ModelDataUrl"].endswith("titanic-lgbm-2026-11-26-10-00-00-001/output/model.tar.gz")
+    assert "text/csv" in version["InferenceSpecification"]["SupportedContentTypes"]
+    assert "ml.m5.large" in version["InferenceSpecification"]["SupportedRealtimeInferenceInstanceTypes"]
+    meta = version["CustomerMetadataProperties"]
+    assert meta["TrainingJob"] == "titanic-lgbm-2026-11-26-10-00-00-001" and meta["TrainSha256"] == "t" * 64
+    assert meta["ImageDigest"] == IMAGE["digest"] and meta["ToolkitCommit"] == "abc123"
+    assert registry.val_auc(account.client("s3"), version) == 0.89  # the report round-trips through S3
+    kept = records.read_record(records.record_path(runs, "titanic-lgbm-2026-11-26-10-00-00-001"))
+    assert kept["registry"]["version"] == 1
+    tags = sm.list_tags(ResourceArn=sm.describe_model_package_group(ModelPackageGroupName="titanic-survival")[
+        "ModelPackageGroupArn"])["Tags"]  # fmt: skip
+    assert {"Key": "created-by", "Value": "titanic-sagemaker-toolkit"} in tags
+
+
+def test_a_run_is_registered_once_and_an_unverified_one_never(account: boto3.Session, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-001", 0.89)
+    registry.register(settings(), runs, "", account)
+    with pytest.raises(registry.RegistryError, match="is already version 1 of titanic-survival"):
+        registry.register(settings(), runs, "titanic-lgbm-2026-11-26-10-00-00-001", account)
+    records.write_record(runs, {"job_name": "titanic-lgbm-failed", "status": "Failed"})
+    with pytest.raises(records.RecordError, match="job titanic-lgbm-failed is Failed; register only a verified"):
+        registry.register(settings(), runs, "titanic-lgbm-failed", account)
+
+
+def test_the_approval_gate_refuses_a_weak_version_and_records_who_approved(account: boto3.Session,
+                                                                          tmp_path: Path) -> None:  # fmt: skip
+    runs = tmp_path / "runs"
+    verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-001", 0.84)
+    registry.register(settings(), runs, "", account)
+    with pytest.raises(registry.RegistryError, match=r"val_auc 0\.8400, below APPROVAL_MIN_AUC 0\.85; it stays Pend"):
+        registry.decide(settings(), account, approve=True, version="", reason="")
+    done = registry.decide(settings(APPROVAL_MIN_AUC="0.8"), account, approve=True, version="1", reason="ticket 7")
+    assert "PendingManualApproval -> Approved" in done
+    version = registry.pick_version(account.client("sagemaker"), "titanic-survival", "1", None)
+    assert version["ModelApprovalStatus"] == "Approved"
+    me = account.client("sts").get_caller_identity()["Arn"]
+    assert version["ApprovalDescription"] == f"approved by {me}: val_auc 0.8400 >= APPROVAL_MIN_AUC 0.8; ticket 7"
+    assert version["CustomerMetadataProperties"]["TrainingJob"] == "titanic-lgbm-2026-11-26-10-00-00-001"
+    with pytest.raises(registry.RegistryError, match="version 1 of titanic-survival is already Approved"):
+        registry.decide(settings(APPROVAL_MIN_AUC="0.8"), account, approve=True, version="1", reason="")
+
+
+def test_reject_needs_a_reason_and_takes_the_newest_pending(account: boto3.Session, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-001", 0.9)
+    verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-002", 0.9)
+    registry.register(settings(), runs, "titanic-lgbm-2026-11-26-10-00-00-001", account)
+    registry.register(settings(), runs, "titanic-lgbm-2026-11-26-10-00-00-002", account)
+    with pytest.raises(registry.RegistryError, match="REASON is empty"):
+        registry.decide(settings(), account, approve=False, version="", reason=" ")
+    assert "version 2 of titanic-survival: PendingManualApproval -> Rejected" in registry.decide(
+        settings(), account, approve=False, version="", reason="leaks the validation split"
+    )
+    with pytest.raises(registry.RegistryError, match="has no version 9"):
+        registry.decide(settings(), account, approve=True, version="9", reason="")
+    listing = registry.table(settings(), account)
+    assert "Rejected" in listing and "PendingManualApproval" in listing
+    assert "titanic-lgbm-2026-11-26-10-00-00-002" in listing and "0.9000" in listing
+
+
+def test_a_group_someone_else_made_is_not_used(account: boto3.Session, tmp_path: Path) -> None:
+    account.client("sagemaker").create_model_package_group(ModelPackageGroupName="titanic-survival")
+    runs = tmp_path / "runs"
+    verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-001", 0.9)
+    with pytest.raises(registry.RegistryError, match="exists without the toolkit's created-by tag"):
+        registry.register(settings(), runs, "", account)
+
+
+def test_image_by_digest_keeps_a_registry_port() -> None:
+    digest = "sha256:" + "0" * 64
+    assert (
+        registry.image_by_digest({"uri": "127.0.0.1:5055/repo:tag", "digest": digest})
+        == f"127.0.0.1:5055/repo@{digest}"
+    )
+    assert registry.image_by_digest({"uri": "1.dkr.ecr.us-east-1.amazonaws.com/a/b:t", "digest": digest}).endswith(
+        f"/a/b@{digest}")  # fmt: skip
