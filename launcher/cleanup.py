@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,30 +86,36 @@ class Kind:
     arn_key: str
     remove: str  # client method; called with {param: name}
     param: str
-    in_progress_only: bool  # jobs: stop the running ones; models: delete any
-
-    def names_start(self, settings: Settings) -> str:
-        return f"{settings.base_job_name}-predict-" if self.noun != "training job" else f"{settings.base_job_name}-"
+    in_progress_only: bool  # jobs: stop the running ones; the rest: delete any
+    prefix: Callable[[Settings], str]  # the toolkit's names start so
 
 
 KINDS = (
     Kind("training job", "list_training_jobs", "TrainingJobSummaries", "TrainingJobName", "TrainingJobArn",
-         "stop_training_job", "TrainingJobName", in_progress_only=True),
+         "stop_training_job", "TrainingJobName", True, lambda s: f"{s.base_job_name}-"),
     Kind("transform job", "list_transform_jobs", "TransformJobSummaries", "TransformJobName", "TransformJobArn",
-         "stop_transform_job", "TransformJobName", in_progress_only=True),
-    Kind("model", "list_models", "Models", "ModelName", "ModelArn", "delete_model", "ModelName",
-         in_progress_only=False),
+         "stop_transform_job", "TransformJobName", True, lambda s: f"{s.base_job_name}-predict-"),
+    Kind("endpoint", "list_endpoints", "Endpoints", "EndpointName", "EndpointArn", "delete_endpoint",
+         "EndpointName", False, lambda s: s.endpoint_name),
+    Kind("endpoint config", "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName", "EndpointConfigArn",
+         "delete_endpoint_config", "EndpointConfigName", False, lambda s: f"{s.endpoint_name}-v"),
+    Kind("model", "list_models", "Models", "ModelName", "ModelArn", "delete_model", "ModelName", False,
+         lambda s: f"{s.base_job_name}-predict-"),
+    Kind("model", "list_models", "Models", "ModelName", "ModelArn", "delete_model", "ModelName", False,
+         lambda s: f"{s.endpoint_name}-v"),
 )  # fmt: skip
 
 
 def clean_sagemaker(settings: Settings, sm: Any, caller_arn: str, plan: Plan, kind: Kind) -> None:
     """Stop the caller's own jobs still in progress (or delete the caller's own models) that
     carry the toolkit's tag; anyone else's are left alone and said so."""
-    me, prefix = launched_by_value(caller_arn), kind.names_start(settings)
+    me, prefix = launched_by_value(caller_arn), kind.prefix(settings)
     action = sm.meta.method_to_api_mapping[kind.lister]
     try:
         filters = {"StatusEquals": "InProgress"} if kind.in_progress_only else {}
-        pages = sm.get_paginator(kind.lister).paginate(NameContains=prefix.rstrip("-"), **filters)
+        pages = sm.get_paginator(kind.lister).paginate(
+            NameContains=prefix.removesuffix("-v").removesuffix("-"), **filters
+        )
         summaries = [s for page in pages for s in page[kind.listed]]
     except (ClientError, BotoCoreError) as exc:
         state = " in progress" if kind.in_progress_only else ""
@@ -128,6 +136,50 @@ def clean_sagemaker(settings: Settings, sm: Any, caller_arn: str, plan: Plan, ki
             verb = "stop" if kind.in_progress_only else "delete"
             what = f"{'in-progress ' if kind.in_progress_only else ''}{kind.noun} {name} ({verb})"
             plan.act(what, lambda n=name: getattr(sm, kind.remove)(**{kind.param: n}))
+
+
+def clean_model_packages(settings: Settings, sm: Any, caller_arn: str, plan: Plan) -> None:
+    """The caller's own versions in the toolkit's (tagged) model package group. moto has no
+    DeleteModelPackage: on the embedded stack they are listed and kept, and said so."""
+    group = settings.model_package_group
+    try:
+        arn = sm.describe_model_package_group(ModelPackageGroupName=group)["ModelPackageGroupArn"]
+    except ClientError:
+        return  # no group, nothing registered
+    try:
+        tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn).get("Tags", [])}
+        pages = sm.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group)
+        versions = [s for page in pages for s in page["ModelPackageSummaryList"]]
+    except (ClientError, BotoCoreError) as exc:
+        raise _failed(f"listing the versions of model package group {group}", exc) from None
+    if not _ours(tags):
+        log.info("not ours, left alone: model package group %s (no %s tag)", group, TOOLKIT_TAG[0])
+        return
+    me = launched_by_value(caller_arn)
+    for version in versions:
+        if settings.local:  # moto can neither delete a version nor read its tags
+            log.info("kept: model package %s version %s (the embedded stack cannot delete model packages: moto has "
+                     "no DeleteModelPackage)", group, version.get("ModelPackageVersion"))  # fmt: skip
+            continue
+        try:
+            found = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=version["ModelPackageArn"]).get("Tags", [])}
+        except (ClientError, BotoCoreError) as exc:
+            raise _failed(f"reading the tags of {version['ModelPackageArn']}", exc) from None
+        what = f"model package {group} version {version.get('ModelPackageVersion')}"
+        if found.get(LAUNCHED_BY_TAG) != me:
+            log.info("left alone: %s was registered by %s, not by you", what, found.get(LAUNCHED_BY_TAG))
+        else:
+            plan.act(what, lambda a=version["ModelPackageArn"]: sm.delete_model_package(ModelPackageName=a))
+
+
+def clean_local_endpoint(settings: Settings, plan: Plan) -> None:
+    """The embedded stack's serving containers for ENDPOINT_NAME (make deploy's)."""
+    from launcher.endpoint import local_containers  # noqa: PLC0415 - only the embedded stack has them
+
+    for container in local_containers(settings.endpoint_name):
+        remove = ["docker", "rm", "-f", container["id"]]
+        plan.act(f"local endpoint container {container['id']} (version {container['version']})",
+                 lambda r=remove: subprocess.run(r, capture_output=True, check=True))  # fmt: skip
 
 
 def _repository(settings: Settings, ecr: Any) -> tuple[str, bool] | None:
@@ -267,8 +319,11 @@ def run(
     plan = Plan(confirm=confirm)
     caller = whoami(session)
     sm = session.client("sagemaker")
+    if settings.local:
+        clean_local_endpoint(settings, plan)
     for kind in KINDS:
         clean_sagemaker(settings, sm, caller.arn, plan, kind)
+    clean_model_packages(settings, sm, caller.arn, plan)
     clean_images(settings, session.client("ecr"), plan, image_record)
     s3 = session.client("s3")
     clean_prefix(settings, s3, settings.data_prefix, plan, deployed / "uploaded")

@@ -69,6 +69,8 @@ def template_values(settings: Settings, caller: Caller) -> dict[str, str]:
         "PREDICTIONS_PREFIX": settings.predictions_prefix,
         "ECR_REPOSITORY": settings.ecr_repository,
         "BASE_JOB_NAME": settings.base_job_name,
+        "MODEL_PACKAGE_GROUP": settings.model_package_group,
+        "ENDPOINT_NAME": settings.endpoint_name,
         "ROLE_PATH": role.path,
         "ROLE_NAME": role.name,
     }

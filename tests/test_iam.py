@@ -304,10 +304,13 @@ def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Ite
     _moto_api(pipe, "start-recording")
     run = pipe.make("all", **as_user(runner))
     predict = pipe.make("predict", **as_user(runner))
+    lifecycle = [pipe.make(verb, **as_user(runner)) for verb in ("register", "approve", "deploy", "invoke", "models",
+                                                                 "undeploy")]  # fmt: skip
     listing = pipe.make("clean-resources", CONFIRM="yes", **as_user(runner))
     _moto_api(pipe, "stop-recording")
     recording = _moto_api(pipe, "download-recording", method="GET")
-    yield {"pipe": pipe, "bootstrap": bootstrap, "run": run, "predict": predict, "listing": listing,
+    yield {"pipe": pipe, "bootstrap": bootstrap, "run": run, "predict": predict, "lifecycle": lifecycle,
+           "listing": listing,
            "policy": docs["runner-policy"], "admin": admin, "runner": runner,
            "used": actions_in(recording)}  # fmt: skip
     pipe.cleanup()
@@ -322,6 +325,8 @@ def test_the_pipeline_runs_with_only_the_runner_policy_after_the_set_up(enforced
     predict = enforced["predict"]
     assert predict.returncode == 0, predict.stdout[-2000:] + predict.stderr[-3000:]
     assert "(418 rows," in predict.stderr
+    for step in enforced["lifecycle"]:  # register, approve, deploy, invoke, models, undeploy
+        assert step.returncode == 0, [*step.args[2:3], step.stdout[-1500:], step.stderr[-3000:]]
     assert enforced["listing"].returncode == 0, enforced["listing"].stderr
     # Enforcement was really on: unknown credentials are refused.
     stranger = client_as(enforced["pipe"], {"id": "AKIAUNKNOWN000000000", "secret": "x"}, "s3")

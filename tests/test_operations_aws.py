@@ -236,6 +236,9 @@ class WithSageMaker(boto3.Session):
         return self.sm if name == "sagemaker" else super().client(name, *args, **kwargs)
 
 
+DAY = datetime(2026, 11, 26, tzinfo=UTC)
+
+
 def _summary(name: str) -> dict[str, Any]:
     return {"TrainingJobName": name, "TrainingJobArn": ARN.replace(JOB, name), "TrainingJobStatus": "InProgress",
             "CreationTime": datetime(2026, 11, 26, tzinfo=UTC)}  # fmt: skip
@@ -265,6 +268,15 @@ def test_clean_up_stops_only_the_callers_own_tagged_jobs(moto_endpoint: str, tmp
         stub.add_response("list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": me}]},
                           {"ResourceArn": transform_arn})  # fmt: skip
         stub.add_response("stop_transform_job", {}, {"TransformJobName": predict})
+        # make deploy's endpoint, its configs and models: a teammate's endpoint is left alone.
+        endpoint_arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/titanic-survival"
+        stub.add_response("list_endpoints", {"Endpoints": [
+            {"EndpointName": "titanic-survival", "EndpointArn": endpoint_arn, "EndpointStatus": "InService",
+             "CreationTime": DAY, "LastModifiedTime": DAY}]},
+            {"NameContains": "titanic-survival"})  # fmt: skip
+        stub.add_response("list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": "arn:aws:iam::1:user/bob"}]},
+                          {"ResourceArn": endpoint_arn})  # fmt: skip
+        stub.add_response("list_endpoint_configs", {"EndpointConfigs": []}, {"NameContains": "titanic-survival"})
         models = {n: f"arn:aws:sagemaker:us-east-1:123456789012:model/{n}" for n in (predict, predict + "1")}
         stub.add_response("list_models", {"Models": [
             {"ModelName": n, "ModelArn": a, "CreationTime": datetime(2026, 11, 26, tzinfo=UTC)}
@@ -274,6 +286,8 @@ def test_clean_up_stops_only_the_callers_own_tagged_jobs(moto_endpoint: str, tmp
         stub.add_response("delete_model", {}, {"ModelName": predict})
         stub.add_response("list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": "arn:aws:iam::1:user/bob"}]},
                           {"ResourceArn": models[predict + "1"]})  # fmt: skip
+        stub.add_response("list_models", {"Models": []}, {"NameContains": "titanic-survival"})
+        stub.add_client_error("describe_model_package_group", "ValidationException", "does not exist", 400)
         plan = cleanup.run(aws_settings(), "resources", WithSageMaker(sm), confirm=True, deployed=tmp_path,
                            image_record=tmp_path / "image.json")  # fmt: skip
         stub.assert_no_pending_responses()  # exactly one stop of each job kind and one DeleteModel, all the caller's
