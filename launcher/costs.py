@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 COLUMNS = ("job", "target", "status", "instance", "spot", "train s", "bill s", "savings", "USD/h", "cost", "on demand")
 
 
@@ -65,7 +67,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no run records in {args.runs_dir}; run 'make train' first", file=sys.stderr)
         return 1
     print(table(records))
+    print(live_endpoint_line(), flush=True)
     return 0
+
+
+def live_endpoint_line() -> str:
+    """The live endpoint and its running cost: unlike a job, it costs money while it exists."""
+    from launcher.endpoint import live_summary  # noqa: PLC0415 - the AWS part of an offline table
+    from launcher.settings import SettingsError, load  # noqa: PLC0415
+
+    try:
+        settings = load()
+    except SettingsError:
+        return "endpoint: unknown (the settings do not check; make validate)"
+    return live_summary(settings, boto3.Session(region_name=settings.region))
 
 
 if __name__ == "__main__":

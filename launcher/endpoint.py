@@ -239,16 +239,42 @@ def deploy(settings: Settings, session: boto3.Session, *, sleep: Any = time.slee
     return deploy_aws(settings, sm, version, tags, sleep=sleep)
 
 
+def live_summary(settings: Settings, session: boto3.Session, now: datetime | None = None) -> str:
+    """ENDPOINT_NAME if it exists: status, version, type and what it has cost so far (an
+    instance endpoint bills per hour from its creation; a serverless one per request)."""
+    now = now or datetime.now(UTC)
+    try:
+        found = describe(session.client("sagemaker"), settings.endpoint_name)
+    except (ClientError, BotoCoreError) as exc:
+        return f"endpoint {settings.endpoint_name}: unknown ({exc})"
+    if found is None:
+        return f"endpoint {settings.endpoint_name}: none (nothing billed)"
+    sm = session.client("sagemaker")
+    config = sm.describe_endpoint_config(EndpointConfigName=found["EndpointConfigName"])["ProductionVariants"][0]
+    hours = (now - found["CreationTime"]).total_seconds() / 3600
+    where = (
+        f"endpoint {settings.endpoint_name}: {found['EndpointStatus']}, {found['EndpointConfigName']}, up {hours:.1f} h"
+    )
+    if settings.local:
+        return f"{where}; local mode: not billed"
+    if "ServerlessConfig" in config:
+        return f"{where}; serverless: billed per request only (nothing while idle)"
+    price, _ = PriceBook(settings.region, pricing_client(session, settings.region)).lookup(config["InstanceType"])
+    so_far = (
+        "unknown" if price is None else f"${hours * price.usd_per_hour * config.get('InitialInstanceCount', 1):.4f}"
+    )
+    return f"{where}; {config['InstanceType']}: {so_far} so far, billed while it exists"
+
+
 # ---- invoke and undeploy ------------------------------------------------------------------
 
 
 def _answers_table(body: bytes) -> str:
-    lines = ["PassengerId  probability  survived"]
+    """PassengerId, probability (as the model gave it, every digit) and prediction per row."""
+    lines = [f"{'PassengerId':>11}  {'probability':<20}  survived"]
     for row in csv.reader(io.StringIO(body.decode())):
-        if len(row) == 3:
-            lines.append(f"{row[0]:>11}  {float(row[1]):>11.4f}  {row[2]:>8}")
-        elif len(row) == 2:
-            lines.append(f"{'-':>11}  {float(row[0]):>11.4f}  {row[1]:>8}")
+        pid, probability, survived = row if len(row) == 3 else ["-", *row]
+        lines.append(f"{pid:>11}  {probability:<20}  {survived:>8}")
     return "\n".join(lines)
 
 

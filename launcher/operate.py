@@ -161,6 +161,9 @@ def run(settings: Settings, verb: str, runs_dir: Path, job: str, session: boto3.
             book = PriceBook(settings.region, pricing_client(session, settings.region))
             rows = status_rows_aws(settings, session.client("sagemaker"), book, datetime.now(UTC))
         print(render_status(rows), flush=True)
+        from launcher.endpoint import live_summary  # noqa: PLC0415 - endpoints are a second, optional part
+
+        print(live_summary(settings, session), flush=True)
         return 0
     name = job_name_or_latest(runs_dir, job)
     if settings.local:

@@ -144,3 +144,41 @@ def test_the_cost_is_said_before_deploying() -> None:
         aws(), None
     )
     assert "/hour" in endpoint.cost_words(aws(ENDPOINT_TYPE="instance", TARGET="local"), None)
+
+
+class StubbedSession(boto3.Session):
+    def __init__(self, sm: Any) -> None:
+        super().__init__(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+        self.sm = sm
+
+    def client(self, name: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if name == "sagemaker":
+            return self.sm
+        denied = boto3.client(name, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+        stub = Stubber(denied)
+        stub.add_client_error("get_products", "AccessDeniedException", "no pricing here", 400)
+        stub.activate()  # the Pricing API refuses: the dated snapshot answers
+        return denied
+
+
+def test_status_and_cost_show_a_live_instance_endpoints_running_cost() -> None:
+    sm = client()
+    created = datetime(2026, 11, 26, 8, tzinfo=UTC)
+    with Stubber(sm) as stub:
+        stub.add_response("describe_endpoint", described("InService", "c", CreationTime=created))
+        variant = {
+            "VariantName": "AllTraffic",
+            "ModelName": "m",
+            "InstanceType": "ml.m5.large",
+            "InitialInstanceCount": 1,
+        }
+        stub.add_response("describe_endpoint_config", {**OLD_CONFIG, "ProductionVariants": [variant]})
+        line = endpoint.live_summary(aws(ENDPOINT_TYPE="instance"), StubbedSession(sm),
+                                     now=datetime(2026, 11, 26, 18, tzinfo=UTC))  # fmt: skip
+    assert (
+        line
+        == "endpoint titanic-survival: InService, c, up 10.0 h; ml.m5.large: $1.1500 so far, billed while it exists"
+    )
+    with Stubber(sm) as stub:
+        not_found(stub)
+        assert endpoint.live_summary(aws(), StubbedSession(sm)) == "endpoint titanic-survival: none (nothing billed)"

@@ -494,3 +494,80 @@ def test_predict_refuses_a_model_that_was_not_verified(pipe: Pipeline) -> None:
         decoy.unlink()
     assert result.returncode != 0
     assert f"job {decoy.stem} is Failed; predict with only a verified model" in result.stderr
+
+
+def registered_and_approved(pipe: Pipeline) -> str:
+    """A new verified run, registered and approved: the job's name."""
+    job = trained_job(settled(pipe))
+    for verb in ("register", "approve"):
+        result = pipe.make(verb)
+        assert result.returncode == 0, result.stderr[-3000:]
+    return job
+
+
+def invoked(pipe: Pipeline) -> dict[str, float]:
+    result = pipe.make("invoke")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] and line.split()[0].isdigit()]
+    return {pid: float(probability) for pid, probability, _ in rows}
+
+
+def own_predictions(pipe: Pipeline, job: str) -> dict[str, float]:
+    """The registered artifact's own predictions on make invoke's default rows (test.csv's first 5)."""
+    model = joblib.load(pipe.root / "runs" / job / "model" / "model.joblib")
+    raw = pd.read_csv(REPO / "data/titanic/test.csv", dtype=str, keep_default_na=False, na_values=[""]).head(5)
+    probabilities = model.predict_proba(typed(raw, require_label=False, locate=str))[:, 1]
+    return dict(zip(raw["PassengerId"], probabilities.tolist(), strict=True))
+
+
+def serving_containers(pipe: Pipeline) -> list[str]:
+    listed = subprocess.run(["docker", "ps", "-q", "--filter", "label=com.titanic-toolkit.endpoint=titanic-survival"],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return listed.split()
+
+
+def test_register_approve_deploy_invoke_redeploy_undeploy(pipe: Pipeline) -> None:
+    first = registered_and_approved(pipe)
+    again = pipe.make("register", JOB=first)
+    assert again.returncode != 0 and f"job {first} is already version" in again.stderr
+    deployed = pipe.make("deploy")
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+    assert "nothing while idle" in deployed.stderr  # the cost is said before anything is made
+    assert invoked(pipe) == own_predictions(pipe, first)  # the approved version's artifact, to the last digit
+    # A second approved version: the redeploy serves it, and one container serves at a time.
+    second = registered_and_approved(pipe)
+    redeployed = pipe.make("deploy")
+    assert redeployed.returncode == 0, redeployed.stderr[-3000:]
+    assert invoked(pipe) == own_predictions(pipe, second)
+    assert len(serving_containers(pipe)) == 1
+    listing = pipe.make("models")
+    marked = [line for line in listing.stdout.splitlines() if line.startswith("*")]
+    assert len(marked) == 1 and marked[0].split()[-1] == second
+    address = re.search(r"at http://(127\.0\.0\.1:\d+)", redeployed.stderr).group(1)
+    bad = pipe.root / "bad.csv"
+    bad.write_text(
+        'PassengerId,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked\n1,3,"A, Mr. B",male,old,0,0,1,7,,S\n'
+    )
+    refused = pipe.make("invoke", ROWS=str(bad))
+    assert refused.returncode != 0 and "row 1: Age is 'old', expected a number >= 0 or blank" in refused.stderr
+    removed = pipe.make("undeploy")
+    assert removed.returncode == 0, removed.stderr[-3000:]
+    assert not serving_containers(pipe)
+    host, port = address.split(":")
+    with pytest.raises(OSError):
+        socket.create_connection((host, int(port)), timeout=2).close()
+    assert "*" not in "".join(line[:1] for line in pipe.make("models").stdout.splitlines())
+    assert pipe.make("invoke").returncode != 0
+
+
+def test_the_registry_refuses_misuse_with_a_reason(pipe: Pipeline) -> None:
+    ready(pipe)
+    reject = pipe.make("reject")
+    assert reject.returncode != 0 and "REASON is empty; say why" in reject.stderr
+    strict = pipe.make("approve", VERSION="999")
+    assert strict.returncode != 0 and "has no version 999" in strict.stderr
+    job = trained_job(settled(pipe))
+    assert pipe.make("register", JOB=job).returncode == 0
+    gate = pipe.make("approve", APPROVAL_MIN_AUC="0.99")
+    assert gate.returncode != 0 and "below APPROVAL_MIN_AUC 0.99; it stays PendingManualApproval" in gate.stderr
+    assert pipe.make("reject", REASON="not better than the last").returncode == 0

@@ -131,3 +131,32 @@ def test_image_by_digest_keeps_a_registry_port() -> None:
     )
     assert registry.image_by_digest({"uri": "1.dkr.ecr.us-east-1.amazonaws.com/a/b:t", "digest": digest}).endswith(
         f"/a/b@{digest}")  # fmt: skip
+
+
+def test_the_requests_as_they_leave_botocore(account: boto3.Session, tmp_path: Path) -> None:
+    """What AWS would receive: CreateModelPackage and UpdateModelPackage, validated by botocore
+    against SageMaker's API model before they are sent (moto answers them)."""
+    sent: dict[str, dict[str, Any]] = {}
+
+    def capture(params: dict[str, Any], model: Any, **_: Any) -> None:
+        sent.setdefault(model.name, json.loads(json.dumps(params)))
+
+    account.events.register("provide-client-params.sagemaker.*", capture)
+    runs = tmp_path / "runs"
+    verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-001", 0.9)
+    registry.register(settings(), runs, "", account)
+    registry.decide(settings(), account, approve=True, version="", reason="")
+    create, update = sent["CreateModelPackage"], sent["UpdateModelPackage"]
+    assert create["ModelPackageGroupName"] == "titanic-survival"
+    assert create["ModelApprovalStatus"] == "PendingManualApproval"
+    spec = create["InferenceSpecification"]
+    assert spec["SupportedContentTypes"] == ["text/csv", "application/json", "application/jsonlines"]
+    assert spec["SupportedResponseMIMETypes"] == ["text/csv", "application/json", "application/jsonlines"]
+    for kind in ("SupportedRealtimeInferenceInstanceTypes", "SupportedTransformInstanceTypes"):
+        assert "ml.m5.large" in spec[kind] and len(spec[kind]) <= registry.MAX_TYPES
+    assert create["ModelMetrics"]["ModelQuality"]["Statistics"] == {
+        "ContentType": "application/json",
+        "S3Uri": f"s3://{BUCKET}/titanic/output/titanic-lgbm-2026-11-26-10-00-00-001/output/metrics.json"}  # fmt: skip
+    assert {"Key": "created-by", "Value": "titanic-sagemaker-toolkit"} in create["Tags"]
+    assert update["ModelApprovalStatus"] == "Approved" and update["ApprovalDescription"].startswith("approved by ")
+    assert update["CustomerMetadataProperties"]["TrainingJob"] == "titanic-lgbm-2026-11-26-10-00-00-001"

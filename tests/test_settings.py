@@ -68,6 +68,12 @@ def test_config_env_is_plain_key_value() -> None:
         ({"OFFLINE_BASE_IMAGE": "$(evil)"}, "OFFLINE_BASE_IMAGE: '$(evil)' is not a Docker image reference"),
         ({"BASE_IMAGE_FALLBACK": "pull"}, "BASE_IMAGE_FALLBACK: is 'pull'; use one of offline, none"),
         ({"LOCK_WAIT": "soon"}, "LOCK_WAIT: is 'soon', not a whole number"),
+        ({"ENDPOINT_TYPE": "lambda"}, "ENDPOINT_TYPE: is 'lambda'; use one of serverless, instance"),
+        ({"SERVERLESS_MEMORY_MB": "1500"}, "serverless endpoints take 1024, 2048, 3072, 4096, 5120 or 6144"),
+        ({"SERVERLESS_MAX_CONCURRENCY": "500"}, "SERVERLESS_MAX_CONCURRENCY: is 500; use a number from 1 to 200"),
+        ({"APPROVAL_MIN_AUC": "1.5"}, "APPROVAL_MIN_AUC: is 1.5; use a decimal from 0.5 to 1.0"),
+        ({"MODEL_PACKAGE_GROUP": "titanic_models"}, "MODEL_PACKAGE_GROUP: 'titanic_models' must be letters, digits"),
+        ({"ENDPOINT_INSTANCE_TYPE": "ml.m5.lorge"}, "ENDPOINT_INSTANCE_TYPE: 'ml.m5.lorge' is not a SageMaker endpoint"),
     ],
 )
 def test_each_broken_rule_names_the_variable_and_the_fix(changes: dict[str, str], line: str) -> None:
