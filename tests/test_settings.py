@@ -73,7 +73,7 @@ def test_config_env_is_plain_key_value() -> None:
         ({"SERVERLESS_MAX_CONCURRENCY": "500"}, "SERVERLESS_MAX_CONCURRENCY: is 500; use a number from 1 to 200"),
         ({"APPROVAL_MIN_AUC": "1.5"}, "APPROVAL_MIN_AUC: is 1.5; use a decimal from 0.5 to 1.0"),
         ({"MODEL_PACKAGE_GROUP": "titanic_models"}, "MODEL_PACKAGE_GROUP: 'titanic_models' must be letters, digits"),
-        ({"ENDPOINT_INSTANCE_TYPE": "ml.m5.lorge"}, "ENDPOINT_INSTANCE_TYPE: 'ml.m5.lorge' is not a SageMaker endpoint"),
+        ({"ENDPOINT_INSTANCE_TYPE": "ml.m5.lorge"}, "ENDPOINT_INSTANCE_TYPE: 'ml.m5.lorge' is not a SageMaker"),
     ],
 )
 def test_each_broken_rule_names_the_variable_and_the_fix(changes: dict[str, str], line: str) -> None:
