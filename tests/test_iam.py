@@ -159,6 +159,9 @@ def test_trust_policy_is_sagemaker_only_with_confused_deputy_conditions() -> Non
     assert statement["Condition"]["ArnLike"]["aws:SourceArn"] == [
         "arn:aws:sagemaker:us-east-1:123456789012:training-job/titanic-lgbm-*",
         "arn:aws:sagemaker:us-east-1:123456789012:transform-job/titanic-lgbm-predict-*",
+        "arn:aws:sagemaker:us-east-1:123456789012:model/titanic-lgbm-predict-*",
+        "arn:aws:sagemaker:us-east-1:123456789012:model/titanic-survival-v*",
+        "arn:aws:sagemaker:us-east-1:123456789012:endpoint/titanic-survival",
     ]
 
 
