@@ -202,9 +202,11 @@ def deploy_local(settings: Settings, session: boto3.Session, version: dict[str, 
     local = sdk.session(settings, session, serving)
     name = object_name(settings, number)
     try:
+        # Local mode's create_endpoint already waits for /ping; the SDK's own wait would only
+        # sleep 30 s more before asking.
         Model(image_uri=container["Image"], model_data=container["ModelDataUrl"], role=settings.role_arn,
               name=name, sagemaker_session=local).deploy(initial_instance_count=1, instance_type="local",
-                                                         endpoint_name=name, wait=True)  # fmt: skip
+                                                         endpoint_name=name, wait=False)  # fmt: skip
     except Exception as exc:
         for started in local_containers(endpoint):
             if started["id"] not in {o["id"] for o in old}:
@@ -221,8 +223,11 @@ def deploy_local(settings: Settings, session: boto3.Session, version: dict[str, 
         sm.delete_endpoint(EndpointName=endpoint)
         _delete(sm, old_config, old_model)
     sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name, Tags=tags)
-    where = local_containers(endpoint)
-    return f"endpoint {endpoint} serves version {number} at http://{where[0]['address']} (local mode; {name})"
+    where = [c["address"] for c in local_containers(endpoint) if c["version"] == str(number)]
+    if not where:
+        raise EndpointError(f"version {number} answered /ping and then stopped; its log: docker logs of the last "
+                            f"container labelled {ENDPOINT_LABEL}={endpoint}")  # fmt: skip
+    return f"endpoint {endpoint} serves version {number} at http://{where[0]} (local mode; {name})"
 
 
 def deploy(settings: Settings, session: boto3.Session, *, sleep: Any = time.sleep) -> str:
