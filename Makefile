@@ -246,25 +246,31 @@ predict: $(AWS_READY) $(BOOTSTRAP) | $(STAMPS)/config $(PREFLIGHT) ## Batch-tran
 REGISTRY := $(PY) -m launcher.registry
 ENDPOINT := $(PY) -m launcher.endpoint
 
-.PHONY: register approve reject models deploy invoke undeploy
+.PHONY: register
 register: $(AWS_READY) | $(STAMPS)/config $(PREFLIGHT) ## Register a verified run (JOB=name, default the latest) as a new version, PendingManualApproval
 	$(LOCKED) $(REGISTRY) register --runs-dir $(RUNS) --job "$$JOB"
 
+.PHONY: approve
 approve: $(AWS_READY) | $(STAMPS)/config ## Approve a version (VERSION=n, default the newest pending) if its val_auc >= APPROVAL_MIN_AUC (REASON=... optional)
 	$(LOCKED) $(REGISTRY) approve --version "$$VERSION" --reason "$$REASON"
 
+.PHONY: reject
 reject: $(AWS_READY) | $(STAMPS)/config ## Reject a version (VERSION=n, default the newest pending) with REASON=...
 	$(LOCKED) $(REGISTRY) reject --version "$$VERSION" --reason "$$REASON"
 
+.PHONY: models
 models: $(AWS_READY) | $(STAMPS)/config ## The registry's versions: status, val_auc, created, training job, which one is deployed
 	$(REGISTRY) models
 
+.PHONY: deploy
 deploy: $(AWS_READY) | $(STAMPS)/config $(PREFLIGHT) ## Put the newest Approved version behind ENDPOINT_NAME (create, or update and wait); prints its cost
 	$(LOCKED) $(ENDPOINT) deploy
 
+.PHONY: invoke
 invoke: $(AWS_READY) | $(STAMPS)/config ## Ask the endpoint about ROWS=file.csv (default: 5 rows of test.csv): PassengerId, probability, prediction
 	$(ENDPOINT) invoke --rows "$$ROWS"
 
+.PHONY: undeploy
 undeploy: $(AWS_READY) | $(STAMPS)/config ## Delete the endpoint, its config and model (registry versions stay)
 	$(LOCKED) $(ENDPOINT) undeploy
 
