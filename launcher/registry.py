@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
-from titanic_model.inference import ACCEPT_TYPES, CONTENT_TYPES
+from titanic_model.contract import ACCEPT_TYPES, CONTENT_TYPES
 
 from launcher import logs, records
 from launcher.caller import CallerError, error_code, whoami

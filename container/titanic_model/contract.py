@@ -1,4 +1,5 @@
-"""SageMaker's training-container contract: where things are under /opt/ml.
+"""SageMaker's container contract: where things are under /opt/ml, and the media types the
+image serves (the registry advertises the same ones).
 
 The root can be moved with SAGEMAKER_BASE_DIR (the AWS training toolkit uses the same name),
 so the whole contract can be exercised in a temporary folder outside any container.
@@ -14,6 +15,13 @@ from pathlib import Path
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 DEFAULT_BASE_DIR = "/opt/ml"
 FAILURE_REASON_LIMIT = 1024  # SageMaker shows this many characters as FailureReason
+
+# What /invocations reads (Content-Type) and writes (Accept).
+CSV = "text/csv"
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+CONTENT_TYPES = (CSV, JSON, JSONLINES)
+ACCEPT_TYPES = (CSV, JSON, JSONLINES)
 
 MODEL_FILE = "model.joblib"
 METRICS_FILE = "metrics.json"

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from titanic_model.contract import ACCEPT_TYPES, CONTENT_TYPES, CSV, JSON, JSONLINES
 from titanic_model.data import KAGGLE_HEADER, REQUIRED_COLUMNS, DataError, typed
 from titanic_model.metrics import predicted_class
 
@@ -30,13 +31,8 @@ TEST_COLUMNS = ("PassengerId", "Pclass", "Name", "Sex", "Age", "SibSp", "Parch",
 TRAIN_COLUMNS = tuple(KAGGLE_HEADER.split(","))
 HEADERLESS = {len(TEST_COLUMNS): TEST_COLUMNS, len(TRAIN_COLUMNS): TRAIN_COLUMNS}
 
-CSV = "text/csv"
-JSON = "application/json"
-JSONLINES = "application/jsonlines"
 # Other spellings of JSON Lines that clients send; answered as application/jsonlines.
 _JSONLINES_ALIASES = ("application/jsonl", "application/x-jsonlines", "application/json-lines")
-CONTENT_TYPES = (CSV, JSON, JSONLINES)
-ACCEPT_TYPES = (CSV, JSON, JSONLINES)
 
 
 class RequestError(ValueError):
