@@ -23,6 +23,7 @@ import argparse
 import csv
 import io
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -42,6 +43,9 @@ from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, job_tags, lo
 log = logging.getLogger("endpoint")
 ENDPOINT_LABEL = "com.titanic-toolkit.endpoint"
 VERSION_LABEL = "com.titanic-toolkit.model-package-version"
+# Which embedded stack deployed it (its moto URL): two checkouts, or a checkout and the tests'
+# copies, may use the same ENDPOINT_NAME on one Docker engine without touching each other's.
+STACK_LABEL = "com.titanic-toolkit.stack"
 VERSION_TAG = "model-package-version"
 SETTLING = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 DEFAULT_ROWS = Path(__file__).resolve().parent.parent / "data/titanic/test.csv"
@@ -170,9 +174,14 @@ def _docker(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True)
 
 
+def stack_id() -> str:
+    return os.environ.get("AWS_ENDPOINT_URL", "")
+
+
 def local_containers(endpoint: str) -> list[dict[str, str]]:
-    """The running containers serving `endpoint`: id, version, host port."""
-    listed = _docker("ps", "--filter", f"label={ENDPOINT_LABEL}={endpoint}", "--format",
+    """The running containers serving `endpoint` for this embedded stack: id, version, host port."""
+    listed = _docker("ps", "--filter", f"label={ENDPOINT_LABEL}={endpoint}", "--filter",
+                     f"label={STACK_LABEL}={stack_id()}", "--format",
                      f'{{{{.ID}}}} {{{{.Label "{VERSION_LABEL}"}}}}')  # fmt: skip
     found = []
     for line in listed.stdout.splitlines():
@@ -197,7 +206,7 @@ def deploy_local(settings: Settings, session: boto3.Session, version: dict[str, 
     endpoint, number = settings.endpoint_name, version["ModelPackageVersion"]
     old = local_containers(endpoint)
     container = version["InferenceSpecification"]["Containers"][0]
-    labels = ((ENDPOINT_LABEL, endpoint), (VERSION_LABEL, str(number)))
+    labels = ((ENDPOINT_LABEL, endpoint), (VERSION_LABEL, str(number)), (STACK_LABEL, stack_id()))
     serving = sdk.Serving(port=_free_port(), detach=True, labels=labels)
     local = sdk.session(settings, session, serving)
     name = object_name(settings, number)

@@ -521,8 +521,10 @@ def own_predictions(pipe: Pipeline, job: str) -> dict[str, float]:
 
 
 def serving_containers(pipe: Pipeline) -> list[str]:
-    listed = subprocess.run(["docker", "ps", "-q", "--filter", "label=com.titanic-toolkit.endpoint=titanic-survival"],
-                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    """This copy's endpoint containers (a developer's own endpoint of the same name is another stack's)."""
+    labels = ["--filter", "label=com.titanic-toolkit.endpoint=titanic-survival",
+              "--filter", f"label=com.titanic-toolkit.stack={pipe.endpoint}"]  # fmt: skip
+    listed = subprocess.run(["docker", "ps", "-q", *labels], capture_output=True, text=True, check=True).stdout
     return listed.split()
 
 
