@@ -17,6 +17,11 @@ def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
+def sagemaker_tags(sm: Any, arn: str) -> dict[str, str]:
+    """A SageMaker resource's tags as a mapping (ListTags)."""
+    return {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn).get("Tags", [])}
+
+
 class CallerError(RuntimeError):
     """No usable credentials; the message says how to provide them."""
 

@@ -32,9 +32,17 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from launcher import logs
-from launcher.caller import CallerError, error_code, whoami
+from launcher.caller import CallerError, error_code, sagemaker_tags, whoami
 from launcher.iam import INLINE_POLICY_NAME
-from launcher.settings import LAUNCHED_BY_TAG, TOOLKIT_TAG, Settings, SettingsError, launched_by_value, load
+from launcher.settings import (
+    LAUNCHED_BY_TAG,
+    TOOLKIT_TAG,
+    Settings,
+    SettingsError,
+    is_toolkits,
+    launched_by_value,
+    load,
+)
 
 log = logging.getLogger("clean")
 
@@ -46,10 +54,6 @@ class CleanupError(RuntimeError):
 def _failed(what: str, exc: Exception) -> CleanupError:
     return CleanupError(f"{what} failed ({exc}); nothing after this point was checked or deleted. Fix the cause "
                         "(credentials, permissions from 'make iam-render', throttling) and rerun")  # fmt: skip
-
-
-def _ours(tags: dict[str, str]) -> bool:
-    return tags.get(TOOLKIT_TAG[0]) == TOOLKIT_TAG[1]
 
 
 @dataclass
@@ -125,10 +129,10 @@ def clean_sagemaker(settings: Settings, sm: Any, caller_arn: str, plan: Plan, ki
         if not name.startswith(prefix):
             continue
         try:
-            tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=summary[kind.arn_key]).get("Tags", [])}
+            tags = sagemaker_tags(sm, summary[kind.arn_key])
         except (ClientError, BotoCoreError) as exc:
             raise _failed(f"reading the tags of {name} (sagemaker:ListTags)", exc) from None
-        if not _ours(tags):
+        if not is_toolkits(tags):
             log.info("not ours, left alone: %s %s (no %s tag)", kind.noun, name, TOOLKIT_TAG[0])
         elif tags.get(LAUNCHED_BY_TAG) != me:
             log.info("left alone: %s %s was made by %s, not by you", kind.noun, name, tags.get(LAUNCHED_BY_TAG))
@@ -147,12 +151,12 @@ def clean_model_packages(settings: Settings, sm: Any, caller_arn: str, plan: Pla
     except ClientError:
         return  # no group, nothing registered
     try:
-        tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn).get("Tags", [])}
+        tags = sagemaker_tags(sm, arn)
         pages = sm.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group)
         versions = [s for page in pages for s in page["ModelPackageSummaryList"]]
     except (ClientError, BotoCoreError) as exc:
         raise _failed(f"listing the versions of model package group {group}", exc) from None
-    if not _ours(tags):
+    if not is_toolkits(tags):
         log.info("not ours, left alone: model package group %s (no %s tag)", group, TOOLKIT_TAG[0])
         return
     me = launched_by_value(caller_arn)
@@ -162,7 +166,7 @@ def clean_model_packages(settings: Settings, sm: Any, caller_arn: str, plan: Pla
                      "no DeleteModelPackage)", group, version.get("ModelPackageVersion"))  # fmt: skip
             continue
         try:
-            found = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=version["ModelPackageArn"]).get("Tags", [])}
+            found = sagemaker_tags(sm, version["ModelPackageArn"])
         except (ClientError, BotoCoreError) as exc:
             raise _failed(f"reading the tags of {version['ModelPackageArn']}", exc) from None
         what = f"model package {group} version {version.get('ModelPackageVersion')}"
@@ -196,7 +200,7 @@ def _repository(settings: Settings, ecr: Any) -> tuple[str, bool] | None:
         tags = {t["Key"]: t["Value"] for t in ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"]}
     except (ClientError, BotoCoreError) as exc:
         raise _failed(f"reading the tags of ECR repository {settings.ecr_repository}", exc) from None
-    return repo["repositoryArn"], _ours(tags)
+    return repo["repositoryArn"], is_toolkits(tags)
 
 
 def clean_images(settings: Settings, ecr: Any, plan: Plan, image_record: Path) -> None:
@@ -275,7 +279,7 @@ def _teardown_bucket(settings: Settings, s3: Any, plan: Plan, bootstrapped: Path
         if error_code(exc) != "NoSuchTagSet":
             raise _failed(f"reading the tags of s3://{settings.bucket}", exc) from None
         tags = {}
-    if not _ours(tags):
+    if not is_toolkits(tags):
         log.info("not ours, left alone: bucket s3://%s (no %s tag)", settings.bucket, TOOLKIT_TAG[0])
         return
 
@@ -298,7 +302,7 @@ def _teardown_role(settings: Settings, iam: Any, plan: Plan) -> None:
         if error_code(exc) == "NoSuchEntity":
             return
         raise _failed(f"reading role {name}", exc) from None
-    if not _ours({t["Key"]: t["Value"] for t in role.get("Tags", [])}):
+    if not is_toolkits({t["Key"]: t["Value"] for t in role.get("Tags", [])}):
         log.info("not ours, left alone: role %s", name)
         return
 

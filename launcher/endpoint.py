@@ -36,9 +36,9 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from launcher import logs, registry
-from launcher.caller import CallerError, error_code, whoami
+from launcher.caller import CallerError, error_code, sagemaker_tags, whoami
 from launcher.pricing import PriceBook, pricing_client
-from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, job_tags, load
+from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, is_toolkits, job_tags, load
 
 log = logging.getLogger("endpoint")
 ENDPOINT_LABEL = "com.titanic-toolkit.endpoint"
@@ -331,8 +331,7 @@ def undeploy(settings: Settings, session: boto3.Session) -> str:
             removed.append(f"container {container['id']} (version {container['version']})")
     found = describe(sm, endpoint)
     if found is not None:
-        tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=found["EndpointArn"]).get("Tags", [])}
-        if tags.get(TOOLKIT_TAG[0]) != TOOLKIT_TAG[1]:
+        if not is_toolkits(sagemaker_tags(sm, found["EndpointArn"])):
             raise EndpointError(f"endpoint {endpoint} lacks the toolkit's {TOOLKIT_TAG[0]} tag: it is not ours; "
                                 "left alone")  # fmt: skip
         config, model = _serving_objects(sm, found)

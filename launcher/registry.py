@@ -25,9 +25,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from titanic_model.contract import ACCEPT_TYPES, CONTENT_TYPES
 
 from launcher import logs, records
-from launcher.caller import CallerError, error_code, whoami
+from launcher.caller import CallerError, error_code, sagemaker_tags, whoami
 from launcher.pricing import PriceBook
-from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, instance_types, job_tags, load
+from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, instance_types, is_toolkits, job_tags, load
 
 log = logging.getLogger("registry")
 PENDING, APPROVED, REJECTED = "PendingManualApproval", "Approved", "Rejected"
@@ -78,8 +78,7 @@ def ensure_group(sm: Any, settings: Settings, tags: list[dict[str, str]]) -> str
             Tags=tags,
         )["ModelPackageGroupArn"]
     arn = group["ModelPackageGroupArn"]
-    found = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn).get("Tags", [])}
-    if found.get(TOOLKIT_TAG[0]) != TOOLKIT_TAG[1]:
+    if not is_toolkits(sagemaker_tags(sm, arn)):
         raise RegistryError(f"model package group {name} exists without the toolkit's {TOOLKIT_TAG[0]} tag: it is "
                             "someone else's; set MODEL_PACKAGE_GROUP to another name")  # fmt: skip
     return arn

@@ -325,6 +325,12 @@ def launched_by_value(principal_arn: str) -> str:
     return _NOT_TAG_CHARS.sub("_", principal_arn)[:256]
 
 
+def is_toolkits(tags: Mapping[str, str]) -> bool:
+    """Whether a resource carries the toolkit's own tag (clean-up, registry and endpoint touch
+    nothing without it)."""
+    return tags.get(TOOLKIT_TAG[0]) == TOOLKIT_TAG[1]
+
+
 def job_tags(settings: Settings, launched_by: str) -> list[dict[str, str]]:
     """The user's tags, the toolkit's own, and who launched it: on every job, model, endpoint
     and registry entry. Clean-up acts only on what carries both of the latter, so a
