@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
-import hashlib
 import io
 import logging
 import signal
@@ -33,6 +32,7 @@ from sagemaker.utils import name_from_base
 
 from launcher import instances, logs, records, sdk
 from launcher.caller import CallerError, whoami
+from launcher.prepare_data import PrepareError, verified_bytes
 from launcher.pricing import PriceBook, pricing_client, run_cost
 from launcher.settings import Settings, SettingsError, job_tags, load
 from launcher.train import remove_local_containers
@@ -51,21 +51,6 @@ class PredictError(RuntimeError):
 
 class Interrupted(RuntimeError):  # noqa: N818 - an event, not an error
     """Ctrl-C or SIGTERM while a transform job ran on SageMaker."""
-
-
-def checked_test_file(path: Path, checksums: Path) -> tuple[bytes, str]:
-    """test.csv's bytes and SHA-256, refused unless they match the vendored checksum."""
-    expected = next((line.split()[0] for line in checksums.read_text().splitlines()
-                     if line.split()[-1:] == [path.name]), None)  # fmt: skip
-    if expected is None:
-        raise PredictError(f"{checksums} has no line for {path.name}; add its sha256sum line")
-    if not path.is_file():
-        raise PredictError(f"{path} is missing; restore it from git (it is vendored Kaggle data)")
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != expected:
-        raise PredictError(f"{path} has SHA-256 {digest}, not the {expected} in {checksums}; restore it from git")
-    return data, digest
 
 
 def passenger_ids(data: bytes) -> list[str]:
@@ -217,7 +202,7 @@ def run(settings: Settings, runs_dir: Path, test_file: Path, checksums: Path, *,
         boto_session: boto3.Session | None = None) -> dict[str, Any]:  # fmt: skip
     record_file = records.verified_record(runs_dir, job, use="predict with")
     record = records.read_record(record_file)
-    data, digest = checked_test_file(test_file, checksums)
+    data, digest = verified_bytes(test_file, checksums)
     ids = passenger_ids(data)
     boto_session = boto_session or boto3.Session(region_name=settings.region)
     s3, sm = boto_session.client("s3"), boto_session.client("sagemaker")
@@ -309,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"ends: stop it with 'aws sagemaker stop-transform-job --transform-job-name {stop}', or let "
                          "it finish and run 'make predict' again")  # fmt: skip
         return 130
-    except (SettingsError, PredictError, CallerError, records.RecordError) as exc:
+    except (SettingsError, PredictError, PrepareError, CallerError, records.RecordError) as exc:
         return logs.errors(log, str(exc))
     except EndpointConnectionError as exc:
         return logs.errors(log, f"{exc}; is the embedded AWS up ('make local-up') or the network reachable?")

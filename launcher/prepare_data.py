@@ -43,17 +43,24 @@ def expected_checksum(sums_file: Path, name: str) -> str:
     raise PrepareError(f"{sums_file} has no line for {name}; restore it from git")
 
 
-def verified_source(source: Path, sums_file: Path) -> str:
+def verified_bytes(source: Path, sums_file: Path) -> tuple[bytes, str]:
+    """A vendored file's bytes and SHA-256, refused unless SHA256SUMS lists that digest (the
+    data stage's train.csv, make predict's test.csv)."""
     if not source.is_file():
         raise PrepareError(f"{source} does not exist; restore it from git (git checkout -- {source})")
-    actual = sha256_file(source)
+    data = source.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
     expected = expected_checksum(sums_file, source.name)
     if actual != expected:
         raise PrepareError(
             f"{source} has SHA-256 {actual}, expected {expected} ({sums_file}); "
             "restore Kaggle's file from git, or update SHA256SUMS if the change is intended"
         )
-    return actual
+    return data, actual
+
+
+def verified_source(source: Path, sums_file: Path) -> str:
+    return verified_bytes(source, sums_file)[1]
 
 
 def split(frame: pd.DataFrame, validation_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

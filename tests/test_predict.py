@@ -23,6 +23,7 @@ from titanic_model import inference
 from titanic_model.server import load_model
 
 from launcher import local_compose, predict, records, sdk
+from launcher.prepare_data import PrepareError, verified_bytes
 from launcher.settings import load
 
 TEST_CSV = REPO / "data/titanic/test.csv"
@@ -74,9 +75,10 @@ def test_answers_that_do_not_match_the_input_are_refused(trained_root: Path, cha
 def test_a_changed_test_file_is_refused(tmp_path: Path) -> None:
     changed = tmp_path / "test.csv"
     changed.write_bytes(TEST_CSV.read_bytes().replace(b"Kelly", b"Kelley"))
-    with pytest.raises(predict.PredictError, match=r"has SHA-256 \w+, not the 56023b99"):
-        predict.checked_test_file(changed, CHECKSUMS)
-    assert predict.checked_test_file(TEST_CSV, CHECKSUMS)[1].startswith("56023b99")
+    with pytest.raises(PrepareError, match=r"has SHA-256 \w+, expected 56023b99"):
+        verified_bytes(changed, CHECKSUMS)
+    data, digest = verified_bytes(TEST_CSV, CHECKSUMS)
+    assert digest.startswith("56023b99") and data == TEST_CSV.read_bytes()
 
 
 def record(runs: Path, job: str = JOB, **changes: Any) -> Path:
