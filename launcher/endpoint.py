@@ -35,7 +35,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher import logs, registry
+from launcher import logs, registry, watch
 from launcher.caller import CallerError, error_code, sagemaker_tags, whoami
 from launcher.pricing import PriceBook, pricing_client
 from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, is_toolkits, job_tags, load
@@ -100,17 +100,14 @@ def describe(sm: Any, name: str) -> dict[str, Any] | None:
 
 
 def wait_until_settled(sm: Any, name: str, *, sleep: Any = time.sleep, poll_seconds: float = 20.0) -> dict[str, Any]:
-    status = ""
-    while True:
+    def read() -> dict[str, Any]:
         found = describe(sm, name)
         if found is None:
             raise EndpointError(f"endpoint {name} disappeared while it was being deployed")
-        if found["EndpointStatus"] != status:
-            status = found["EndpointStatus"]
-            log.info("endpoint %s: %s", name, status)
-        if status not in SETTLING:
-            return found
-        sleep(poll_seconds)
+        return found
+
+    return watch.until_settled(read, "EndpointStatus", lambda status: status not in SETTLING, f"endpoint {name}",
+                               sleep=sleep, poll_seconds=poll_seconds)  # fmt: skip
 
 
 def _delete(sm: Any, config: str | None, model: str | None) -> None:

@@ -17,7 +17,6 @@ import base64
 import csv
 import io
 import logging
-import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from sagemaker.model import Model
 from sagemaker.utils import name_from_base
 
-from launcher import instances, logs, records, sdk
+from launcher import instances, logs, records, sdk, watch
 from launcher.caller import CallerError, whoami
 from launcher.prepare_data import PrepareError, verified_bytes
 from launcher.pricing import PriceBook, pricing_client, run_cost
@@ -40,7 +39,6 @@ from launcher.train import remove_local_containers
 log = logging.getLogger("predict")
 TEST_FILE = "test.csv"
 OUTPUT_FILE = f"{TEST_FILE}.out"  # batch transform names each output after its input file
-FINAL = ("Completed", "Failed", "Stopped")
 SUBMISSION = "submission.csv"
 PROBABILITIES = "probabilities.csv"
 
@@ -117,19 +115,6 @@ def start_transform(settings: Settings, record: dict[str, Any], session: Any, *,
     )
     transformer.transform(input_uri, data_type="S3Prefix", content_type="text/csv", split_type="Line",
                           job_name=name, wait=settings.local, logs=False)  # fmt: skip
-
-
-def wait_for(sm: Any, name: str, *, sleep: Any = time.sleep, poll_seconds: float = 15.0) -> dict[str, Any]:
-    """Describe the job until it ends, saying each change of status once."""
-    status = ""
-    while True:
-        description = sm.describe_transform_job(TransformJobName=name)
-        if description["TransformJobStatus"] != status:
-            status = description["TransformJobStatus"]
-            log.info("transform job %s: %s", name, status)
-        if status in FINAL:
-            return description
-        sleep(poll_seconds)
 
 
 def output_text(s3: Any, output_uri: str, name: str) -> str:
@@ -265,18 +250,18 @@ def _seconds(description: dict[str, Any]) -> float | None:
     return None
 
 
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _wait_or_interrupt(sm: Any, name: str) -> dict[str, Any]:
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    """The transform job's final description; Interrupted on Ctrl-C or SIGTERM."""
+
+    def read() -> dict[str, Any]:
+        return sm.describe_transform_job(TransformJobName=name)
+
     try:
-        return wait_for(sm, name)
+        with watch.sigterm_as_ctrl_c():
+            return watch.until_settled(read, "TransformJobStatus", lambda status: status in watch.FINAL_STATUSES,
+                                       f"transform job {name}")  # fmt: skip
     except KeyboardInterrupt:
         raise Interrupted(name) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
 import tarfile
@@ -55,10 +54,6 @@ class Interrupted(RuntimeError):  # noqa: N818 - it is an event, not an error
     def __init__(self, record: dict[str, Any]) -> None:
         super().__init__(record["job_name"])
         self.record = record
-
-
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def follow_up_commands(job_name: str) -> str:
@@ -336,8 +331,7 @@ def run(
     session = sdk.session(settings, boto_session)
     sm = boto_session.client("sagemaker")
     clock = time.perf_counter()
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    try:
+    with watch.sigterm_as_ctrl_c():
         error: Exception | None = None
         if attach:
             record, finished = reattach_record(settings, runs_dir, attach, sm)
@@ -357,8 +351,6 @@ def run(
                 log.error("ERROR: %s", exc)
                 raise _interrupted(runs_dir, record, sm) from None
         finish_record(settings, record, session, boto_session, error)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     record["wall_seconds"] = round(time.perf_counter() - clock, 1)
     return _save(runs_dir, record)
 

@@ -1,5 +1,6 @@
 """Following a SageMaker training job until it ends: its status from DescribeTrainingJob, its
-log from CloudWatch Logs.
+log from CloudWatch Logs. Also the two pieces every wait shares: a status polled until it
+settles, and SIGTERM taken as Ctrl-C while waiting.
 
 The job's status comes only from DescribeTrainingJob. A log that cannot be read (no
 permission, throttling, not written yet) is reported once and the watch goes on polling:
@@ -8,9 +9,11 @@ a client-side error never turns a running job into a failed one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,6 +28,42 @@ DESCRIBE_TRIES = 6
 
 class WatchError(RuntimeError):
     """The job's status could not be read for a while; it may still be running."""
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """While waiting, SIGTERM (cron's kill, a CI cancel) takes the same path as Ctrl-C."""
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def until_settled(
+    read: Callable[[], dict[str, Any]],
+    status_key: str,
+    settled: Callable[[str], bool],
+    what: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_seconds: float = 15.0,
+) -> dict[str, Any]:
+    """Read a resource until its status settles, saying each change of status once; return
+    the last description."""
+    status = ""
+    while True:
+        description = read()
+        if description[status_key] != status:
+            status = description[status_key]
+            log.info("%s: %s", what, status)
+        if settled(status):
+            return description
+        sleep(poll_seconds)
 
 
 def is_final(description: dict[str, Any]) -> bool:
