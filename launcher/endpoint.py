@@ -110,17 +110,21 @@ def wait_until_settled(sm: Any, name: str, *, sleep: Any = time.sleep, poll_seco
                                sleep=sleep, poll_seconds=poll_seconds)  # fmt: skip
 
 
+def _unless_gone(delete: Any, **name: str) -> None:
+    """A deletion for which 'not found' is success."""
+    try:
+        delete(**name)
+    except ClientError as exc:
+        if error_code(exc) not in ("ValidationException", "ResourceNotFound"):
+            raise
+
+
 def _delete(sm: Any, config: str | None, model: str | None) -> None:
     """Remove an endpoint config and model the toolkit made (missing ones are fine)."""
-    for call, kwargs in (("delete_endpoint_config", {"EndpointConfigName": config}),
-                         ("delete_model", {"ModelName": model})):  # fmt: skip
-        if next(iter(kwargs.values())) is None:
-            continue
-        try:
-            getattr(sm, call)(**kwargs)
-        except ClientError as exc:
-            if error_code(exc) not in ("ValidationException", "ResourceNotFound"):
-                raise
+    if config is not None:
+        _unless_gone(sm.delete_endpoint_config, EndpointConfigName=config)
+    if model is not None:
+        _unless_gone(sm.delete_model, ModelName=model)
 
 
 def _serving_objects(sm: Any, endpoint: dict[str, Any]) -> tuple[str, str | None]:
@@ -254,13 +258,13 @@ def live_summary(settings: Settings, session: boto3.Session, now: datetime | Non
     """ENDPOINT_NAME if it exists: status, version, type and what it has cost so far (an
     instance endpoint bills per hour from its creation; a serverless one per request)."""
     now = now or datetime.now(UTC)
+    sm = session.client("sagemaker")
     try:
-        found = describe(session.client("sagemaker"), settings.endpoint_name)
+        found = describe(sm, settings.endpoint_name)
     except (ClientError, BotoCoreError) as exc:
         return f"endpoint {settings.endpoint_name}: unknown ({exc})"
     if found is None:
         return f"endpoint {settings.endpoint_name}: none (nothing billed)"
-    sm = session.client("sagemaker")
     config = sm.describe_endpoint_config(EndpointConfigName=found["EndpointConfigName"])["ProductionVariants"][0]
     hours = (now - found["CreationTime"]).total_seconds() / 3600
     where = (

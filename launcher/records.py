@@ -53,14 +53,13 @@ def verified_record(runs_dir: Path, job: str, use: str) -> Path:
         path = record_path(runs_dir, job)
         if not path.is_file():
             raise RecordError(f"no run record for {job} in {runs_dir}; 'make status' lists the jobs of this checkout")
-        candidates = [path]
+        candidates = [(path, read_record(path))]
     else:
         # Newest by when the job started (its name's timestamp as a tie-break), not by when its
         # record was last written: registering or predicting rewrites an old run's record.
-        candidates = sorted(runs_dir.glob("*.json"), key=lambda p: (read_record(p).get("started_at") or "", p.stem),
-                            reverse=True)  # fmt: skip
-    for path in candidates:
-        record = read_record(path)
+        found = [(p, read_record(p)) for p in runs_dir.glob("*.json")]
+        candidates = sorted(found, key=lambda pair: (pair[1].get("started_at") or "", pair[0].stem), reverse=True)
+    for path, record in candidates:
         verified = (record.get("verification") or {}).get("verified") is True
         if record.get("status") == "Completed" and record.get("model_artifact") and verified:
             return path

@@ -84,14 +84,18 @@ def ensure_group(sm: Any, settings: Settings, tags: list[dict[str, str]]) -> str
     return arn
 
 
-def versions(sm: Any, group: str, status: str | None = None) -> list[dict[str, Any]]:
-    """The group's versions (described), newest first."""
+def summaries(sm: Any, group: str, status: str | None = None) -> list[dict[str, Any]]:
+    """The group's versions as ListModelPackages summarises them (number, ARN, status), newest first."""
     filters = {"ModelApprovalStatus": status} if status else {}
     pages = sm.get_paginator("list_model_packages").paginate(
         ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending", **filters
     )
-    arns = [s["ModelPackageArn"] for page in pages for s in page["ModelPackageSummaryList"]]
-    return [sm.describe_model_package(ModelPackageName=arn) for arn in arns]
+    return [s for page in pages for s in page["ModelPackageSummaryList"]]
+
+
+def versions(sm: Any, group: str, status: str | None = None) -> list[dict[str, Any]]:
+    """The group's versions, described (metadata, metrics), newest first."""
+    return [sm.describe_model_package(ModelPackageName=s["ModelPackageArn"]) for s in summaries(sm, group, status)]
 
 
 def _group_exists(sm: Any, group: str) -> bool:
@@ -107,13 +111,12 @@ def register(settings: Settings, runs_dir: Path, job: str, session: boto3.Sessio
     record = records.read_record(path)
     sm, s3 = session.client("sagemaker"), session.client("s3")
     group = settings.model_package_group
-    if _group_exists(sm, group):
-        for version in versions(sm, group):
-            if (version.get("CustomerMetadataProperties") or {}).get(TRAINING_JOB_KEY) == record["job_name"]:
-                raise RegistryError(f"job {record['job_name']} is already version {version['ModelPackageVersion']} "
-                                    f"of {group} ({version['ModelPackageArn']}); a run is registered once")  # fmt: skip
     tags = job_tags(settings, whoami(session).arn)
     ensure_group(sm, settings, tags)
+    for version in versions(sm, group):
+        if (version.get("CustomerMetadataProperties") or {}).get(TRAINING_JOB_KEY) == record["job_name"]:
+            raise RegistryError(f"job {record['job_name']} is already version {version['ModelPackageVersion']} "
+                                f"of {group} ({version['ModelPackageArn']}); a run is registered once")  # fmt: skip
     metrics_file = Path(record["verification"]["local_dir"]) / "model" / "metrics.json"
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     artifact = urlparse(record["model_artifact"])
@@ -162,18 +165,19 @@ def metadata(record: dict[str, Any], metrics: dict[str, float]) -> dict[str, str
 
 
 def pick_version(sm: Any, group: str, version: str, status: str | None) -> dict[str, Any]:
-    """VERSION's description, or the newest with `status` when VERSION is empty."""
+    """VERSION's description, or the newest with `status` when VERSION is empty (only the
+    chosen version is described)."""
     if version:
         if not version.isdigit():
             raise RegistryError(f"VERSION={version!r} is not a version number; 'make models' lists them")
-        found = [v for v in versions(sm, group) if str(v["ModelPackageVersion"]) == version]
+        found = [v for v in summaries(sm, group) if str(v["ModelPackageVersion"]) == version]
         if not found:
             raise RegistryError(f"{group} has no version {version}; 'make models' lists them")
-        return found[0]
-    found = versions(sm, group, status)
-    if not found:
-        raise RegistryError(f"{group} has no version that is {status}; register one with 'make register'")
-    return found[0]
+    else:
+        found = summaries(sm, group, status)
+        if not found:
+            raise RegistryError(f"{group} has no version that is {status}; register one with 'make register'")
+    return sm.describe_model_package(ModelPackageName=found[0]["ModelPackageArn"])
 
 
 def val_auc(s3: Any, version: dict[str, Any]) -> float:

@@ -115,14 +115,14 @@ class App:
         self.inference = inference
         self.model = model
         self.settings = settings
+        self.routes = {"/ping": ("GET", self.ping), "/invocations": ("POST", self.invocations),
+                       "/execution-parameters": ("GET", self.execution_parameters)}  # fmt: skip
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
-        routes = {"/ping": ("GET", self.ping), "/invocations": ("POST", self.invocations),
-                  "/execution-parameters": ("GET", self.execution_parameters)}  # fmt: skip
-        if path not in routes:
+        if path not in self.routes:
             return _answer(start_response, 404, f"no such path {path}; use /ping or /invocations")
-        allowed, handler = routes[path]
+        allowed, handler = self.routes[path]
         if method != allowed:
             return _answer(start_response, 405, f"{path} takes {allowed}, not {method}", [("Allow", allowed)])
         try:
