@@ -2,12 +2,15 @@
 
 Everything account-specific (policy ARNs, the trust policy's conditions, stamps, the tag
 that marks which principal launched a job) comes from here, never from ROLE_ARN's text.
+Beside it, the small call helpers every stage shares: an error's code, a SageMaker
+resource's tags, an S3 object's bytes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError, NoCredentialsError
 
@@ -15,6 +18,12 @@ from botocore.exceptions import ClientError, NoCredentialsError
 def error_code(exc: ClientError) -> str:
     """The AWS error code of a failed call ('AccessDenied', 'NoSuchBucket', ...)."""
     return exc.response.get("Error", {}).get("Code", "")
+
+
+def s3_bytes(s3: Any, uri: str) -> bytes:
+    """The bytes of the object at s3://bucket/key (a ClientError when it cannot be read)."""
+    parsed = urlparse(uri)
+    return s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
 
 
 def sagemaker_tags(sm: Any, arn: str) -> dict[str, str]:

@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from titanic_model.contract import ACCEPT_TYPES, CONTENT_TYPES
 
 from launcher import logs, records
-from launcher.caller import CallerError, error_code, sagemaker_tags, whoami
+from launcher.caller import CallerError, error_code, s3_bytes, sagemaker_tags, whoami
 from launcher.pricing import PriceBook
 from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, instance_types, is_toolkits, job_tags, load
 
@@ -182,9 +182,8 @@ def pick_version(sm: Any, group: str, version: str, status: str | None) -> dict[
 
 def val_auc(s3: Any, version: dict[str, Any]) -> float:
     """The version's validation AUC from its registered evaluation report."""
-    uri = urlparse(version["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
     try:
-        metrics = json.loads(s3.get_object(Bucket=uri.netloc, Key=uri.path.lstrip("/"))["Body"].read())
+        metrics = json.loads(s3_bytes(s3, version["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]))
     except (ClientError, ValueError) as exc:
         raise RegistryError(f"the evaluation report of version {version['ModelPackageVersion']} cannot be read "
                             f"({exc}); approval needs it") from None  # fmt: skip

@@ -36,7 +36,7 @@ from sagemaker.utils import name_from_base
 from titanic_model.metrics import METRIC_DEFINITIONS
 
 from launcher import logs, records, sdk, verify, watch
-from launcher.caller import CallerError, whoami
+from launcher.caller import CallerError, s3_bytes, whoami
 from launcher.pricing import PriceBook, pricing_client, run_cost
 from launcher.settings import Settings, SettingsError, job_tags, load
 
@@ -121,9 +121,8 @@ def training_inputs(settings: Settings) -> dict[str, Any]:
 
 def _s3_object(s3: Any, uri: str) -> bytes | None:
     """The object's bytes, or None when it is not there (or not readable) for any reason."""
-    parsed = urlparse(uri)
     try:
-        return s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
+        return s3_bytes(s3, uri)
     except ClientError as exc:
         log.debug("cannot read %s: %s", uri, exc)
         return None

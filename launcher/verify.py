@@ -21,11 +21,11 @@ import sys
 import tarfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import boto3
 
 from launcher import logs, records
+from launcher.caller import s3_bytes
 from launcher.prepare_data import SPLIT_FILES, sha256_file
 
 log = logging.getLogger("verify")
@@ -37,10 +37,9 @@ class VerifyError(RuntimeError):
 
 
 def download(uri: str, region: str) -> bytes:
-    parsed = urlparse(uri)
     s3 = boto3.Session(region_name=region).client("s3")
     try:
-        return s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
+        return s3_bytes(s3, uri)
     except s3.exceptions.NoSuchKey:
         raise VerifyError(f"{uri} does not exist; the job wrote no artifact (see its run record)") from None
 
