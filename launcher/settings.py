@@ -271,7 +271,7 @@ def _check_job_name(c: _Checker, name: str) -> None:
 
 
 @dataclass(frozen=True)
-class Serving:
+class _RegistryAndEndpoint:
     """The registry's and the endpoint's settings."""
 
     model_package_group: str
@@ -283,7 +283,7 @@ class Serving:
     endpoint_instance_type: str
 
 
-def _check_serving(c: _Checker) -> Serving:
+def _check_registry_and_endpoint(c: _Checker) -> _RegistryAndEndpoint:
     names = {var: c.text(var) for var in ("MODEL_PACKAGE_GROUP", "ENDPOINT_NAME")}
     for var, name in names.items():
         if name and (not _JOB_RE.match(name) or len(name) > 40):
@@ -295,7 +295,7 @@ def _check_serving(c: _Checker) -> Serving:
     if instance_type and instance_type not in instance_types("ProductionVariantInstanceType"):
         c.bad("ENDPOINT_INSTANCE_TYPE", f"'{instance_type}' is not a SageMaker endpoint instance type; use e.g. "
               "ml.m5.large")  # fmt: skip
-    return Serving(
+    return _RegistryAndEndpoint(
         model_package_group=names["MODEL_PACKAGE_GROUP"],
         approval_min_auc=c.fraction("APPROVAL_MIN_AUC", 0.5, 1.0),
         endpoint_name=names["ENDPOINT_NAME"],
@@ -423,7 +423,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     c.choice("BASE_IMAGE_FALLBACK", ("offline", "none"))
     lock_wait = c.integer("LOCK_WAIT", 0, 86400)
     serving_port, serving_network = _check_local_stack(c, env) if target == "local" else (8080, "")
-    serving = _check_serving(c)
+    registry_and_endpoint = _check_registry_and_endpoint(c)
     if c.problems:
         raise SettingsError("\n".join(c.problems))
     return Settings(
@@ -450,7 +450,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         transform_instance_type=transform_type,
         local_serving_port=serving_port,
         local_serving_network=serving_network or "sagemaker-local-serving",
-        **vars(serving),
+        **vars(registry_and_endpoint),
     )
 
 
