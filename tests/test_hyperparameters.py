@@ -38,7 +38,7 @@ def test_every_spec_has_a_default() -> None:
 @pytest.mark.parametrize(
     ("raw", "phrase"),
     [
-        ({"n_trees": "5"}, "unknown hyperparameter(s) n_trees; known: checkpoint_every, colsample_bytree"),
+        ({"n_trees": "5"}, "unknown hyperparameter(s) n_trees; known: checkpoint_every, cluster_timeout, "),
         ({"n_estimators": "many"}, "n_estimators='many' is not a valid int"),
         ({"n_estimators": "1.5"}, "n_estimators='1.5' is not a valid int"),
         ({"n_estimators": "0"}, "n_estimators='0' is out of range; allowed: int in [1, 5000]"),

@@ -17,6 +17,7 @@ import traceback
 
 from titanic_model import contract
 from titanic_model.checkpoints import TrainingInterrupted
+from titanic_model.cluster import ClusterError
 from titanic_model.data import DataError
 from titanic_model.hyperparameters import SPECS, HyperparameterError
 from titanic_model.rescore import rescore
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         contract.remove_model_artifacts(paths)
         log.warning("%s", exc)
         return 143
-    except (UsageError, DataError, HyperparameterError) as exc:
+    except (UsageError, DataError, HyperparameterError, ClusterError) as exc:
         reason = str(exc)
     except MemoryError:
         reason = "out of memory while training; choose an instance type with more memory (INSTANCE_TYPE in config.env)"
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("unexpected error:\n%s", traceback.format_exc())
         reason = f"unexpected {type(exc).__name__}: {exc} (a bug: the traceback is in the job log)"
     if reason is None:
-        log.info("training finished; artifacts in %s", paths.model_dir)
+        log.info("training finished")
         return 0
     contract.remove_model_artifacts(paths)
     contract.write_failure(paths, reason)

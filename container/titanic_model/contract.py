@@ -43,6 +43,10 @@ class Paths:
     def hyperparameters(self) -> Path:
         return self.root / "input" / "config" / "hyperparameters.json"
 
+    @property
+    def resource_config(self) -> Path:
+        return self.root / "input" / "config" / "resourceconfig.json"
+
     def channel(self, name: str) -> Path:
         return self.root / "input" / "data" / name
 

@@ -98,7 +98,11 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
         model learns to trust it far more than it deserves on new passengers (the same
         cross-fitting that scikit-learn's TargetEncoder does in fit_transform).
         """
-        self.fit(X, y)
+        return self.fit(X, y).transform_training(X, y)
+
+    def transform_training(self, X: pd.DataFrame, y: object = None) -> pd.DataFrame:
+        """Training rows (some of those fit saw) with each row's own label left out: what
+        fit_transform gives those rows, for a host that holds only its share of them."""
         frame = self._build(X, own_labels=None if y is None else np.asarray(y, dtype=float))
         return frame.reindex(columns=self.feature_names_out_, fill_value=0.0)
 

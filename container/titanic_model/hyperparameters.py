@@ -44,6 +44,7 @@ SPECS: dict[str, _Spec] = {
     "checkpoint_every": _Spec(int, 1, 5000, "boosting rounds between spot-training checkpoints"),
     "cv_repeats": _Spec(int, 0, 20, "repeats of the 5-fold CV estimate in the model card (0: skip it)"),
     "random_state": _Spec(int, 0, 2**31 - 1, "seed for every random choice"),
+    "cluster_timeout": _Spec(int, 5, 3600, "seconds a host of a multi-instance job waits for the others"),
 }
 
 
@@ -62,6 +63,7 @@ class Hyperparameters:
     checkpoint_every: int = 50
     cv_repeats: int = 3
     random_state: int = 42
+    cluster_timeout: int = 300
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

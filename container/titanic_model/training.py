@@ -16,8 +16,9 @@ from typing import Any
 import joblib
 import pandas as pd
 
-from titanic_model import contract
+from titanic_model import contract, distributed
 from titanic_model.checkpoints import fingerprint
+from titanic_model.cluster import Cluster, peers, resolve
 from titanic_model.data import LABEL, ChannelData, features_and_label, read_channel
 from titanic_model.evaluation import estimate
 from titanic_model.hyperparameters import Hyperparameters, load_hyperparameters_file, parse_hyperparameters
@@ -136,38 +137,75 @@ def model_card(
     }
 
 
-def run_training(paths: contract.Paths, overrides: dict[str, str]) -> dict[str, float]:
-    hp = resolve_hyperparameters(paths, overrides)
-    log.info("hyperparameters: %s", json.dumps(hp.as_dict(), sort_keys=True))
+def read_channels(paths: contract.Paths) -> tuple[ChannelData, ChannelData | None]:
     train = read_channel("train", paths.channel("train"))
     validation_dir = paths.channel("validation")
     validation = read_channel("validation", validation_dir) if validation_dir.exists() else None
     log.info(
         "train rows: %d; validation rows: %s", train.rows, validation.rows if validation else "none (cross-validating)"
     )
+    return train, validation
 
-    started = time.perf_counter()
-    X, y = features_and_label(train.frame)
-    checkpoint_dir = paths.checkpoint_dir()
-    print_ = fingerprint(hp.as_dict(), {"train": train.files})
-    model = fit_model(hp, X, y, checkpoint_dir, print_)
+
+def write_artifacts(
+    paths: contract.Paths,
+    model: Any,
+    hp: Hyperparameters,
+    channels: tuple[ChannelData, ChannelData | None],
+    *,
+    started: float,
+    card_extra: dict[str, Any],
+) -> dict[str, float]:
+    """Evaluate the fitted model and write everything SageMaker uploads, the model last."""
+    train, validation = channels
     evaluation = evaluate(model, train, validation, hp)
     seconds = time.perf_counter() - started
-    estimate = unseen_estimate(hp, X, y)
-
+    X, y = features_and_label(train.frame)
+    # Only a single machine estimates unseen passengers: 15 more fits of all the rows on one
+    # host is exactly what a multi-instance job exists to avoid.
+    estimate = card_extra.pop("unseen_passengers_estimate", None) or unseen_estimate(hp, X, y)
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     write_output_data(paths, model, evaluation)
     _write_json(paths.model_dir / contract.METRICS_FILE, evaluation.metrics)
-    _write_json(
-        paths.model_dir / contract.MODEL_CARD_FILE,
-        {
-            **model_card(model, hp=hp, train=train, validation=validation, evaluation=evaluation, seconds=seconds),
-            "unseen_passengers_estimate": estimate,
-        },
-    )
+    card = model_card(model, hp=hp, train=train, validation=validation, evaluation=evaluation, seconds=seconds)
+    card.update(card_extra, unseen_passengers_estimate=estimate)
+    _write_json(paths.model_dir / contract.MODEL_CARD_FILE, card)
     # The model goes last: its presence means every other artifact is complete.
     _write_atomically(paths.model_dir / contract.MODEL_FILE, lambda p: joblib.dump(model, p))
     for name in METRIC_NAMES:
         if name in evaluation.metrics:
             print(metric_line(name, evaluation.metrics[name]), flush=True)
     return evaluation.metrics
+
+
+def run_training(paths: contract.Paths, overrides: dict[str, str]) -> dict[str, float]:
+    hp = resolve_hyperparameters(paths, overrides)
+    log.info("hyperparameters: %s", json.dumps(hp.as_dict(), sort_keys=True))
+    cluster = Cluster.from_file(paths.resource_config)
+    if cluster.distributed:
+        return run_distributed(paths, hp, cluster)
+    train, validation = read_channels(paths)
+    started = time.perf_counter()
+    X, y = features_and_label(train.frame)
+    print_ = fingerprint(hp.as_dict(), {"train": train.files})
+    model = fit_model(hp, X, y, paths.checkpoint_dir(), print_)
+    return write_artifacts(paths, model, hp, (train, validation), started=started, card_extra={})
+
+
+def run_distributed(paths: contract.Paths, hp: Hyperparameters, cluster: Cluster) -> dict[str, float]:
+    """One model from every host (titanic_model.distributed); only the leader writes."""
+    log.info("multi-instance training: host %s of %s; leader %s; no checkpoints (a restarted job starts over)",
+             cluster.current_host, ", ".join(cluster.hosts), cluster.leader)  # fmt: skip
+    addresses = resolve(cluster.hosts, hp.cluster_timeout)
+    with peers(cluster, addresses, hp.cluster_timeout) as links:
+        channels = read_channels(paths)
+        started = time.perf_counter()
+        model, everything, facts = distributed.fit(cluster, links, addresses, hp, channels[0])
+        if everything is None:
+            distributed.await_leader(cluster, links)
+            return {}
+        skipped = {"skipped": f"multi-instance training ({cluster.size} hosts); a single-instance job estimates it"}
+        metrics = write_artifacts(paths, model, hp, (everything, channels[1]), started=started,
+                                  card_extra={"distributed": facts, "unseen_passengers_estimate": skipped})  # fmt: skip
+        distributed.release(links)
+        return metrics
