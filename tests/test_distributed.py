@@ -271,4 +271,3 @@ def test_a_host_whose_peers_never_resolve_fails_in_bounded_time(
     assert code == 1, log[-3000:]
     assert time.monotonic() - started < 60
     assert "host algo-1 did not resolve within 5 s" in (root / "output/failure").read_text()
-
