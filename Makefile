@@ -226,6 +226,11 @@ TRAIN := $(PY) -m launcher.train --image-record "$$IMAGE_RECORD" --split-dir "$$
 train: $(DEPLOYED)/uploaded $(IMAGE_RECORD) | $(PREFLIGHT) ## Run a training job with Estimator.fit() (JOB=name: re-attach to one); write a run record
 	$(LOCKED) $(TRAIN)
 
+# ---- scaling out: many training jobs, one search ------------------------------------------
+.PHONY: tune-jobs
+tune-jobs: $(DEPLOYED)/uploaded $(IMAGE_RECORD) | $(PREFLIGHT) ## Search TUNE_SEARCH_SPACE with real training jobs; report; best kept for HYPERPARAMETERS_FROM=tuned
+	$(LOCKED) $(PY) -m launcher.tuning --image-record "$$IMAGE_RECORD" --split-dir "$$SPLIT_DIR" --runs-dir $(RUNS) --reports-dir $(REPORTS)
+
 # ---- stage 6: verify -----------------------------------------------------------------
 .PHONY: verify
 verify: | $(VENV)/.installed ## Rescore a job's model.tar.gz inside its own image, offline (JOB=name, default the latest)
@@ -357,7 +362,7 @@ benchmark: $(VENV)/.installed $(STAMPS)/data $(STAMPS)/image ## The model candid
 	$(PY) benchmarks/serving.py --image "$$IMAGE_NAME" --split-dir "$$SPLIT_DIR"
 
 .PHONY: tune
-tune: $(VENV)/.installed $(STAMPS)/data ## Random-search hyperparameters by CV on the train split only (slow)
+tune: $(VENV)/.installed $(STAMPS)/data ## In-process random search by repeated CV on the train split (no jobs; make tune-jobs runs real ones)
 	$(PY) benchmarks/tune_hyperparameters.py --train "$$SPLIT_DIR/train/train.csv"
 
 .PHONY: clean

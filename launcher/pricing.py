@@ -163,23 +163,25 @@ class PriceBook:
 
 
 def run_cost(
-    training_seconds: float | None, billable_seconds: float | None, price: Price | None, spot: bool
+    training_seconds: float | None, billable_seconds: float | None, price: Price | None, spot: bool, instances: int = 1
 ) -> dict[str, Any]:
-    """What a run cost. BillableTimeInSeconds already has the spot discount applied, so
-    cost = billable seconds x on-demand hourly price / 3600, and the same run on demand would
-    have cost the training seconds at that price. Unknown inputs give None, never a guess."""
+    """What a run cost. BillableTimeInSeconds already has the spot discount applied and counts
+    one instance (AWS: "multiply BillableTimeInSeconds by InstanceCount"), so
+    cost = instances x billable seconds x on-demand hourly price / 3600, and the same run on
+    demand would have cost the training seconds at that price. Unknown inputs give None."""
     result: dict[str, Any] = {
         "usd_per_hour": price.usd_per_hour if price else None,
         "price_source": price.source if price else "no price known",
         "spot_savings": None,
         "cost_usd": None,
         "on_demand_cost_usd": None,
+        "instances": instances,
     }
     if training_seconds and billable_seconds is not None:
         result["spot_savings"] = round(1 - billable_seconds / training_seconds, 4) if spot else 0.0
     if price is not None:
         if billable_seconds is not None:
-            result["cost_usd"] = round(billable_seconds * price.usd_per_hour / 3600, 8)
+            result["cost_usd"] = round(instances * billable_seconds * price.usd_per_hour / 3600, 8)
         if training_seconds is not None:
-            result["on_demand_cost_usd"] = round(training_seconds * price.usd_per_hour / 3600, 8)
+            result["on_demand_cost_usd"] = round(instances * training_seconds * price.usd_per_hour / 3600, 8)
     return result

@@ -70,6 +70,30 @@ def verified_record(runs_dir: Path, job: str, use: str) -> Path:
     raise RecordError(f"no verified run in {runs_dir}; run 'make all' (train and verify) first")
 
 
+TUNED_FILE = Path("tuning") / "best-hyperparameters.json"
+
+
+def write_tuned(runs_dir: Path, outcome: dict[str, Any]) -> Path:
+    """The latest make tune-jobs' outcome, which make train HYPERPARAMETERS_FROM=tuned reads."""
+    path = runs_dir / TUNED_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(outcome, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    partial.replace(path)
+    return path
+
+
+def read_tuned(runs_dir: Path) -> dict[str, Any]:
+    path = runs_dir / TUNED_FILE
+    if not path.is_file():
+        raise RecordError(f"HYPERPARAMETERS_FROM=tuned, but {path} is missing: run 'make tune-jobs' first, or set "
+                          "HYPERPARAMETERS_FROM=config")  # fmt: skip
+    outcome = read_record(path)
+    if not isinstance(outcome.get("hyperparameters"), dict) or not outcome["hyperparameters"]:
+        raise RecordError(f"{path} holds no hyperparameters; run 'make tune-jobs' again")
+    return outcome
+
+
 def _usd(value: float | None) -> str:
     return "unknown" if value is None else f"${value:.6f}"
 

@@ -30,6 +30,11 @@ HP_PREFIX = "HP_"
 JOB_NAME_SUFFIX_LEN = 24
 JOB_NAME_MAX = 63
 MAX_RUN_LIMIT = 28 * 24 * 3600  # SageMaker's longest allowed training run
+# A bound for this toolkit, not SageMaker's: past a few instances LightGBM's data-parallel
+# learner spends more on the network than it saves on rows.
+MAX_INSTANCE_COUNT = 20
+# How the train channel reaches the instances (validation is always FullyReplicated).
+DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 TOOLKIT_TAG = ("created-by", "titanic-sagemaker-toolkit")
 # Every job also names the principal that launched it: clean-up stops only the caller's own.
 LAUNCHED_BY_TAG = "launched-by"
@@ -103,6 +108,9 @@ class Settings:
     serverless_memory_mb: int = 2048
     serverless_max_concurrency: int = 5
     endpoint_instance_type: str = "ml.m5.large"
+    train_distribution: str = "FullyReplicated"
+    hyperparameters_from: str = "config"  # or "tuned": make tune-jobs' best, over HP_*
+    tune: TuneSettings | None = None
 
     @property
     def local(self) -> bool:
@@ -270,6 +278,36 @@ def _check_job_name(c: _Checker, name: str) -> None:
         c.bad("BASE_JOB_NAME", f"'{name}' has {len(name)} characters; at most {longest} fit before the SDK's timestamp")
 
 
+TUNE_STRATEGIES = ("Bayesian", "Random")  # the two both SageMaker and the local search (Optuna) run
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """make tune-jobs: how many trials, how many at once (SageMaker only), how to search."""
+
+    max_jobs: int
+    max_parallel_jobs: int
+    strategy: str
+    early_stopping: str
+    search_space: str
+    seed: int
+
+
+def _check_tune(c: _Checker) -> TuneSettings:
+    max_jobs = c.integer("TUNE_MAX_JOBS", 1, 500)
+    parallel = c.integer("TUNE_MAX_PARALLEL_JOBS", 1, 100)
+    if parallel > max_jobs:
+        c.bad("TUNE_MAX_PARALLEL_JOBS", f"is {parallel} but TUNE_MAX_JOBS is {max_jobs}; at most that many run at once")
+    return TuneSettings(
+        max_jobs=max_jobs,
+        max_parallel_jobs=parallel,
+        strategy=c.choice("TUNE_STRATEGY", TUNE_STRATEGIES),
+        early_stopping=c.choice("TUNE_EARLY_STOPPING", ("Off", "Auto")),
+        search_space=c.text("TUNE_SEARCH_SPACE"),
+        seed=c.integer("TUNE_SEED", 0, 2**31 - 1),
+    )
+
+
 @dataclass(frozen=True)
 class _RegistryAndEndpoint:
     """The registry's and the endpoint's settings."""
@@ -404,7 +442,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             f"'{transform_type}' is not a SageMaker batch transform instance type; use e.g. ml.m5.large, or leave it "
             "empty for the instance report's cheapest type with transform quota",
         )
-    count = c.integer("INSTANCE_COUNT", 1, 1)
+    count = c.integer("INSTANCE_COUNT", 1, MAX_INSTANCE_COUNT)
+    distribution = c.choice("TRAIN_DISTRIBUTION", DISTRIBUTIONS)
     use_spot = c.yes_no("USE_SPOT")
     max_run = c.integer("MAX_RUN", 60, MAX_RUN_LIMIT)
     max_wait = c.integer("MAX_WAIT", 60, MAX_RUN_LIMIT)
@@ -424,6 +463,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     lock_wait = c.integer("LOCK_WAIT", 0, 86400)
     serving_port, serving_network = _check_local_stack(c, env) if target == "local" else (8080, "")
     registry_and_endpoint = _check_registry_and_endpoint(c)
+    tune = _check_tune(c)
+    hyperparameters_from = c.choice("HYPERPARAMETERS_FROM", ("config", "tuned"))
     if c.problems:
         raise SettingsError("\n".join(c.problems))
     return Settings(
@@ -451,6 +492,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         local_serving_port=serving_port,
         local_serving_network=serving_network or "sagemaker-local-serving",
         **vars(registry_and_endpoint),
+        train_distribution=distribution,
+        hyperparameters_from=hyperparameters_from,
+        tune=tune,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -86,7 +87,9 @@ def checkpoint_uri(settings: Settings, job_name: str) -> str:
     return f"{settings.checkpoint_uri}/{job_name}/"
 
 
-def build_estimator(settings: Settings, image_uri: str, session: Any, job_name: str, launched_by: str) -> Any:
+def build_estimator(
+    settings: Settings, image_uri: str, session: Any, job_name: str, launched_by: str, *, checkpoints: bool = True
+) -> Any:
     # Local mode refuses spot and checkpoint settings outright; on AWS they are the point.
     spot = settings.spot_training
     return Estimator(
@@ -101,10 +104,13 @@ def build_estimator(settings: Settings, image_uri: str, session: Any, job_name: 
         max_run=settings.max_run,
         use_spot_instances=spot,
         max_wait=settings.max_wait if spot else None,
-        checkpoint_s3_uri=None if settings.local else checkpoint_uri(settings, job_name),
+        checkpoint_s3_uri=checkpoint_uri(settings, job_name) if checkpoints and not settings.local else None,
         metric_definitions=METRIC_DEFINITIONS,
         tags=job_tags(settings, launched_by),
         enable_network_isolation=True,
+        # Several instances send each other rows and histograms: encrypt that traffic (a
+        # single instance has none; local mode has no such setting).
+        encrypt_inter_container_traffic=settings.instance_count > 1 and not settings.local,
         # A bring-your-own image has no profiler or debugger hook to feed.
         disable_profiler=True,
         debugger_hook_config=False,
@@ -113,10 +119,33 @@ def build_estimator(settings: Settings, image_uri: str, session: Any, job_name: 
 
 
 def training_inputs(settings: Settings) -> dict[str, Any]:
+    """The train channel as TRAIN_DISTRIBUTION says; every instance gets all of validation.
+    Local mode accepts only FullyReplicated (check_shards says so when it matters)."""
+    distribution = "FullyReplicated" if settings.local else settings.train_distribution
     return {
-        channel: TrainingInput(settings.channel_uri(channel), content_type="text/csv")
-        for channel in ("train", "validation")
+        "train": TrainingInput(settings.channel_uri("train"), content_type="text/csv", distribution=distribution),
+        "validation": TrainingInput(settings.channel_uri("validation"), content_type="text/csv"),
     }
+
+
+def check_shards(settings: Settings, s3: Any) -> None:
+    """ShardedByS3Key hands each instance whole files: fewer files than instances would leave
+    an instance without rows, which fails the job only after it has been paid for."""
+    if settings.instance_count < 2 or settings.train_distribution != "ShardedByS3Key":
+        return
+    if settings.local:
+        log.warning("local mode runs only FullyReplicated channels: every container gets every file, and the image "
+                    "trains each host on its own block of the rows; ShardedByS3Key applies on SageMaker")  # fmt: skip
+        return
+    prefix = f"{settings.data_prefix}/train/"
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=prefix)
+    files = sum(1 for page in pages for item in page.get("Contents", []) if not item["Key"].endswith("/"))
+    if files < settings.instance_count:
+        raise TrainError(
+            f"TRAIN_DISTRIBUTION=ShardedByS3Key gives each instance whole files, but s3://{settings.bucket}/{prefix} "
+            f"has {files} for INSTANCE_COUNT={settings.instance_count}: split the train data into at least "
+            f"{settings.instance_count} files, or set TRAIN_DISTRIBUTION=FullyReplicated"
+        )
 
 
 def _s3_object(s3: Any, uri: str) -> bytes | None:
@@ -218,7 +247,8 @@ def run_cost_facts(settings: Settings, boto_session: boto3.Session, seconds: dic
     pricing = None if settings.local else pricing_client(boto_session, settings.region)
     price, _ = PriceBook(settings.region, pricing).lookup(settings.instance_type)
     billable = None if settings.local else seconds["billable"]
-    cost = run_cost(seconds["training"], billable, price, spot=settings.spot_training)
+    count = settings.instance_count
+    cost = run_cost(seconds["training"], billable, price, spot=settings.spot_training, instances=count)
     cost["instance_type"] = settings.instance_type
     return cost
 
@@ -364,12 +394,16 @@ def start(
     session: Any,
 ) -> tuple[dict[str, Any], Exception | None]:
     """The new job's record, and the error local mode's fit() raised (the job failed in it)."""
+    settings, tuned_from = with_tuned(settings, runs_dir)
     image = read_image_record(image_record)
     manifest = read_data_manifest(split_dir)
     launched_by = whoami(boto_session).arn
+    check_shards(settings, boto_session.client("s3"))
     job_name = name_from_base(settings.base_job_name)
     estimator = build_estimator(settings, image["uri"], session, job_name, launched_by)
     record = base_record(settings, job_name, image, manifest, launched_by)
+    if tuned_from:
+        record["hyperparameters_from"] = tuned_from
     log.info("starting training job %s from %s on %s", job_name, image["uri"], estimator.instance_type)
     try:
         # Local mode runs the container inside fit(), printing its output, which is kept for
@@ -388,6 +422,23 @@ def start(
             raise TrainError(f"the training job could not be created: {exc}") from exc
         return record, exc
     return record, None
+
+
+def with_tuned(settings: Settings, runs_dir: Path) -> tuple[Settings, dict[str, Any] | None]:
+    """HYPERPARAMETERS_FROM=tuned: the best of the latest make tune-jobs over config.env's HP_*,
+    and where they came from (for the run record)."""
+    if settings.hyperparameters_from != "tuned":
+        return settings, None
+    try:
+        outcome = records.read_tuned(runs_dir)
+    except records.RecordError as exc:
+        raise TrainError(str(exc)) from None
+    tuned = {name: str(value) for name, value in outcome["hyperparameters"].items()}
+    log.info("hyperparameters from tuning %s (best %s %s): %s", outcome["name"], outcome["objective"],
+             outcome["best"]["objective"], " ".join(f"{k}={v}" for k, v in sorted(tuned.items())))  # fmt: skip
+    source = {"tuning": outcome["name"], "best_trial": outcome["best"]["job_name"],
+              "objective": {outcome["objective"]: outcome["best"]["objective"]}}  # fmt: skip
+    return dataclasses.replace(settings, hyperparameters={**settings.hyperparameters, **tuned}), source
 
 
 def reattach_record(settings: Settings, runs_dir: Path, job_name: str, sm: Any) -> tuple[dict[str, Any], bool]:

@@ -257,7 +257,18 @@ def test_unknown_inputs_give_no_number() -> None:
         "spot_savings": 0.0,
         "cost_usd": None,
         "on_demand_cost_usd": None,
+        "instances": 1,
     }
+
+
+def test_a_multi_instance_run_costs_every_instance() -> None:
+    """AWS: multiply BillableTimeInSeconds by InstanceCount for a distributed job."""
+    one = run_cost(54, 20, Price(0.115, "Pricing API"), spot=True)
+    four = run_cost(54, 20, Price(0.115, "Pricing API"), spot=True, instances=4)
+    assert four["cost_usd"] == pytest.approx(4 * one["cost_usd"], abs=1e-8)
+    assert four["on_demand_cost_usd"] == pytest.approx(4 * 54 * 0.115 / 3600, abs=1e-8)
+    assert four["spot_savings"] == one["spot_savings"]
+    assert four["instances"] == 4
 
 
 def aws_record(job: str = "titanic-lgbm-2026-11-26-00-00-00-000") -> dict[str, Any]:

@@ -86,6 +86,7 @@ def test_the_create_training_job_request(moto_endpoint: str, split_dir: Path, tm
         "launched-by": caller,  # clean-up stops only the jobs its own caller launched
     }
     assert request["EnableNetworkIsolation"] is True
+    assert not request.get("EnableInterContainerTrafficEncryption")  # one instance: no traffic to protect
     assert request["TrainingJobName"].startswith("titanic-lgbm-")
     assert "DebugHookConfig" not in request and request.get("ProfilerConfig", {}).get("DisableProfiler", True)
     # moto completes the job at once and writes no artifact: the record says so honestly.
@@ -96,6 +97,13 @@ def test_the_create_training_job_request(moto_endpoint: str, split_dir: Path, tm
 
 def test_spot_off_sends_no_max_wait(moto_endpoint: str, split_dir: Path, tmp_path: Path) -> None:
     seeded_account()
+    request = captured_create(moto_endpoint, tmp_path, split_dir, USE_SPOT="no")["request"]
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 900}
+    assert not request.get("EnableManagedSpotTraining")
+
+
+def captured_create(moto_endpoint: str, tmp_path: Path, split_dir: Path, **changes: str) -> dict[str, Any]:
+    """The CreateTrainingJob request of one train.run with these settings."""
     record = tmp_path / "image.json"
     record.write_text(json.dumps({"image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/r:t", "digest": "x"}))
     sent: list[dict[str, Any]] = []
@@ -103,9 +111,47 @@ def test_spot_off_sends_no_max_wait(moto_endpoint: str, split_dir: Path, tmp_pat
     session.events.register(
         "provide-client-params.sagemaker.CreateTrainingJob", lambda params, **_: sent.append(params)
     )
-    train.run(aws_settings(USE_SPOT="no"), record, split_dir, tmp_path / "runs", boto_session=session)
-    assert sent[0]["StoppingCondition"] == {"MaxRuntimeInSeconds": 900}
-    assert not sent[0].get("EnableManagedSpotTraining")
+    result = train.run(aws_settings(**changes), record, split_dir, tmp_path / "runs", boto_session=session)
+    assert len(sent) == 1
+    return {"request": sent[0], "record": result}
+
+
+@pytest.mark.parametrize("count", [4, 8])
+def test_a_multi_instance_request(moto_endpoint: str, split_dir: Path, tmp_path: Path, count: int) -> None:
+    seeded_account()
+    captured = captured_create(moto_endpoint, tmp_path, split_dir, INSTANCE_COUNT=str(count))
+    request = captured["request"]
+    assert request["ResourceConfig"] == {"InstanceType": "ml.m5.large", "InstanceCount": count, "VolumeSizeInGB": 5}
+    # Rows and histograms cross between instances: that traffic is encrypted.
+    assert request["EnableInterContainerTrafficEncryption"] is True
+    distribution = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+                    for c in request["InputDataConfig"]}  # fmt: skip
+    assert distribution == {"train": "FullyReplicated", "validation": "FullyReplicated"}
+    assert captured["record"]["instance"]["count"] == count
+
+
+def test_a_sharded_request_gives_each_instance_whole_files(moto_endpoint: str, split_dir: Path, tmp_path: Path) -> None:
+    seeded_account()
+    s3 = boto3.client("s3", region_name="us-east-1")
+    for part in range(3):
+        s3.put_object(Bucket="titanic-sagemaker-toolkit-demo", Key=f"titanic/data/train/part-{part}.csv", Body=b"x")
+    captured = captured_create(moto_endpoint, tmp_path, split_dir, INSTANCE_COUNT="2",
+                               TRAIN_DISTRIBUTION="ShardedByS3Key")  # fmt: skip
+    distribution = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+                    for c in captured["request"]["InputDataConfig"]}  # fmt: skip
+    assert distribution == {"train": "ShardedByS3Key", "validation": "FullyReplicated"}
+
+
+def test_too_few_shard_files_stop_before_anything_is_paid_for(
+    moto_endpoint: str, split_dir: Path, tmp_path: Path
+) -> None:
+    seeded_account()
+    boto3.client("s3", region_name="us-east-1").put_object(
+        Bucket="titanic-sagemaker-toolkit-demo", Key="titanic/data/train/train.csv", Body=b"x"
+    )
+    with pytest.raises(train.TrainError, match=r"has 1 for INSTANCE_COUNT=4: split the train data into at least 4"):
+        captured_create(moto_endpoint, tmp_path, split_dir, INSTANCE_COUNT="4", TRAIN_DISTRIBUTION="ShardedByS3Key")
+    assert not boto3.client("sagemaker", region_name="us-east-1").list_training_jobs()["TrainingJobSummaries"]
 
 
 def run_preflight(**changes: str) -> list[str]:

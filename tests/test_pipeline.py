@@ -175,6 +175,34 @@ def test_a_hyperparameter_change_only_retrains(pipe: Pipeline) -> None:
     assert card["hyperparameters"]["n_estimators"] == 40  # it reached the model, not just the request
 
 
+def test_two_instances_train_one_verified_model(pipe: Pipeline) -> None:
+    """INSTANCE_COUNT=2: local mode starts two containers on the internal network; they train
+    one model together, and the job completes with it (verified by make all)."""
+    ready(pipe)
+    result = pipe.make("all", INSTANCE_COUNT="2")
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    record = latest_record(pipe)
+    assert record["status"] == "Completed" and record["instance"]["count"] == 2
+    assert record["cost"]["instances"] == 2
+    assert re.search(rf"verified {record['job_name']}: \d+ metrics match", result.stdout + result.stderr)
+    card = json.loads((pipe.root / "runs" / record["job_name"] / "model" / "model_card.json").read_text())
+    assert len(card["distributed"]["hosts"]) == 2 and card["distributed"]["shares"] == "replicated"
+    assert sorted(card["distributed"]["rows_per_host"].values()) == [356, 356]
+    assert sorted(p.name for p in (pipe.root / "runs" / record["job_name"] / "model").iterdir()) == [
+        "metrics.json", "model.joblib", "model_card.json"]  # fmt: skip
+
+
+def test_local_mode_without_sharding_is_noticed_not_double_counted(pipe: Pipeline) -> None:
+    """Local mode refuses ShardedByS3Key: the launcher sends FullyReplicated and says so, and the
+    image sees identical files on both hosts and gives each its own block of rows."""
+    ready(pipe)
+    result = pipe.make("train", INSTANCE_COUNT="2", TRAIN_DISTRIBUTION="ShardedByS3Key")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "local mode runs only FullyReplicated channels" in result.stderr
+    assert result.stdout.count("356 rows of the train channel (replicated)") == 2
+    assert latest_record(pipe)["status"] == "Completed"
+
+
 def test_evidence_targets_after_a_run(pipe: Pipeline) -> None:
     job = trained_job(settled(pipe))
     instance = pipe.make("instance-report")
