@@ -14,6 +14,7 @@ import fnmatch
 import json
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from iam_recording import actions_in
 from pipeline import Pipeline, new_pipeline
 from sagemaker.utils import name_from_base
 
-from launcher import iam
+from launcher import iam, tuning
 from launcher.caller import Caller
 from launcher.settings import load
 
@@ -99,6 +100,25 @@ def test_the_jobs_the_sdk_names_are_the_jobs_the_policies_allow(base: str) -> No
     assert not allows(docs["runner-policy"], "sagemaker:DeleteModel", other_model)
 
 
+def test_tuning_jobs_and_their_trials_are_the_policys_and_nobody_elses() -> None:
+    """make tune-jobs names the tuning job <BASE_JOB_NAME>-<time>; SageMaker names its trials
+    <tuning job>-NNN-<8 hex>. Both must fall inside the runner's grants and the role's trust."""
+    docs = documents()
+    name = tuning.tuning_name(load(shipped()), datetime.now(UTC))
+    arn = f"arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/{name}"
+    for action in ("CreateHyperParameterTuningJob", "DescribeHyperParameterTuningJob",
+                   "ListTrainingJobsForHyperParameterTuningJob", "AddTags"):  # fmt: skip
+        assert allows(docs["runner-policy"], f"sagemaker:{action}", arn), action
+    trial = f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}-001-0a1b2c3d"
+    assert allows(docs["runner-policy"], "sagemaker:DescribeTrainingJob", trial)
+    trust = statements(docs["execution-role-trust"])[0]["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert any(fnmatch.fnmatchcase(arn, pattern) for pattern in trust)
+    assert any(fnmatch.fnmatchcase(trial, pattern) for pattern in trust)
+    other = "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/someone-else-261126083001"
+    assert not allows(docs["runner-policy"], "sagemaker:CreateHyperParameterTuningJob", other)
+    assert not any(fnmatch.fnmatchcase(other, pattern) for pattern in trust)
+
+
 def test_the_check_catches_the_reference_runs_mistake() -> None:
     broken = documents()["runner-policy"]
     for statement in statements(broken):
@@ -158,6 +178,7 @@ def test_trust_policy_is_sagemaker_only_with_confused_deputy_conditions() -> Non
     assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
     assert statement["Condition"]["ArnLike"]["aws:SourceArn"] == [
         "arn:aws:sagemaker:us-east-1:123456789012:training-job/titanic-lgbm-*",
+        "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/titanic-lgbm-*",
         "arn:aws:sagemaker:us-east-1:123456789012:transform-job/titanic-lgbm-predict-*",
         "arn:aws:sagemaker:us-east-1:123456789012:model/titanic-lgbm-predict-*",
         "arn:aws:sagemaker:us-east-1:123456789012:model/titanic-survival-v*",
@@ -307,12 +328,13 @@ def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Ite
     _moto_api(pipe, "start-recording")
     run = pipe.make("all", **as_user(runner))
     predict = pipe.make("predict", **as_user(runner))
+    tune = pipe.make("tune-jobs", TUNE_MAX_JOBS="2", **as_user(runner))
     lifecycle = [pipe.make(verb, **as_user(runner)) for verb in ("register", "approve", "deploy", "invoke", "models",
                                                                  "undeploy")]  # fmt: skip
     listing = pipe.make("clean-resources", CONFIRM="yes", **as_user(runner))
     _moto_api(pipe, "stop-recording")
     recording = _moto_api(pipe, "download-recording", method="GET")
-    yield {"pipe": pipe, "bootstrap": bootstrap, "run": run, "predict": predict, "lifecycle": lifecycle,
+    yield {"pipe": pipe, "bootstrap": bootstrap, "run": run, "predict": predict, "tune": tune, "lifecycle": lifecycle,
            "listing": listing,
            "policy": docs["runner-policy"], "admin": admin, "runner": runner,
            "used": actions_in(recording)}  # fmt: skip
@@ -328,6 +350,8 @@ def test_the_pipeline_runs_with_only_the_runner_policy_after_the_set_up(enforced
     predict = enforced["predict"]
     assert predict.returncode == 0, predict.stdout[-2000:] + predict.stderr[-3000:]
     assert "(418 rows," in predict.stderr
+    tune = enforced["tune"]  # the embedded stack's tuning: local-mode trials, S3 only
+    assert tune.returncode == 0, tune.stdout[-2000:] + tune.stderr[-3000:]
     for step in enforced["lifecycle"]:  # register, approve, deploy, invoke, models, undeploy
         assert step.returncode == 0, [*step.args[2:3], step.stdout[-1500:], step.stderr[-3000:]]
     assert enforced["listing"].returncode == 0, enforced["listing"].stderr

@@ -203,6 +203,33 @@ def test_local_mode_without_sharding_is_noticed_not_double_counted(pipe: Pipelin
     assert latest_record(pipe)["status"] == "Completed"
 
 
+def test_tune_jobs_then_train_with_the_best(pipe: Pipeline) -> None:
+    """Three trials, each a real local-mode training job with its own run record; the report;
+    then make train HYPERPARAMETERS_FROM=tuned sends exactly the best trial's values."""
+    ready(pipe)
+    tune = pipe.make("tune-jobs", TUNE_MAX_JOBS="3")
+    assert tune.returncode == 0, tune.stdout[-2000:] + tune.stderr[-3000:]
+    outcome = json.loads((pipe.root / "runs/tuning/best-hyperparameters.json").read_text())
+    trials = [json.loads(p.read_text()) for p in (pipe.root / "runs").glob("*.json")]
+    trials = [t for t in trials if (t.get("tuning") or {}).get("name") == outcome["name"]]
+    assert sorted(t["tuning"]["trial"] for t in trials) == [1, 2, 3]
+    assert all(t["status"] == "Completed" for t in trials)
+    best = max(trials, key=lambda t: t["metrics"]["val_auc"])
+    assert outcome["best"]["job_name"] == best["job_name"]
+    report = (pipe.root / "reports/tuning" / f"{outcome['name']}.md").read_text()
+    assert report.count("(Completed)") == 3 and f"| {best['tuning']['trial']} **best** |" in report
+    assert (pipe.root / "reports/tuning" / f"{outcome['name']}.png").read_bytes()[:4] == b"\x89PNG"
+
+    trained = pipe.make("train", HYPERPARAMETERS_FROM="tuned")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    record = latest_record(pipe)
+    assert record["hyperparameters_from"]["best_trial"] == best["job_name"]
+    for name, value in outcome["hyperparameters"].items():
+        assert record["hyperparameters"][name] == best["hyperparameters"][name] == value
+    # Same values, same data, same image: the same model quality as the best trial.
+    assert record["metrics"]["val_auc"] == best["metrics"]["val_auc"]
+
+
 def test_evidence_targets_after_a_run(pipe: Pipeline) -> None:
     job = trained_job(settled(pipe))
     instance = pipe.make("instance-report")
