@@ -361,6 +361,16 @@ benchmark: $(VENV)/.installed $(STAMPS)/data $(STAMPS)/image ## The model candid
 	$(PY) benchmarks/image_startup.py --image "$$IMAGE_NAME" --split-dir "$$SPLIT_DIR"
 	$(PY) benchmarks/serving.py --image "$$IMAGE_NAME" --split-dir "$$SPLIT_DIR"
 
+# The scaling benchmark's size (operator inputs, like JOB=): rows of the generated train data, and its files.
+SCALE_ROWS ?= 1000000
+SCALE_SHARDS ?= 8
+export SCALE_ROWS SCALE_SHARDS
+
+.PHONY: benchmark-scale
+benchmark-scale: $(DEPLOYED)/uploaded $(IMAGE_RECORD) | $(STAMPS)/config ## One training job on 1 and 2 local hosts over SCALE_ROWS generated rows: time, AUC; 4 and 8 hosts' AWS request
+	$(LOCKED) $(PY) benchmarks/scale.py --image-record "$$IMAGE_RECORD" --split-dir "$$SPLIT_DIR" --work $(BUILD)/scale \
+		--rows "$$SCALE_ROWS" --shards "$$SCALE_SHARDS"
+
 .PHONY: tune
 tune: $(VENV)/.installed $(STAMPS)/data ## In-process random search by repeated CV on the train split (no jobs; make tune-jobs runs real ones)
 	$(PY) benchmarks/tune_hyperparameters.py --train "$$SPLIT_DIR/train/train.csv"
