@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,8 +28,8 @@ from iam_recording import actions_in
 from pipeline import Pipeline, new_pipeline
 from sagemaker.utils import name_from_base
 
-from launcher import iam, tuning
-from launcher.caller import Caller
+from launcher import iam, sdk, train, tuning
+from launcher.caller import Caller, whoami
 from launcher.settings import load
 
 WILDCARD = json.loads((REPO / "iam/wildcard-actions.json").read_text())["actions"]
@@ -311,6 +312,31 @@ def as_user(keys: dict[str, str]) -> dict[str, str]:
     return {"LOCAL_ACCESS_KEY_ID": keys["id"], "LOCAL_SECRET_ACCESS_KEY": keys["secret"]}
 
 
+def tuning_job_on_aws_as(pipe: Pipeline, keys: dict[str, str]) -> dict[str, Any]:
+    """make tune-jobs' TARGET=aws request (the SDK's HyperparameterTuner, as launcher/tuning.py
+    builds it) sent as the runner to the enforced emulator, then described. Only moto records
+    it: nothing trains."""
+    env = {"AWS_ENDPOINT_URL": pipe.endpoint, "AWS_CA_BUNDLE": str(pipe.root / ".local/tls/cert.pem")}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        session = boto3.Session(aws_access_key_id=keys["id"], aws_secret_access_key=keys["secret"],
+                                region_name="us-east-1")  # fmt: skip
+        settings = load({**shipped(), **pipe.settings, "TARGET": "aws"})
+        space = tuning.load_search_space(REPO / settings.tune.search_space)
+        name = tuning.tuning_name(settings, datetime.now(UTC))
+        image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:t"
+        tuner = tuning.build_tuner(settings, space, image, sdk.session(settings, session), whoami(session).arn)
+        tuner.fit(train.training_inputs(settings), job_name=name, wait=False, include_cls_metadata=False)
+        return session.client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @pytest.fixture(scope="module")
 def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Iterator[dict[str, Any]]:
     pipe = new_pipeline(tmp_path_factory.mktemp("iam"), offline_base)
@@ -329,12 +355,14 @@ def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Ite
     run = pipe.make("all", **as_user(runner))
     predict = pipe.make("predict", **as_user(runner))
     tune = pipe.make("tune-jobs", TUNE_MAX_JOBS="2", **as_user(runner))
+    tuning_job = tuning_job_on_aws_as(pipe, runner)
     lifecycle = [pipe.make(verb, **as_user(runner)) for verb in ("register", "approve", "deploy", "invoke", "models",
                                                                  "undeploy")]  # fmt: skip
     listing = pipe.make("clean-resources", CONFIRM="yes", **as_user(runner))
     _moto_api(pipe, "stop-recording")
     recording = _moto_api(pipe, "download-recording", method="GET")
     yield {"pipe": pipe, "bootstrap": bootstrap, "run": run, "predict": predict, "tune": tune, "lifecycle": lifecycle,
+           "tuning_job": tuning_job,
            "listing": listing,
            "policy": docs["runner-policy"], "admin": admin, "runner": runner,
            "used": actions_in(recording)}  # fmt: skip
@@ -352,6 +380,8 @@ def test_the_pipeline_runs_with_only_the_runner_policy_after_the_set_up(enforced
     assert "(418 rows," in predict.stderr
     tune = enforced["tune"]  # the embedded stack's tuning: local-mode trials, S3 only
     assert tune.returncode == 0, tune.stdout[-2000:] + tune.stderr[-3000:]
+    # ... and the TARGET=aws tuning job's request, as the runner: created and described.
+    assert enforced["tuning_job"]["HyperParameterTuningJobStatus"] == "Completed"
     for step in enforced["lifecycle"]:  # register, approve, deploy, invoke, models, undeploy
         assert step.returncode == 0, [*step.args[2:3], step.stdout[-1500:], step.stderr[-3000:]]
     assert enforced["listing"].returncode == 0, enforced["listing"].stderr
