@@ -1,8 +1,9 @@
 """Clean-up of what the toolkit made, and only that: lists it, and with CONFIRM=yes deletes it.
 
   resources  (the runner, make clean-resources) the objects under the toolkit's four S3
-             prefixes, the images in the toolkit's repository, training and transform jobs
-             still in progress (stopped) and the models make predict made (deleted), each
+             prefixes, the images in the toolkit's repository, tuning, training and transform
+             jobs still in progress (stopped), make deploy's endpoint with its configs and
+             models, and the models make predict made (deleted), each
              only when it carries the toolkit's tag *and* was launched by this caller
   teardown   (an administrator, make teardown) the above, then the repository, the bucket
              (when empty) and the execution role, each only if it carries the toolkit's tag
@@ -95,6 +96,10 @@ class Kind:
 
 
 KINDS = (
+    # Tuning jobs first: a running one would start new trials while its old ones are stopped.
+    Kind("tuning job", "list_hyper_parameter_tuning_jobs", "HyperParameterTuningJobSummaries",
+         "HyperParameterTuningJobName", "HyperParameterTuningJobArn", "stop_hyper_parameter_tuning_job",
+         "HyperParameterTuningJobName", True, lambda s: f"{s.base_job_name}-"),
     Kind("training job", "list_training_jobs", "TrainingJobSummaries", "TrainingJobName", "TrainingJobArn",
          "stop_training_job", "TrainingJobName", True, lambda s: f"{s.base_job_name}-"),
     Kind("transform job", "list_transform_jobs", "TransformJobSummaries", "TransformJobName", "TransformJobArn",

@@ -158,9 +158,9 @@ def _sampler(tune: TuneSettings) -> Any:
     return optuna.samplers.TPESampler(seed=tune.seed, n_startup_trials=min(5, tune.max_jobs))
 
 
-def run_local(settings: Settings, space: SearchSpace, name: str, paths: dict[str, Path]) -> list[Trial]:
+def run_local(settings: Settings, space: SearchSpace, name: str, paths: dict[str, Path], trials: list[Trial]) -> None:
     """TUNE_MAX_JOBS local-mode training jobs, one after another, each proposed by Optuna from
-    the results before it."""
+    the results before it; each finished trial is appended to `trials` as it ends."""
     import optuna  # noqa: PLC0415
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -170,7 +170,6 @@ def run_local(settings: Settings, space: SearchSpace, name: str, paths: dict[str
         log.info("TUNE_EARLY_STOPPING=%s applies on SageMaker only; local trials run to the end",
                  settings.tune.early_stopping)  # fmt: skip
     study = optuna.create_study(direction="maximize", sampler=_sampler(settings.tune), study_name=name)
-    trials: list[Trial] = []
     for number in range(1, settings.tune.max_jobs + 1):
         proposal = study.ask()
         tuned = _suggest(proposal, space)
@@ -187,7 +186,6 @@ def run_local(settings: Settings, space: SearchSpace, name: str, paths: dict[str
         else:
             study.tell(proposal, trial.objective)
         trials.append(trial)
-    return trials
 
 
 def _trial_from_record(number: int, record: dict[str, Any], tuned: dict[str, str], objective: str) -> Trial:
@@ -405,7 +403,15 @@ def run(settings: Settings, paths: dict[str, Path], boto_session: boto3.Session 
     space = load_search_space(REPO / settings.tune.search_space)
     name = tuning_name(settings, datetime.now(UTC))
     if settings.local:
-        trials = run_local(settings, space, name, paths)
+        trials: list[Trial] = []
+        try:
+            run_local(settings, space, name, paths, trials)
+        except train.Interrupted:
+            # Ctrl-C between or during trials: the finished ones still make a report.
+            if any(t.objective is not None for t in trials):
+                write_outcome(paths, name, settings, space, trials)
+                log.warning("interrupted: the report of %s holds the %d trials that finished", name, len(trials))
+            raise
     else:
         image = train.read_image_record(paths["image_record"])
         boto_session = boto_session or boto3.Session(region_name=settings.region)

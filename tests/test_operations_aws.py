@@ -250,6 +250,17 @@ def test_clean_up_stops_only_the_callers_own_tagged_jobs(moto_endpoint: str, tmp
     ours = {"Key": "created-by", "Value": "titanic-sagemaker-toolkit"}
     sm = client("sagemaker")
     with Stubber(sm) as stub:
+        # make tune-jobs' tuning job first (it would start new trials), then training jobs.
+        tuning = "titanic-lgbm-261126100000"
+        tuning_arn = f"arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/{tuning}"
+        stub.add_response("list_hyper_parameter_tuning_jobs", {"HyperParameterTuningJobSummaries": [
+            {"HyperParameterTuningJobName": tuning, "HyperParameterTuningJobArn": tuning_arn,
+             "HyperParameterTuningJobStatus": "InProgress", "Strategy": "Bayesian", "CreationTime": DAY,
+             "TrainingJobStatusCounters": {}, "ObjectiveStatusCounters": {}}]},
+            {"NameContains": "titanic-lgbm", "StatusEquals": "InProgress"})  # fmt: skip
+        stub.add_response("list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": me}]},
+                          {"ResourceArn": tuning_arn})  # fmt: skip
+        stub.add_response("stop_hyper_parameter_tuning_job", {}, {"HyperParameterTuningJobName": tuning})
         listed = {"TrainingJobSummaries": [_summary(n) for n in (mine, teammates, foreign)]}
         stub.add_response("list_training_jobs", listed, {"NameContains": "titanic-lgbm", "StatusEquals": "InProgress"})
         for name, tags in ((mine, [ours, {"Key": "launched-by", "Value": me}]),
@@ -291,7 +302,7 @@ def test_clean_up_stops_only_the_callers_own_tagged_jobs(moto_endpoint: str, tmp
         plan = cleanup.run(aws_settings(), "resources", WithSageMaker(sm), confirm=True, deployed=tmp_path,
                            image_record=tmp_path / "image.json")  # fmt: skip
         stub.assert_no_pending_responses()  # exactly one stop of each job kind and one DeleteModel, all the caller's
-    assert plan.found == 3
+    assert plan.found == 4
 
 
 @pytest.mark.parametrize("code", ["AccessDeniedException", "ThrottlingException", "ExpiredTokenException"])
@@ -301,6 +312,8 @@ def test_a_failed_discovery_is_an_error_never_nothing_to_delete(moto_endpoint: s
     stamp = tmp_path / "uploaded"
     stamp.touch()
     with Stubber(sm) as stub:
+        stub.add_response("list_hyper_parameter_tuning_jobs", {"HyperParameterTuningJobSummaries": []},
+                          {"NameContains": "titanic-lgbm", "StatusEquals": "InProgress"})  # fmt: skip
         stub.add_client_error("list_training_jobs", code, "no", 400)
         with pytest.raises(cleanup.CleanupError, match=rf"listing training jobs in progress .* failed .*{code}"):
             cleanup.run(aws_settings(), "resources", WithSageMaker(sm), confirm=True, deployed=tmp_path,

@@ -127,6 +127,32 @@ def test_train_takes_the_tuned_values_over_config_and_records_where_from(tmp_pat
     assert unchanged.hyperparameters["num_leaves"] == "8" and none is None
 
 
+def test_ctrl_c_keeps_the_report_of_the_trials_that_finished(
+    tmp_path: Path, split_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local search's loop around train.run (the local-mode job itself is the stack
+    tier's): the second trial is interrupted; the first one's report and best are kept."""
+    done: list[dict[str, str]] = []
+
+    def one_job(trial_settings: Any, *args: Any) -> dict[str, Any]:
+        if done:
+            raise train.Interrupted({"job_name": "titanic-lgbm-trial-2", "status": "Stopped"})
+        done.append(trial_settings.hyperparameters)
+        return {"job_name": "titanic-lgbm-trial-1", "status": "Completed", "metrics": {"val_auc": 0.87},
+                "seconds": {"training": 3.0}, "cost": {"cost_usd": None, "on_demand_cost_usd": 0.0001}}  # fmt: skip
+
+    monkeypatch.setattr(train, "run", one_job)
+    paths = {"runs_dir": tmp_path / "runs", "reports_dir": tmp_path / "reports", "image_record": tmp_path / "i.json",
+             "split_dir": split_dir}  # fmt: skip
+    with pytest.raises(train.Interrupted):
+        tuning.run(settings(TUNE_MAX_JOBS="3"), paths)
+    outcome = records.read_tuned(paths["runs_dir"])
+    assert outcome["best"]["job_name"] == "titanic-lgbm-trial-1" and len(outcome["trials"]) == 1
+    # The values Optuna proposed are the ones that trial ran with, and the ones kept.
+    assert all(done[0][name] == value for name, value in outcome["hyperparameters"].items())
+    assert (paths["reports_dir"] / "tuning" / f"{outcome['name']}.md").is_file()
+
+
 # ---- TARGET=aws --------------------------------------------------------------------------
 
 
