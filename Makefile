@@ -228,8 +228,9 @@ train: $(DEPLOYED)/uploaded $(IMAGE_RECORD) | $(PREFLIGHT) ## Run a training job
 
 # ---- scaling out: many training jobs, one search ------------------------------------------
 .PHONY: tune-jobs
-tune-jobs: $(DEPLOYED)/uploaded $(IMAGE_RECORD) | $(PREFLIGHT) ## Search TUNE_SEARCH_SPACE with real training jobs; report; best kept for HYPERPARAMETERS_FROM=tuned
-	$(LOCKED) $(PY) -m launcher.tuning --image-record "$$IMAGE_RECORD" --split-dir "$$SPLIT_DIR" --runs-dir $(RUNS) --reports-dir $(REPORTS)
+tune-jobs: $(DEPLOYED)/uploaded $(IMAGE_RECORD) | $(PREFLIGHT) ## Search TUNE_SEARCH_SPACE with real training jobs (AWS: JOB=<tuning job> re-attaches); report; best for HYPERPARAMETERS_FROM=tuned
+	$(LOCKED) $(PY) -m launcher.tuning --image-record "$$IMAGE_RECORD" --split-dir "$$SPLIT_DIR" --runs-dir $(RUNS) \
+		--reports-dir $(REPORTS) --job "$$JOB"
 
 # ---- stage 6: verify -----------------------------------------------------------------
 .PHONY: verify

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 from titanic_model.hyperparameters import SPECS, HyperparameterError, parse_hyperparameters
 from titanic_model.metrics import METRIC_DEFINITIONS
 
@@ -46,6 +47,19 @@ FINAL = ("Completed", "Failed", "Stopped")
 
 class TuneError(RuntimeError):
     """The search could not run or produced nothing usable; the message says why and what to do."""
+
+
+class TuningInterrupted(RuntimeError):  # noqa: N818 - it is an event, not an error
+    """Ctrl-C or SIGTERM while a SageMaker tuning job ran: it runs on; the message says what next."""
+
+
+def follow_up_commands(name: str) -> str:
+    return (
+        f"tuning job {name} goes on running its trials on SageMaker, billed while it does:\n"
+        f"  re-attach:  make tune-jobs JOB={name}   (waits, then writes the report and the best settings)\n"
+        f"  stop it:    aws sagemaker stop-hyper-parameter-tuning-job --hyper-parameter-tuning-job-name {name}\n"
+        f"              (or make clean-resources CONFIRM=yes, which stops every job of yours in progress)"
+    )
 
 
 @dataclass(frozen=True)
@@ -237,16 +251,8 @@ def build_tuner(settings: Settings, space: SearchSpace, image_uri: str, session:
     )
 
 
-def run_aws(
-    settings: Settings,
-    space: SearchSpace,
-    name: str,
-    image_uri: str,
-    boto_session: boto3.Session,
-    *,
-    sleep: Any = time.sleep,
-    poll_seconds: float = 30.0,
-) -> list[Trial]:
+def start_aws(settings: Settings, space: SearchSpace, name: str, image_uri: str, boto_session: boto3.Session) -> None:
+    """Create the tuning job; SageMaker runs the trials."""
     session = sdk.session(settings, boto_session)
     launched_by = whoami(boto_session).arn
     tuner = build_tuner(settings, space, image_uri, session, launched_by)
@@ -256,18 +262,32 @@ def run_aws(
         tuner.fit(train.training_inputs(settings), job_name=name, wait=False, include_cls_metadata=False)
     except Exception as exc:
         raise TuneError(f"the tuning job could not be created: {exc}") from exc
+
+
+def follow_aws(
+    settings: Settings,
+    space: SearchSpace,
+    name: str,
+    boto_session: boto3.Session,
+    *,
+    sleep: Any = time.sleep,
+    poll_seconds: float = 30.0,
+) -> list[Trial]:
+    """Wait for the tuning job to end (Ctrl-C or SIGTERM: TuningInterrupted, the job runs on),
+    then read its trials."""
     sm = boto_session.client("sagemaker")
     try:
-        description = watch.until_settled(
-            lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
-            "HyperParameterTuningJobStatus", lambda status: status in FINAL, f"tuning job {name}",
-            sleep=sleep, poll_seconds=poll_seconds,
-        )  # fmt: skip
+        with watch.sigterm_as_ctrl_c():
+            description = watch.until_settled(
+                lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
+                "HyperParameterTuningJobStatus", lambda status: status in FINAL, f"tuning job {name}",
+                sleep=sleep, poll_seconds=poll_seconds,
+            )  # fmt: skip
     except KeyboardInterrupt:
-        raise TuneError(
-            f"stopped watching; tuning job {name} goes on running its trials on SageMaker, billed while it does. "
-            f"Stop it with: aws sagemaker stop-hyper-parameter-tuning-job --hyper-parameter-tuning-job-name {name}"
-        ) from None
+        raise TuningInterrupted(follow_up_commands(name)) from None
+    except ClientError as exc:
+        raise TuneError(f"cannot read tuning job {name} ({exc}); 'make tune-jobs JOB=<name>' takes a tuning job's "
+                        "name as make tune-jobs printed it") from None  # fmt: skip
     if description["HyperParameterTuningJobStatus"] != "Completed":
         log.warning("tuning job %s %s: %s", name, description["HyperParameterTuningJobStatus"],
                     description.get("FailureReason", "no reason given"))  # fmt: skip
@@ -399,10 +419,16 @@ def write_outcome(
     return outcome
 
 
-def run(settings: Settings, paths: dict[str, Path], boto_session: boto3.Session | None = None) -> dict[str, Any]:
+def run(
+    settings: Settings, paths: dict[str, Path], boto_session: boto3.Session | None = None, attach: str = ""
+) -> dict[str, Any]:
+    """Run a search (or, on AWS, re-attach to the tuning job `attach`) and write its outcome."""
     space = load_search_space(REPO / settings.tune.search_space)
-    name = tuning_name(settings, datetime.now(UTC))
     if settings.local:
+        if attach:
+            raise TuneError("local tuning runs inside make tune-jobs, so there is nothing to re-attach to; "
+                            "run 'make tune-jobs' without JOB=")  # fmt: skip
+        name = tuning_name(settings, datetime.now(UTC))
         trials: list[Trial] = []
         try:
             run_local(settings, space, name, paths, trials)
@@ -412,11 +438,13 @@ def run(settings: Settings, paths: dict[str, Path], boto_session: boto3.Session 
                 write_outcome(paths, name, settings, space, trials)
                 log.warning("interrupted: the report of %s holds the %d trials that finished", name, len(trials))
             raise
-    else:
+        return write_outcome(paths, name, settings, space, trials)
+    boto_session = boto_session or boto3.Session(region_name=settings.region)
+    name = attach or tuning_name(settings, datetime.now(UTC))
+    if not attach:
         image = train.read_image_record(paths["image_record"])
-        boto_session = boto_session or boto3.Session(region_name=settings.region)
-        trials = run_aws(settings, space, name, image["uri"], boto_session)
-    return write_outcome(paths, name, settings, space, trials)
+        start_aws(settings, space, name, image["uri"], boto_session)
+    return write_outcome(paths, name, settings, space, follow_aws(settings, space, name, boto_session))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -425,12 +453,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split-dir", type=Path, required=True, help="the data stage's output")
     parser.add_argument("--runs-dir", type=Path, required=True, help="where run records go")
     parser.add_argument("--reports-dir", type=Path, required=True, help="where the tuning report goes")
+    parser.add_argument("--job", default="", help="TARGET=aws: re-attach to this tuning job instead of starting one")
     args = parser.parse_args(argv)
     logs.setup("tune")
     paths = {"image_record": args.image_record, "split_dir": args.split_dir, "runs_dir": args.runs_dir,
              "reports_dir": args.reports_dir}  # fmt: skip
     try:
-        outcome = run(load(), paths)
+        outcome = run(load(), paths, attach=args.job)
+    except TuningInterrupted as stop:
+        log.warning("interrupted: %s", stop)
+        return 130
     except train.Interrupted as stop:
         log.warning("interrupted during trial %s: %s", stop.record["job_name"],
                     train.follow_up_commands(stop.record["job_name"]))  # fmt: skip

@@ -244,3 +244,69 @@ def described_job(name: str, n: int) -> dict[str, Any]:
         "ModelArtifacts": {"S3ModelArtifacts": "s3://b/k"}, "TrainingJobStatus": "Completed",
         "SecondaryStatus": "Completed", "TrainingTimeInSeconds": 54, "BillableTimeInSeconds": 20,
     }  # fmt: skip
+
+
+class _WithSageMaker(boto3.Session):
+    """A session whose SageMaker client is the given (stubbed) one; the rest reach moto."""
+
+    def __init__(self, sm: Any) -> None:
+        super().__init__(region_name="us-east-1")
+        self.sm = sm
+
+    def client(self, name: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return self.sm if name == "sagemaker" else super().client(name, *args, **kwargs)
+
+
+def _tuning_description(status: str) -> dict[str, Any]:
+    return {
+        "HyperParameterTuningJobName": "titanic-lgbm-261126083001",
+        "HyperParameterTuningJobArn": "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/x",
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Bayesian", "ResourceLimits": {"MaxNumberOfTrainingJobs": 10, "MaxParallelTrainingJobs": 2}},
+        "HyperParameterTuningJobStatus": status, "CreationTime": datetime(2026, 11, 26, tzinfo=UTC),
+        "TrainingJobStatusCounters": {}, "ObjectiveStatusCounters": {},
+    }  # fmt: skip
+
+
+def test_ctrl_c_while_a_tuning_job_runs_leaves_it_running(moto_endpoint: str) -> None:
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    name = "titanic-lgbm-261126083001"
+
+    def interrupt(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    with Stubber(sm) as stub:
+        stub.add_response("describe_hyper_parameter_tuning_job", _tuning_description("InProgress"),
+                          {"HyperParameterTuningJobName": name})  # fmt: skip
+        with pytest.raises(tuning.TuningInterrupted) as stopped:
+            tuning.follow_aws(settings(TARGET="aws"), tuning.load_search_space(SHIPPED_SPACE), name,
+                              _WithSageMaker(sm), sleep=interrupt)  # fmt: skip
+        stub.assert_no_pending_responses()  # nothing was stopped
+    commands = str(stopped.value)
+    assert f"make tune-jobs JOB={name}" in commands and f"--hyper-parameter-tuning-job-name {name}" in commands
+
+
+def test_re_attaching_to_a_tuning_job_writes_its_report(moto_endpoint: str, tmp_path: Path) -> None:
+    """make tune-jobs JOB=<name> on AWS: nothing is created; the job is followed to its end and
+    its trials become the report and the best settings."""
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    name = "titanic-lgbm-261126083001"
+    trial_name = f"{name}-001-0a1b2c3d"
+    with Stubber(sm) as stub:
+        for status in ("InProgress", "Completed"):
+            stub.add_response("describe_hyper_parameter_tuning_job", _tuning_description(status),
+                              {"HyperParameterTuningJobName": name})  # fmt: skip
+        stub.add_response("list_training_jobs_for_hyper_parameter_tuning_job", {"TrainingJobSummaries": [
+            {"TrainingJobName": trial_name, "TrainingJobArn": "arn:x", "CreationTime": datetime(2026, 11, 26,
+             tzinfo=UTC), "TrainingJobStatus": "Completed", "TunedHyperParameters": {"num_leaves": "12"},
+             "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "val_auc", "Value": 0.9}}]},
+            {"HyperParameterTuningJobName": name})  # fmt: skip
+        stub.add_response("describe_training_job", described_job(trial_name, 1), {"TrainingJobName": trial_name})
+        paths = {"runs_dir": tmp_path / "runs", "reports_dir": tmp_path / "reports"}
+        outcome = tuning.write_outcome(paths, name, settings(TARGET="aws"), tuning.load_search_space(SHIPPED_SPACE),
+                                       tuning.follow_aws(settings(TARGET="aws"), tuning.load_search_space(
+                                           SHIPPED_SPACE), name, _WithSageMaker(sm), sleep=lambda _: None))  # fmt: skip
+        stub.assert_no_pending_responses()
+    assert outcome["hyperparameters"] == {"num_leaves": "12"} and outcome["target"] == "aws"
+    with pytest.raises(tuning.TuneError, match="nothing to re-attach to"):
+        tuning.run(settings(), {"runs_dir": tmp_path / "runs"}, attach=name)
