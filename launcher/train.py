@@ -38,7 +38,7 @@ from titanic_model.metrics import METRIC_DEFINITIONS
 
 from launcher import logs, records, sdk, verify, watch
 from launcher.caller import CallerError, s3_bytes, whoami
-from launcher.pricing import PriceBook, pricing_client, run_cost
+from launcher.pricing import Price, PriceBook, pricing_client, run_cost
 from launcher.settings import Settings, SettingsError, job_tags, load
 
 log = logging.getLogger("train")
@@ -241,11 +241,16 @@ def remove_local_containers(image_uri: str) -> None:
         subprocess.run(["docker", "rm", *ids], capture_output=True)
 
 
-def run_cost_facts(settings: Settings, boto_session: boto3.Session, seconds: dict[str, Any]) -> dict[str, Any]:
-    """Price and cost of the run. Local runs are not billed: their cost is None, and the
-    on-demand figure says what the same training time would cost on AWS."""
+def training_price(settings: Settings, boto_session: boto3.Session) -> Price | None:
+    """INSTANCE_TYPE's on-demand price: the Pricing API on AWS, else the dated snapshot."""
     pricing = None if settings.local else pricing_client(boto_session, settings.region)
-    price, _ = PriceBook(settings.region, pricing).lookup(settings.instance_type)
+    return PriceBook(settings.region, pricing).lookup(settings.instance_type)[0]
+
+
+def run_cost_facts(settings: Settings, price: Price | None, seconds: dict[str, Any]) -> dict[str, Any]:
+    """Price and cost of a run (a training job, or a tuning job's trial) on INSTANCE_COUNT
+    instances. Local runs are not billed: their cost is None, and the on-demand figure says
+    what the same training time would cost on AWS."""
     billable = None if settings.local else seconds["billable"]
     count = settings.instance_count
     cost = run_cost(seconds["training"], billable, price, spot=settings.spot_training, instances=count)
@@ -320,7 +325,7 @@ def finish_record(
     model_tar, model_uri = outcome.pop("model_tar"), outcome.pop("model_uri")
     if outcome["status"] != "Completed" and settings.local:
         remove_empty_model(s3, model_uri, model_tar)
-    outcome["cost"] = run_cost_facts(settings, boto_session, outcome["seconds"])
+    outcome["cost"] = run_cost_facts(settings, training_price(settings, boto_session), outcome["seconds"])
     record.update(outcome)
     return record
 

@@ -34,7 +34,6 @@ from titanic_model.metrics import METRIC_DEFINITIONS
 
 from launcher import logs, records, sdk, train, watch
 from launcher.caller import CallerError, whoami
-from launcher.pricing import PriceBook, pricing_client, run_cost
 from launcher.settings import Settings, SettingsError, TuneSettings, job_tags, load
 
 log = logging.getLogger("tune")
@@ -302,12 +301,12 @@ def aws_trials(settings: Settings, sm: Any, name: str, space: SearchSpace, boto_
         )
         for summary in page["TrainingJobSummaries"]
     ]
-    price, _ = PriceBook(settings.region, pricing_client(boto_session, settings.region)).lookup(settings.instance_type)
+    price = train.training_price(settings, boto_session)  # once for every trial: one type, one price
     trials = []
     for number, summary in enumerate(sorted(summaries, key=lambda s: s["CreationTime"]), start=1):
         job = sm.describe_training_job(TrainingJobName=summary["TrainingJobName"])
-        cost = run_cost(job.get("TrainingTimeInSeconds"), job.get("BillableTimeInSeconds"), price,
-                        spot=settings.spot_training, instances=settings.instance_count)  # fmt: skip
+        seconds = {"training": job.get("TrainingTimeInSeconds"), "billable": job.get("BillableTimeInSeconds")}
+        cost = train.run_cost_facts(settings, price, seconds)
         metric = summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
         tuned = {k: str(v) for k, v in summary.get("TunedHyperParameters", {}).items()}
         trials.append(Trial(number=number, job_name=summary["TrainingJobName"], status=summary["TrainingJobStatus"],
