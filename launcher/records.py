@@ -24,13 +24,17 @@ def record_path(runs_dir: Path, job_name: str) -> Path:
     return runs_dir / f"{job_name}.json"
 
 
-def write_record(runs_dir: Path, record: dict[str, Any]) -> Path:
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    path = record_path(runs_dir, record["job_name"])
+def _write_json(path: Path, data: dict[str, Any]) -> Path:
+    """Written beside its place and renamed in: a reader sees the old file or the new, whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    partial.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     partial.replace(path)
     return path
+
+
+def write_record(runs_dir: Path, record: dict[str, Any]) -> Path:
+    return _write_json(record_path(runs_dir, record["job_name"]), record)
 
 
 def read_record(path: Path) -> dict[str, Any]:
@@ -75,12 +79,7 @@ TUNED_FILE = Path("tuning") / "best-hyperparameters.json"
 
 def write_tuned(runs_dir: Path, outcome: dict[str, Any]) -> Path:
     """The latest make tune-jobs' outcome, which make train HYPERPARAMETERS_FROM=tuned reads."""
-    path = runs_dir / TUNED_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(outcome, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    partial.replace(path)
-    return path
+    return _write_json(runs_dir / TUNED_FILE, outcome)
 
 
 def read_tuned(runs_dir: Path) -> dict[str, Any]:
