@@ -155,15 +155,15 @@ def write_artifacts(
     *,
     started: float,
     card_extra: dict[str, Any],
+    unseen: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Evaluate the fitted model and write everything SageMaker uploads, the model last."""
+    """Evaluate the fitted model and write everything SageMaker uploads, the model last.
+    `unseen`: the model card's unseen-passenger estimate when the caller has one (None:
+    estimate it here, after the training time is taken)."""
     train, validation = channels
     evaluation = evaluate(model, train, validation, hp)
     seconds = time.perf_counter() - started
-    X, y = features_and_label(train.frame)
-    # Only a single machine estimates unseen passengers: 15 more fits of all the rows on one
-    # host is exactly what a multi-instance job exists to avoid.
-    estimate = card_extra.pop("unseen_passengers_estimate", None) or unseen_estimate(hp, X, y)
+    estimate = unseen if unseen is not None else unseen_estimate(hp, *features_and_label(train.frame))
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     write_output_data(paths, model, evaluation)
     _write_json(paths.model_dir / contract.METRICS_FILE, evaluation.metrics)
@@ -204,8 +204,10 @@ def run_distributed(paths: contract.Paths, hp: Hyperparameters, cluster: Cluster
         if everything is None:
             distributed.await_leader(cluster, links)
             return {}
+        # Only a single machine estimates unseen passengers: 15 more fits of all the rows on
+        # one host is exactly what a multi-instance job exists to avoid.
         skipped = {"skipped": f"multi-instance training ({cluster.size} hosts); a single-instance job estimates it"}
         metrics = write_artifacts(paths, model, hp, (everything, channels[1]), started=started,
-                                  card_extra={"distributed": facts, "unseen_passengers_estimate": skipped})  # fmt: skip
+                                  card_extra={"distributed": facts}, unseen=skipped)  # fmt: skip
         distributed.release(links)
         return metrics
