@@ -12,7 +12,9 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pandas as pd
 import pytest
 from moto.server import ThreadedMotoServer
@@ -205,6 +207,18 @@ def training_probabilities(root: Path) -> dict[str, float]:
 @pytest.fixture
 def sm_root(tmp_path: Path, split_dir: Path) -> Path:
     return make_sm_root(tmp_path / "ml", split_dir)
+
+
+class WithSageMaker(boto3.Session):
+    """The real session (moto for S3, ECR, STS), with a stubbed SageMaker client, for what moto
+    lacks: in-progress jobs to stop, StopTrainingJob, a tuning job's trials."""
+
+    def __init__(self, sm: Any) -> None:
+        super().__init__(region_name="us-east-1")
+        self.sm = sm
+
+    def client(self, name: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return self.sm if name == "sagemaker" else super().client(name, *args, **kwargs)
 
 
 @pytest.fixture

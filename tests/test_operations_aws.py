@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import shipped
+from conftest import WithSageMaker, shipped
 
 from launcher import cleanup, operate, records, train, watch
 from launcher.pricing import PriceBook
@@ -222,18 +222,6 @@ def test_status_lists_running_and_recent_jobs_with_cost_so_far() -> None:
 
 
 # ---- clean-up ----------------------------------------------------------------------------
-
-
-class WithSageMaker(boto3.Session):
-    """The real session (moto for S3, ECR, STS), with a stubbed SageMaker client, because
-    moto has no in-progress jobs to stop and no StopTrainingJob."""
-
-    def __init__(self, sm: Any) -> None:
-        super().__init__(region_name="us-east-1")
-        self.sm = sm
-
-    def client(self, name: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        return self.sm if name == "sagemaker" else super().client(name, *args, **kwargs)
 
 
 DAY = datetime(2026, 11, 26, tzinfo=UTC)

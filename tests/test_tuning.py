@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import REPO, shipped
+from conftest import REPO, WithSageMaker, shipped
 
 from launcher import records, sdk, train, tuning
 from launcher.settings import load
@@ -246,17 +246,6 @@ def described_job(name: str, n: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-class _WithSageMaker(boto3.Session):
-    """A session whose SageMaker client is the given (stubbed) one; the rest reach moto."""
-
-    def __init__(self, sm: Any) -> None:
-        super().__init__(region_name="us-east-1")
-        self.sm = sm
-
-    def client(self, name: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        return self.sm if name == "sagemaker" else super().client(name, *args, **kwargs)
-
-
 def _tuning_description(status: str) -> dict[str, Any]:
     return {
         "HyperParameterTuningJobName": "titanic-lgbm-261126083001",
@@ -280,7 +269,7 @@ def test_ctrl_c_while_a_tuning_job_runs_leaves_it_running(moto_endpoint: str) ->
                           {"HyperParameterTuningJobName": name})  # fmt: skip
         with pytest.raises(tuning.TuningInterrupted) as stopped:
             tuning.follow_aws(settings(TARGET="aws"), tuning.load_search_space(SHIPPED_SPACE), name,
-                              _WithSageMaker(sm), sleep=interrupt)  # fmt: skip
+                              WithSageMaker(sm), sleep=interrupt)  # fmt: skip
         stub.assert_no_pending_responses()  # nothing was stopped
     commands = str(stopped.value)
     assert f"make tune-jobs JOB={name}" in commands and f"--hyper-parameter-tuning-job-name {name}" in commands
@@ -305,7 +294,7 @@ def test_re_attaching_to_a_tuning_job_writes_its_report(moto_endpoint: str, tmp_
         paths = {"runs_dir": tmp_path / "runs", "reports_dir": tmp_path / "reports"}
         outcome = tuning.write_outcome(paths, name, settings(TARGET="aws"), tuning.load_search_space(SHIPPED_SPACE),
                                        tuning.follow_aws(settings(TARGET="aws"), tuning.load_search_space(
-                                           SHIPPED_SPACE), name, _WithSageMaker(sm), sleep=lambda _: None))  # fmt: skip
+                                           SHIPPED_SPACE), name, WithSageMaker(sm), sleep=lambda _: None))  # fmt: skip
         stub.assert_no_pending_responses()
     assert outcome["hyperparameters"] == {"num_leaves": "12"} and outcome["target"] == "aws"
     with pytest.raises(tuning.TuneError, match="nothing to re-attach to"):
