@@ -469,14 +469,14 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, TuneError, train.TrainError, CallerError) as exc:
         return logs.errors(log, str(exc))
     best = outcome["best"]
-    sys.stdout.write(report_markdown_table_only(outcome))
+    sys.stdout.write(trial_lines(outcome))
     log.info("best: trial %d, %s, %s %.4f; report reports/tuning/%s.md; train with them: make train "
              "HYPERPARAMETERS_FROM=tuned", best["number"], best["job_name"], outcome["objective"], best["objective"],
              outcome["name"])  # fmt: skip
     return 0
 
 
-def report_markdown_table_only(outcome: dict[str, Any]) -> str:
+def trial_lines(outcome: dict[str, Any]) -> str:
     """The trials as printed lines: number, job, objective, the tuned values; best marked."""
     lines = []
     for t in outcome["trials"]:
