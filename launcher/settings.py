@@ -96,6 +96,7 @@ class Settings:
     base_job_name: str
     tags: dict[str, str]
     hyperparameters: dict[str, str]
+    tune: TuneSettings  # make tune-jobs
     lock_wait: int = 0
     predictions_prefix: str = "titanic/predictions"
     transform_instance_type: str = ""  # empty: the instance report's cheapest with transform quota
@@ -110,7 +111,6 @@ class Settings:
     endpoint_instance_type: str = "ml.m5.large"
     train_distribution: str = "FullyReplicated"
     hyperparameters_from: str = "config"  # or "tuned": make tune-jobs' best, over HP_*
-    tune: TuneSettings | None = None
 
     @property
     def local(self) -> bool:
