@@ -17,6 +17,13 @@ MAKEFLAGS += --no-builtin-rules --warn-undefined-variables
 # the command line (make VAR=x) win over both by make's own rules. Last, every setting is
 # pinned to its literal text, so a `$(...)` inside a value is never expanded by make.
 CONFIG ?= config.env
+# make would run a line that is not KEY=value (say `$(shell ...)`) while including the file,
+# before validation could name it: the file is first read as text and refused, naming the
+# lines. (The pattern is launcher/settings.py's CONFIG_LINE_RE; tests/test_makefile.py keeps
+# the two equal.)
+CONFIG_LINE := ^([A-Z][A-Z0-9_]*)=([A-Za-z0-9_.,:/=@+-]*)$$
+CONFIG_BAD_LINES := $(shell grep -nvE -e '$(CONFIG_LINE)' -e '^[[:space:]]*(\#.*)?$$' $(CONFIG) | cut -d: -f1 | tr '\n' ' ')
+$(if $(strip $(CONFIG_BAD_LINES)),$(error $(CONFIG) line $(strip $(CONFIG_BAD_LINES)) is not KEY=value with a value of letters, digits and _.,:/=@+- only; fix it before anything runs))
 CONFIG_VARS := $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' $(CONFIG))
 $(foreach v,$(CONFIG_VARS),$(if $(filter environment,$(origin $(v))),$(eval _env_$(v) := $$(value $(v)))))
 include $(CONFIG)

@@ -2,8 +2,9 @@
 
 Everything account-specific (policy ARNs, the trust policy's conditions, stamps, the tag
 that marks which principal launched a job) comes from here, never from ROLE_ARN's text.
-Beside it, the small call helpers every stage shares: an error's code, a SageMaker
-resource's tags, an S3 object's bytes.
+Beside it, the small call helpers every stage shares: a SageMaker resource's tags and an S3
+object's bytes. An error from STS itself (denied, throttled, expired) goes to the shared
+error path (launcher/errors.py), which names the code and the fix.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from botocore.exceptions import ClientError, NoCredentialsError
+from botocore.exceptions import NoCredentialsError
 
-
-def error_code(exc: ClientError) -> str:
-    """The AWS error code of a failed call ('AccessDenied', 'NoSuchBucket', ...)."""
-    return exc.response.get("Error", {}).get("Code", "")
+from launcher.errors import ToolkitError
 
 
 def s3_bytes(s3: Any, uri: str) -> bytes:
@@ -31,7 +29,7 @@ def sagemaker_tags(sm: Any, arn: str) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn).get("Tags", [])}
 
 
-class CallerError(RuntimeError):
+class CallerError(ToolkitError):
     """No usable credentials; the message says how to provide them."""
 
 
@@ -48,10 +46,6 @@ def whoami(session: Any) -> Caller:
     except NoCredentialsError:
         raise CallerError(
             "no AWS credentials found; run 'aws configure', set AWS_PROFILE, or export assumed-role keys"
-        ) from None
-    except ClientError as exc:
-        raise CallerError(
-            f"AWS rejected the credentials ({error_code(exc)}): {exc}; refresh them (expired session or assume-role?)"
         ) from None
     arn = identity["Arn"]
     return Caller(account=identity["Account"], partition=arn.split(":")[1], arn=arn)

@@ -24,7 +24,6 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,14 +31,16 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher import logs
-from launcher.caller import CallerError, error_code, sagemaker_tags, whoami
+from launcher import errors, names
+from launcher.caller import sagemaker_tags, whoami
+from launcher.errors import DENIED, NOT_FOUND, ToolkitError, error_code
 from launcher.iam import INLINE_POLICY_NAME
+from launcher.metadata import REGISTERED_BY_KEY
+from launcher.metadata import value as metadata_value
 from launcher.settings import (
     LAUNCHED_BY_TAG,
     TOOLKIT_TAG,
     Settings,
-    SettingsError,
     is_toolkits,
     launched_by_value,
     load,
@@ -48,7 +49,7 @@ from launcher.settings import (
 log = logging.getLogger("clean")
 
 
-class CleanupError(RuntimeError):
+class CleanupError(ToolkitError):
     """A call failed; what was found so far is not a complete picture."""
 
 
@@ -77,84 +78,135 @@ class Plan:
                 path.unlink()
                 log.info("forgot %s (what it recorded is being deleted)", path)
         log.info("deleting %s", description)
-        action()
+        try:
+            action()
+        except (ClientError, BotoCoreError) as exc:
+            raise CleanupError(f"deleting {description} failed ({exc}); what was deleted before it is gone, the "
+                               "rest remains: fix the cause and rerun to continue") from None  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of SageMaker resource clean-up looks for, and how it is listed and removed."""
+    """One kind of SageMaker resource clean-up looks for. The rest follows from the API's
+    names: ListXs lists it, XName and XArn name it, StopX or DeleteX removes it. Which names
+    are the toolkit's comes from launcher/names.py. A new kind also needs the runner's grant
+    (iam/runner-policy.json), a not-seen entry if moto lacks its calls, and a row in
+    docs/reference.md."""
 
     noun: str  # "training job"
-    lister: str  # paginator name
+    api: str  # "TrainingJob": ListTrainingJobs, TrainingJobName, TrainingJobArn, ...
+    resource_type: str  # the ARN's resource type, a key of names.PATTERNS
     listed: str  # key of the summaries in each page
-    name_key: str
-    arn_key: str
-    remove: str  # client method; called with {param: name}
-    param: str
-    in_progress_only: bool  # jobs: stop the running ones; the rest: delete any
-    prefix: Callable[[Settings], str]  # the toolkit's names start so
+    in_progress_only: bool = False  # jobs: stop the running ones; the rest: delete any
+
+    @property
+    def lister(self) -> str:
+        return _snake(f"List{self.api}s")
+
+    @property
+    def remove(self) -> str:
+        return _snake(f"{'Stop' if self.in_progress_only else 'Delete'}{self.api}")
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
 KINDS = (
     # Tuning jobs first: a running one would start new trials while its old ones are stopped.
-    Kind("tuning job", "list_hyper_parameter_tuning_jobs", "HyperParameterTuningJobSummaries",
-         "HyperParameterTuningJobName", "HyperParameterTuningJobArn", "stop_hyper_parameter_tuning_job",
-         "HyperParameterTuningJobName", True, lambda s: f"{s.base_job_name}-"),
-    Kind("training job", "list_training_jobs", "TrainingJobSummaries", "TrainingJobName", "TrainingJobArn",
-         "stop_training_job", "TrainingJobName", True, lambda s: f"{s.base_job_name}-"),
-    Kind("transform job", "list_transform_jobs", "TransformJobSummaries", "TransformJobName", "TransformJobArn",
-         "stop_transform_job", "TransformJobName", True, lambda s: f"{s.base_job_name}-predict-"),
-    Kind("endpoint", "list_endpoints", "Endpoints", "EndpointName", "EndpointArn", "delete_endpoint",
-         "EndpointName", False, lambda s: s.endpoint_name),
-    Kind("endpoint config", "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName", "EndpointConfigArn",
-         "delete_endpoint_config", "EndpointConfigName", False, lambda s: f"{s.endpoint_name}-v"),
-    Kind("model", "list_models", "Models", "ModelName", "ModelArn", "delete_model", "ModelName", False,
-         lambda s: f"{s.base_job_name}-predict-"),
-    Kind("model", "list_models", "Models", "ModelName", "ModelArn", "delete_model", "ModelName", False,
-         lambda s: f"{s.endpoint_name}-v"),
-)  # fmt: skip
+    Kind(
+        noun="tuning job",
+        api="HyperParameterTuningJob",
+        resource_type="hyper-parameter-tuning-job",
+        listed="HyperParameterTuningJobSummaries",
+        in_progress_only=True,
+    ),
+    Kind(
+        noun="training job",
+        api="TrainingJob",
+        resource_type="training-job",
+        listed="TrainingJobSummaries",
+        in_progress_only=True,
+    ),
+    Kind(
+        noun="transform job",
+        api="TransformJob",
+        resource_type="transform-job",
+        listed="TransformJobSummaries",
+        in_progress_only=True,
+    ),
+    Kind(noun="endpoint", api="Endpoint", resource_type="endpoint", listed="Endpoints"),
+    Kind(noun="endpoint config", api="EndpointConfig", resource_type="endpoint-config", listed="EndpointConfigs"),
+    Kind(noun="model", api="Model", resource_type="model", listed="Models"),
+)
+
+
+def _listed(sm: Any, settings: Settings, kind: Kind, pattern: str) -> list[dict[str, Any]]:
+    """The summaries of the resources of this kind whose names are the toolkit's under one
+    name pattern (listed by its fixed start, then matched exactly)."""
+    filters = {"StatusEquals": "InProgress"} if kind.in_progress_only else {}
+    contains = pattern.split("*", 1)[0].removesuffix("-v").removesuffix("-")
+    pages = sm.get_paginator(kind.lister).paginate(NameContains=contains, **filters)
+    return [
+        s
+        for page in pages
+        for s in page[kind.listed]
+        if names.owned(settings, kind.resource_type, s[f"{kind.api}Name"])
+    ]
 
 
 def clean_sagemaker(settings: Settings, sm: Any, caller_arn: str, plan: Plan, kind: Kind) -> None:
     """Stop the caller's own jobs still in progress (or delete the caller's own models) that
-    carry the toolkit's tag; anyone else's are left alone and said so."""
-    me, prefix = launched_by_value(caller_arn), kind.prefix(settings)
-    action = sm.meta.method_to_api_mapping[kind.lister]
-    try:
-        filters = {"StatusEquals": "InProgress"} if kind.in_progress_only else {}
-        pages = sm.get_paginator(kind.lister).paginate(
-            NameContains=prefix.removesuffix("-v").removesuffix("-"), **filters
-        )
-        summaries = [s for page in pages for s in page[kind.listed]]
-    except (ClientError, BotoCoreError) as exc:
-        state = " in progress" if kind.in_progress_only else ""
-        raise _failed(f"listing {kind.noun}s{state} (sagemaker:{action})", exc) from None
-    for summary in summaries:
-        name = summary[kind.name_key]
-        if not name.startswith(prefix):
-            continue
+    carry the toolkit's tag; anyone else's are left alone and said so. A resource whose tags
+    this caller may not read (AccessDenied on ListTags) is not the caller's: left alone."""
+    seen: set[str] = set()
+    for pattern in names.patterns(settings, kind.resource_type):
         try:
-            tags = sagemaker_tags(sm, summary[kind.arn_key])
+            summaries = _listed(sm, settings, kind, pattern)
         except (ClientError, BotoCoreError) as exc:
+            state = " in progress" if kind.in_progress_only else ""
+            raise _failed(f"listing {kind.noun}s{state} (sagemaker:{sm.meta.method_to_api_mapping[kind.lister]})",
+                          exc) from None  # fmt: skip
+        for summary in summaries:
+            if summary[f"{kind.api}Name"] not in seen:
+                seen.add(summary[f"{kind.api}Name"])
+                _clean_one(sm, kind, summary, launched_by_value(caller_arn), plan)
+
+
+def _clean_one(sm: Any, kind: Kind, summary: dict[str, Any], me: str, plan: Plan) -> None:
+    name = summary[f"{kind.api}Name"]
+    try:
+        tags = sagemaker_tags(sm, summary[f"{kind.api}Arn"])
+    except ClientError as exc:
+        if error_code(exc) not in DENIED:
             raise _failed(f"reading the tags of {name} (sagemaker:ListTags)", exc) from None
-        if not is_toolkits(tags):
-            log.info("not ours, left alone: %s %s (no %s tag)", kind.noun, name, TOOLKIT_TAG[0])
-        elif tags.get(LAUNCHED_BY_TAG) != me:
-            log.info("left alone: %s %s was made by %s, not by you", kind.noun, name, tags.get(LAUNCHED_BY_TAG))
-        else:
-            verb = "stop" if kind.in_progress_only else "delete"
-            what = f"{'in-progress ' if kind.in_progress_only else ''}{kind.noun} {name} ({verb})"
-            plan.act(what, lambda n=name: getattr(sm, kind.remove)(**{kind.param: n}))
+        log.info("not ours, left alone: %s %s (its tags are not ours to read: %s)", kind.noun, name, error_code(exc))
+        return
+    except BotoCoreError as exc:
+        raise _failed(f"reading the tags of {name} (sagemaker:ListTags)", exc) from None
+    if not is_toolkits(tags):
+        log.info("not ours, left alone: %s %s (no %s tag)", kind.noun, name, TOOLKIT_TAG[0])
+    elif tags.get(LAUNCHED_BY_TAG) != me:
+        log.info("left alone: %s %s was made by %s, not by you", kind.noun, name, tags.get(LAUNCHED_BY_TAG))
+    else:
+        verb = "stop" if kind.in_progress_only else "delete"
+        what = f"{'in-progress ' if kind.in_progress_only else ''}{kind.noun} {name} ({verb})"
+        plan.act(what, lambda: getattr(sm, kind.remove)(**{f"{kind.api}Name": name}))
 
 
 def clean_model_packages(settings: Settings, sm: Any, caller_arn: str, plan: Plan) -> None:
-    """The caller's own versions in the toolkit's (tagged) model package group. moto has no
-    DeleteModelPackage: on the embedded stack they are listed and kept, and said so."""
+    """The caller's own versions in the toolkit's (tagged) model package group: who registered
+    a version is in its customer metadata (a version in a group cannot carry tags of its own).
+    moto has no DeleteModelPackage: on the embedded stack they are listed and kept, and said so."""
     group = settings.model_package_group
     try:
         arn = sm.describe_model_package_group(ModelPackageGroupName=group)["ModelPackageGroupArn"]
-    except ClientError:
-        return  # no group, nothing registered
+    except ClientError as exc:
+        if error_code(exc) in NOT_FOUND:
+            return  # no group, nothing registered
+        raise _failed(f"reading model package group {group} (sagemaker:DescribeModelPackageGroup)", exc) from None
+    except BotoCoreError as exc:
+        raise _failed(f"reading model package group {group} (sagemaker:DescribeModelPackageGroup)", exc) from None
     try:
         tags = sagemaker_tags(sm, arn)
         pages = sm.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group)
@@ -171,12 +223,13 @@ def clean_model_packages(settings: Settings, sm: Any, caller_arn: str, plan: Pla
                      "no DeleteModelPackage)", group, version.get("ModelPackageVersion"))  # fmt: skip
             continue
         try:
-            found = sagemaker_tags(sm, version["ModelPackageArn"])
+            described = sm.describe_model_package(ModelPackageName=version["ModelPackageArn"])
         except (ClientError, BotoCoreError) as exc:
-            raise _failed(f"reading the tags of {version['ModelPackageArn']}", exc) from None
+            raise _failed(f"reading {version['ModelPackageArn']} (sagemaker:DescribeModelPackage)", exc) from None
+        registered_by = (described.get("CustomerMetadataProperties") or {}).get(REGISTERED_BY_KEY)
         what = f"model package {group} version {version.get('ModelPackageVersion')}"
-        if found.get(LAUNCHED_BY_TAG) != me:
-            log.info("left alone: %s was registered by %s, not by you", what, found.get(LAUNCHED_BY_TAG))
+        if registered_by != metadata_value(me):
+            log.info("left alone: %s was registered by %s, not by you", what, registered_by)
         else:
             plan.act(what, lambda a=version["ModelPackageArn"]: sm.delete_model_package(ModelPackageName=a))
 
@@ -348,27 +401,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("verb", choices=("resources", "teardown"))
     args = parser.parse_args(argv)
-    logs.setup("clean")
+    return errors.run("clean", lambda: _clean(args))
+
+
+def _clean(args: argparse.Namespace) -> int:
     confirm = os.environ.get("CONFIRM", "no") == "yes"
     deployed = Path(os.environ.get("DEPLOYED", "build/local"))
     image_record = Path(os.environ.get("IMAGE_RECORD", str(deployed / "image.json")))
     if not confirm:
         log.info("dry run: nothing is deleted (rerun with CONFIRM=yes to delete)")
-    try:
-        settings = load()
-        plan = run(
-            settings,
-            args.verb,
-            boto3.Session(region_name=settings.region),
-            confirm=confirm,
-            deployed=deployed,
-            image_record=image_record,
-        )
-    except (SettingsError, CleanupError, CallerError) as exc:
-        return logs.errors(log, str(exc))
-    except (ClientError, BotoCoreError) as exc:
-        return logs.errors(log, f"a deletion failed ({exc}); what was deleted before it is gone, the rest remains: "
-                                "rerun to continue")  # fmt: skip
+    settings = load()
+    plan = run(
+        settings,
+        args.verb,
+        boto3.Session(region_name=settings.region),
+        confirm=confirm,
+        deployed=deployed,
+        image_record=image_record,
+    )
     if plan.found == 0:
         log.info("nothing to delete: no toolkit resources found")
     elif not confirm:

@@ -10,6 +10,9 @@ from typing import Any
 
 import boto3
 
+from launcher import errors
+from launcher.errors import ToolkitError
+
 COLUMNS = ("job", "target", "status", "instance", "spot", "train s", "bill s", "savings", "USD/h", "cost", "on demand")
 
 
@@ -62,10 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs-dir", type=Path, required=True)
     args = parser.parse_args(argv)
+    return errors.run("cost", lambda: _costs(args))
+
+
+def _costs(args: argparse.Namespace) -> int:
     records = load_records(args.runs_dir)
     if not records:
-        print(f"no run records in {args.runs_dir}; run 'make train' first", file=sys.stderr)
-        return 1
+        raise ToolkitError(f"no run records in {args.runs_dir}; run 'make train' first")
     print(table(records))
     print(live_endpoint_line(), flush=True)
     return 0

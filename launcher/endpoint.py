@@ -35,10 +35,11 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher import logs, registry, watch
-from launcher.caller import CallerError, error_code, sagemaker_tags, whoami
+from launcher import errors, names, registry, watch
+from launcher.caller import sagemaker_tags, whoami
+from launcher.errors import NOT_FOUND, ToolkitError, error_code
 from launcher.pricing import PriceBook, pricing_client
-from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, is_toolkits, job_tags, load
+from launcher.settings import TOOLKIT_TAG, Settings, is_toolkits, job_tags, load
 
 log = logging.getLogger("endpoint")
 ENDPOINT_LABEL = "com.titanic-toolkit.endpoint"
@@ -47,6 +48,10 @@ VERSION_LABEL = "com.titanic-toolkit.model-package-version"
 # copies, may use the same ENDPOINT_NAME on one Docker engine without touching each other's.
 STACK_LABEL = "com.titanic-toolkit.stack"
 VERSION_TAG = "model-package-version"
+# Where an endpoint's containers log (one group per endpoint), written with the model's execution role.
+ENDPOINT_LOG_GROUP = "/aws/sagemaker/Endpoints"
+# The image's server reads its worker count from this (container/titanic_model/server.py).
+SERVER_WORKERS_VARIABLE = "SAGEMAKER_MODEL_SERVER_WORKERS"
 SETTLING = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 DEFAULT_ROWS = Path(__file__).resolve().parent.parent / "data/titanic/test.csv"
 # Serverless inference, us-east-1, from AWS's price page (not read through the Pricing API
@@ -55,13 +60,12 @@ SERVERLESS_USD_PER_GB_SECOND = 0.0000200
 SERVERLESS_USD_PER_GB_DATA = 0.016
 
 
-class EndpointError(RuntimeError):
+class EndpointError(ToolkitError):
     """The endpoint cannot be deployed, reached or removed; the message says why and what next."""
 
 
 def object_name(settings: Settings, version: int) -> str:
-    """One name for a version's Model and EndpointConfig: endpoint, version, when."""
-    return f"{settings.endpoint_name}-v{version}-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
+    return names.endpoint_object(settings.endpoint_name, version, datetime.now(UTC))
 
 
 def variant(settings: Settings, model_name: str) -> dict[str, Any]:
@@ -94,7 +98,7 @@ def describe(sm: Any, name: str) -> dict[str, Any] | None:
     try:
         return sm.describe_endpoint(EndpointName=name)
     except ClientError as exc:
-        if error_code(exc) in ("ValidationException", "ResourceNotFound"):
+        if error_code(exc) in NOT_FOUND:
             return None
         raise
 
@@ -115,7 +119,7 @@ def _unless_gone(delete: Any, **name: str) -> None:
     try:
         delete(**name)
     except ClientError as exc:
-        if error_code(exc) not in ("ValidationException", "ResourceNotFound"):
+        if error_code(exc) not in NOT_FOUND:
             raise
 
 
@@ -136,19 +140,78 @@ def _serving_objects(sm: Any, endpoint: dict[str, Any]) -> tuple[str, str | None
     return config, variants[0]["ModelName"] if variants else None
 
 
+def model_request(settings: Settings, version: dict[str, Any], name: str, tags: list[dict[str, str]]) -> dict[str, Any]:
+    """CreateModel's arguments for a version. Serverless endpoints support neither network
+    isolation (serverless-endpoints.md, "Feature exclusions") nor more than the one worker AWS
+    recommends per container, each worker holding its own model within SERVERLESS_MEMORY_MB."""
+    container: dict[str, Any] = {"ModelPackageName": version["ModelPackageArn"]}
+    request: dict[str, Any] = {"ModelName": name, "PrimaryContainer": container,
+                               "ExecutionRoleArn": settings.role_arn, "Tags": tags}  # fmt: skip
+    if settings.endpoint_type == "serverless":
+        container["Environment"] = {SERVER_WORKERS_VARIABLE: "1"}
+    else:
+        request["EnableNetworkIsolation"] = True  # the container needs nothing but its model and the rows
+    return request
+
+
 def create_records(settings: Settings, sm: Any, version: dict[str, Any], name: str, tags: list[dict[str, str]]) -> None:
     """The Model (from the package itself) and the EndpointConfig for a version."""
-    sm.create_model(ModelName=name, PrimaryContainer={"ModelPackageName": version["ModelPackageArn"]},
-                    ExecutionRoleArn=settings.role_arn, EnableNetworkIsolation=True, Tags=tags)  # fmt: skip
-    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant(settings, name)], Tags=tags)
+    sm.create_model(**model_request(settings, version, name, tags))
+    try:
+        sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant(settings, name)], Tags=tags)
+    except (ClientError, BotoCoreError):
+        _delete(sm, None, name)
+        raise
+
+
+def current_type(sm: Any, endpoint: dict[str, Any]) -> str:
+    """'serverless' or 'instance': what the endpoint's current config is."""
+    variants = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])["ProductionVariants"]
+    return "serverless" if variants and "ServerlessConfig" in variants[0] else "instance"
+
+
+def refuse_type_change(settings: Settings, sm: Any, endpoint: dict[str, Any]) -> None:
+    """An instance endpoint cannot become serverless (serverless-endpoints.md: a ValidationError);
+    say so before anything is created. Serverless to instance works, but cannot be undone."""
+    now = current_type(sm, endpoint)
+    if now == "instance" and settings.endpoint_type == "serverless":
+        raise EndpointError(
+            f"endpoint {settings.endpoint_name} is instance-backed and AWS cannot convert it to serverless; it still "
+            f"serves {endpoint['EndpointConfigName']}. Either deploy with ENDPOINT_TYPE=instance, or 'make undeploy' "
+            "then 'make deploy'"
+        )
+    if now == "serverless" and settings.endpoint_type == "instance":
+        log.warning("endpoint %s goes from serverless to instance-backed; AWS cannot convert it back",
+                    settings.endpoint_name)  # fmt: skip
+
+
+def wait_until_gone(sm: Any, name: str, *, sleep: Any = time.sleep, poll_seconds: float = 10.0,
+                    polls: int = 90) -> None:  # fmt: skip
+    for _ in range(polls):
+        if describe(sm, name) is None:
+            return
+        sleep(poll_seconds)
+    raise EndpointError(
+        f"endpoint {name} is still being deleted after {polls * poll_seconds:.0f} s; run 'make deploy' again"
+    )
 
 
 def deploy_aws(settings: Settings, sm: Any, version: dict[str, Any], tags: list[dict[str, str]],
                *, sleep: Any = time.sleep) -> str:  # fmt: skip
     name = object_name(settings, version["ModelPackageVersion"])
     endpoint = settings.endpoint_name
-    create_records(settings, sm, version, name, tags)
     existing = describe(sm, endpoint)
+    if existing is not None and existing["EndpointStatus"] == "Failed":
+        # UpdateEndpoint refuses a Failed endpoint: it is replaced (it serves nothing).
+        log.info("endpoint %s is Failed (%s); deleting it to create it anew", endpoint, existing.get("FailureReason"))
+        old_config, old_model = _serving_objects(sm, existing)
+        sm.delete_endpoint(EndpointName=endpoint)
+        _delete(sm, old_config, old_model)
+        wait_until_gone(sm, endpoint, sleep=sleep)
+        existing = None
+    if existing is not None:
+        refuse_type_change(settings, sm, existing)
+    create_records(settings, sm, version, name, tags)
     if existing is None:
         sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name, Tags=tags)
         final = wait_until_settled(sm, endpoint, sleep=sleep)
@@ -157,7 +220,11 @@ def deploy_aws(settings: Settings, sm: Any, version: dict[str, Any], tags: list[
                                 "'make undeploy' removes it")  # fmt: skip
         return f"endpoint {endpoint} is InService with version {version['ModelPackageVersion']} ({name})"
     old_config, old_model = _serving_objects(sm, existing)
-    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=name)
+    try:
+        sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=name)
+    except (ClientError, BotoCoreError):
+        _delete(sm, name, name)  # refused: nothing of the new version may be left behind
+        raise
     final = wait_until_settled(sm, endpoint, sleep=sleep)
     if final["EndpointStatus"] != "InService" or final["EndpointConfigName"] != name:
         _delete(sm, name, name)
@@ -317,9 +384,21 @@ def invoke(settings: Settings, session: boto3.Session, rows: bytes) -> str:
     try:
         answer = runtime.invoke_endpoint(EndpointName=settings.endpoint_name, ContentType="text/csv",
                                          Accept="text/csv", Body=rows)  # fmt: skip
-    except ClientError as exc:
-        raise EndpointError(f"the endpoint refused the rows: {exc.response.get('Error', {}).get('Message')}") from None
+    except runtime.exceptions.ModelError as exc:
+        raise EndpointError(model_error_line(settings, exc.response)) from None
     return _answers_table(answer["Body"].read())
+
+
+def model_error_line(settings: Settings, response: dict[str, Any]) -> str:
+    """InvokeEndpoint wraps the container's own answer (its status and one-line reason) in a
+    ModelError (424): say the container's words, and where its log is."""
+    status = response.get("OriginalStatusCode", "?")
+    message = (response.get("OriginalMessage") or response.get("Error", {}).get("Message") or "").strip()
+    log_stream = response.get("LogStreamArn") or f"{ENDPOINT_LOG_GROUP}/{settings.endpoint_name}"
+    return (
+        f"the endpoint's container refused the rows ({status}): {message}; its log: {log_stream} "
+        f"('make logs JOB={settings.endpoint_name}')"
+    )
 
 
 def undeploy(settings: Settings, session: boto3.Session) -> str:
@@ -347,23 +426,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("verb", choices=("deploy", "invoke", "undeploy"))
     parser.add_argument("--rows", default="", help="invoke: a CSV file of passengers (default: 5 rows of test.csv)")
     args = parser.parse_args(argv)
-    logs.setup(args.verb)
-    try:
-        settings = load()
-        session = boto3.Session(region_name=settings.region)
-        if args.verb == "deploy":
-            log.info("%s", deploy(settings, session))
-        elif args.verb == "undeploy":
-            log.info("%s", undeploy(settings, session))
-        else:
-            path = Path(args.rows) if args.rows else None
-            if path is not None and not path.is_file():
-                raise EndpointError(f"ROWS={args.rows} is not a file; give a CSV of passengers (Kaggle's columns)")
-            print(invoke(settings, session, path.read_bytes() if path else default_rows()), flush=True)
-    except (SettingsError, EndpointError, registry.RegistryError, CallerError) as exc:
-        return logs.errors(log, str(exc))
-    except (ClientError, BotoCoreError) as exc:
-        return logs.aws_failure(log, exc, "SageMaker")
+    return errors.run(args.verb, lambda: _endpoint(args))
+
+
+def _endpoint(args: argparse.Namespace) -> int:
+    settings = load()
+    session = boto3.Session(region_name=settings.region)
+    if args.verb == "deploy":
+        log.info("%s", deploy(settings, session))
+    elif args.verb == "undeploy":
+        log.info("%s", undeploy(settings, session))
+    else:
+        path = Path(args.rows) if args.rows else None
+        if path is not None and not path.is_file():
+            raise EndpointError(f"ROWS={args.rows} is not a file; give a CSV of passengers (Kaggle's columns)")
+        print(invoke(settings, session, path.read_bytes() if path else default_rows()), flush=True)
     return 0
 
 

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
 
-from launcher import logs
-from launcher.caller import Caller, CallerError, whoami
-from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, load
+from launcher import errors
+from launcher.caller import Caller, whoami
+from launcher.errors import ToolkitError
+from launcher.settings import TOOLKIT_TAG, Settings, load
 
 log = logging.getLogger("iam")
 IAM_DIR = Path(__file__).resolve().parent.parent / "iam"
@@ -42,7 +42,7 @@ INLINE_POLICY_NAME = "titanic-toolkit-execution"
 RESOURCE_CHECKED_BY_EMULATOR = ("s3", "iam")
 
 
-class IamError(RuntimeError):
+class IamError(ToolkitError):
     """A template cannot be filled, a policy fails its lint, or the role cannot be written."""
 
 
@@ -184,39 +184,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("render", "check", "apply"))
     parser.add_argument("--out", type=Path, required=True, help="where the rendered JSON goes")
     args = parser.parse_args(argv)
-    logs.setup("iam")
-    try:
-        settings = load()
-        if args.command == "apply":
-            refuse_embedded_stack(settings, dict(os.environ))
-        session = boto3.Session(region_name=settings.region)
-        caller = whoami(session)
-        check_role_account(settings, caller)
-        documents = render(settings, caller)
-        for path in write_documents(documents, args.out):
-            log.info("wrote %s", path)
-        if args.command == "check":
-            allowlist = json.loads((IAM_DIR / "parliament-allowlist.json").read_text(encoding="utf-8"))["allowed"]
-            failing, accepted = lint(documents, allowlist)
-            for line in accepted:
-                log.info("accepted finding: %s", line)
-            for line in failing:
-                log.error("ERROR: %s", line)
-            if failing:
-                raise IamError(f"{len(failing)} parliament finding(s) above; fix the template or justify them in "
-                               "iam/parliament-allowlist.json")  # fmt: skip
-            log.info("parliament: no findings beyond the allow-list (%d accepted, reasons in "
-                     "iam/parliament-allowlist.json)", len(accepted))  # fmt: skip
-        if args.command == "apply":
-            arn = apply(settings, documents, session.client("iam"))
-            print(f"ROLE_ARN={arn}    # put this in config.env")
-            print(f"\nAttach {args.out}/runner-policy.json to the principal that runs the toolkit (cron, CI, people);")
-            print(f"{args.out}/setup-policy.json is what 'make bootstrap' and 'make teardown' need, once.")
-    except (SettingsError, IamError, CallerError) as exc:
-        return logs.errors(log, str(exc))
-    except ClientError as exc:
-        log.error("ERROR: %s; creating or updating a role needs IAM administrator rights", exc)
-        return 1
+    return errors.run("iam", lambda: _command(args))
+
+
+def _command(args: argparse.Namespace) -> int:
+    settings = load()
+    if args.command == "apply":
+        refuse_embedded_stack(settings, dict(os.environ))
+    session = boto3.Session(region_name=settings.region)
+    caller = whoami(session)
+    check_role_account(settings, caller)
+    documents = render(settings, caller)
+    for path in write_documents(documents, args.out):
+        log.info("wrote %s", path)
+    if args.command == "check":
+        allowlist = json.loads((IAM_DIR / "parliament-allowlist.json").read_text(encoding="utf-8"))["allowed"]
+        failing, accepted = lint(documents, allowlist)
+        for line in accepted:
+            log.info("accepted finding: %s", line)
+        for line in failing:
+            log.error("ERROR: %s", line)
+        if failing:
+            raise IamError(f"{len(failing)} parliament finding(s) above; fix the template or justify them in "
+                           "iam/parliament-allowlist.json")  # fmt: skip
+        log.info("parliament: no findings beyond the allow-list (%d accepted, reasons in "
+                 "iam/parliament-allowlist.json)", len(accepted))  # fmt: skip
+    if args.command == "apply":
+        arn = apply(settings, documents, session.client("iam"))
+        print(f"ROLE_ARN={arn}    # put this in config.env")
+        print(f"\nAttach {args.out}/runner-policy.json to the principal that runs the toolkit (cron, CI, people);")
+        print(f"{args.out}/setup-policy.json is what 'make bootstrap' and 'make teardown' need, once.")
     return 0
 
 

@@ -26,9 +26,9 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher import logs
+from launcher import errors
 from launcher.pricing import ACCELERATED, PriceBook, pricing_client, snapshot
-from launcher.settings import Settings, SettingsError, instance_types, load
+from launcher.settings import Settings, instance_types, load
 
 log = logging.getLogger("instance-report")
 QUOTA_NAME = re.compile(r"^(ml\.[a-z0-9.]+) for (spot training|training|transform) job usage$")
@@ -287,11 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for instance-report.md and .json")
     parser.add_argument("--min-memory-gib", type=float, default=4.0)
     args = parser.parse_args(argv)
-    logs.setup("instance-report")
-    try:
-        settings = load()
-    except SettingsError as exc:
-        return logs.errors(log, str(exc))
+    return errors.run("instance-report", lambda: _report(args))
+
+
+def _report(args: argparse.Namespace) -> int:
+    settings = load()
     clients = (None, None) if settings.local else aws_clients(settings, boto3.Session(region_name=settings.region))
     report = make_report(settings, *clients, args.min_memory_gib)
     args.out.mkdir(parents=True, exist_ok=True)

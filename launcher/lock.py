@@ -16,13 +16,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from launcher import logs
+from launcher import errors
+from launcher.errors import ToolkitError
 
 log = logging.getLogger("lock")
 DEFAULT_LOCK_FILE = "build/toolkit.lock"
 
 
-class LockBusyError(RuntimeError):
+class LockBusyError(ToolkitError):
     """Another run holds the lock for longer than LOCK_WAIT allows."""
 
 
@@ -59,19 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["--"]:
         args = args[1:]
-    logs.setup("lock")
+    return errors.run("lock", lambda: _run_locked(args))
+
+
+def _run_locked(args: list[str]) -> int:
     if not args:
         log.error("ERROR: usage: python -m launcher.lock -- COMMAND [ARGS...]")
         return 2
     raw_wait = os.environ.get("LOCK_WAIT", "0")
     if not raw_wait.isdigit():
-        log.error("ERROR: LOCK_WAIT is '%s'; set it to a whole number of seconds (0: do not wait)", raw_wait)
-        return 1
-    try:
-        fd = acquire(Path(os.environ.get("LOCK_FILE", DEFAULT_LOCK_FILE)), int(raw_wait))
-    except LockBusyError as exc:
-        log.error("ERROR: %s", exc)
-        return 1
+        raise ToolkitError(f"LOCK_WAIT is '{raw_wait}'; set it to a whole number of seconds (0: do not wait)")
+    fd = acquire(Path(os.environ.get("LOCK_FILE", DEFAULT_LOCK_FILE)), int(raw_wait))
     os.set_inheritable(fd, True)
     # exec: the stage becomes this process and keeps the descriptor, so the lock lives
     # exactly as long as the stage does, and signals reach the stage directly.

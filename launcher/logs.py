@@ -19,10 +19,3 @@ def errors(logger: logging.Logger, message: str) -> int:
     for line in message.splitlines():
         logger.error("ERROR: %s", line)
     return 1
-
-
-def aws_failure(logger: logging.Logger, exc: Exception, what: str) -> int:
-    """One line for a call AWS (or the embedded stack) did not answer or refused; exit code 1."""
-    if type(exc).__name__ == "EndpointConnectionError":
-        return errors(logger, f"{exc}; is the embedded AWS up ('make local-up') or the network reachable?")
-    return errors(logger, f"the {what} call failed ({exc}); check the runner policy ('make iam-render')")

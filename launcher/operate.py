@@ -21,17 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher import logs, records, watch
+from launcher import errors, records, watch
+from launcher.errors import ToolkitError
 from launcher.pricing import PriceBook, pricing_client
-from launcher.settings import Settings, SettingsError, load
+from launcher.settings import Settings, load
 
 log = logging.getLogger("operate")
 RECENT = 10
 
 
-class OperateError(RuntimeError):
+class OperateError(ToolkitError):
     """The verb cannot be done; the message says why and what to do instead."""
 
 
@@ -195,15 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", type=Path, required=True)
     parser.add_argument("--job", default="", help="job name (default: the latest run record)")
     args = parser.parse_args(argv)
-    logs.setup(args.verb)
+    return errors.run(args.verb, lambda: _operate(args))
+
+
+def _operate(args: argparse.Namespace) -> int:
+    settings = load()
     try:
-        settings = load()
         return run(settings, args.verb, args.runs_dir, args.job, boto3.Session(region_name=settings.region))
-    except (SettingsError, OperateError, watch.WatchError) as exc:
-        return logs.errors(log, str(exc))
-    except (ClientError, BotoCoreError) as exc:
-        log.error("ERROR: %s; check the credentials and that the runner policy is attached (make iam-render)", exc)
-        return 1
     except KeyboardInterrupt:
         log.info("stopped watching; the job itself is unaffected")
         return 130

@@ -25,15 +25,15 @@ from typing import Any
 from urllib.parse import urlparse
 
 import boto3
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError
 from sagemaker.model import Model
-from sagemaker.utils import name_from_base
 
-from launcher import instances, logs, records, sdk, watch
-from launcher.caller import CallerError, whoami
-from launcher.prepare_data import PrepareError, verified_bytes
+from launcher import errors, instances, names, records, sdk, watch
+from launcher.caller import whoami
+from launcher.errors import StillRunning, ToolkitError
+from launcher.prepare_data import verified_bytes
 from launcher.pricing import PriceBook, pricing_client, run_cost
-from launcher.settings import Settings, SettingsError, job_tags, load
+from launcher.settings import Settings, job_tags, load
 from launcher.train import remove_local_containers
 
 log = logging.getLogger("predict")
@@ -43,12 +43,12 @@ SUBMISSION = "submission.csv"
 PROBABILITIES = "probabilities.csv"
 
 
-class PredictError(RuntimeError):
+class PredictError(ToolkitError):
     """The predictions cannot be made or trusted; the message says why and what to do."""
 
 
-class Interrupted(RuntimeError):  # noqa: N818 - an event, not an error
-    """Ctrl-C or SIGTERM while a transform job ran on SageMaker."""
+class Interrupted(StillRunning):
+    """Ctrl-C or SIGTERM while a transform job ran on SageMaker; the message says what next."""
 
 
 def passenger_ids(data: bytes) -> list[str]:
@@ -68,14 +68,16 @@ def upload_test(s3: Any, settings: Settings, data: bytes, digest: str) -> str:
 
 
 def require_artifact(s3: Any, record: dict[str, Any]) -> None:
+    """The run's model.tar.gz must still be there. Listed, not HEAD-ed: HEAD's errors have no
+    body (a bare 403 or 400 says nothing of why), and the runner may list the output prefix."""
     uri = urlparse(record["model_artifact"])
-    try:
-        s3.head_object(Bucket=uri.netloc, Key=uri.path.lstrip("/"))
-    except ClientError:
+    key = uri.path.lstrip("/")
+    listed = s3.list_objects_v2(Bucket=uri.netloc, Prefix=key, MaxKeys=1).get("Contents", [])
+    if not any(item["Key"] == key for item in listed):
         raise PredictError(
             f"{record['model_artifact']} of job {record['job_name']} is gone (deleted by clean-up, or "
             "the embedded stack restarted and forgot it); train again with 'make all'"
-        ) from None
+        )
 
 
 def transform_instance_type(settings: Settings, boto_session: boto3.Session) -> str:
@@ -119,16 +121,17 @@ def start_transform(settings: Settings, record: dict[str, Any], session: Any, *,
 
 def output_text(s3: Any, output_uri: str, name: str) -> str:
     """The transform's answers: SageMaker writes <output>/test.csv.out, local mode
-    <output>/<job name>/test.csv.out; either is read."""
+    <output>/<job name>/test.csv.out. The prefix is listed and what is there is read: S3
+    answers a GetObject of a missing key with 403, not 404, to a caller that may not list its
+    prefix, so guessing keys would turn "not there" into "denied"."""
     parsed = urlparse(output_uri)
     prefix = parsed.path.strip("/")
-    for key in (f"{prefix}/{OUTPUT_FILE}", f"{prefix}/{name}/{OUTPUT_FILE}"):
-        try:
-            return s3.get_object(Bucket=parsed.netloc, Key=key)["Body"].read().decode("utf-8")
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
-                raise
-    raise PredictError(f"the transform job left no {OUTPUT_FILE} under {output_uri}; see its log (make logs)")
+    wanted = (f"{prefix}/{OUTPUT_FILE}", f"{prefix}/{name}/{OUTPUT_FILE}")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=f"{prefix}/")
+    found = [item["Key"] for page in pages for item in page.get("Contents", []) if item["Key"] in wanted]
+    if not found:
+        raise PredictError(f"the transform job left no {OUTPUT_FILE} under {output_uri}; see its log (make logs)")
+    return s3.get_object(Bucket=parsed.netloc, Key=found[0])["Body"].read().decode("utf-8")
 
 
 def join(ids: list[str], answers: str) -> list[tuple[str, float, int]]:
@@ -194,7 +197,7 @@ def run(settings: Settings, runs_dir: Path, test_file: Path, checksums: Path, *,
     require_artifact(s3, record)
     launched_by = whoami(boto_session).arn
     input_uri = upload_test(s3, settings, data, digest)
-    name = name_from_base(f"{settings.base_job_name}-predict")
+    name = names.transform_job(settings.base_job_name, datetime.now(UTC))
     output_uri = f"{settings.predictions_uri}/{name}/raw"
     instance_type = transform_instance_type(settings, boto_session)
     log.info("transform job %s: model of %s on %s, %d rows of %s", name, record["job_name"], instance_type,
@@ -261,7 +264,11 @@ def _wait_or_interrupt(sm: Any, name: str) -> dict[str, Any]:
             return watch.until_settled(read, "TransformJobStatus", lambda status: status in watch.FINAL_STATUSES,
                                        f"transform job {name}")  # fmt: skip
     except KeyboardInterrupt:
-        raise Interrupted(name) from None
+        raise Interrupted(
+            f"transform job {name} keeps running on SageMaker and is billed until it ends: stop it with "
+            f"'aws sagemaker stop-transform-job --transform-job-name {name}', or let it finish and run 'make predict' "
+            "again"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,18 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checksums", type=Path, required=True, help="the SHA256SUMS file beside it")
     parser.add_argument("--job", default="", help="the training job whose model predicts (default: latest verified)")
     args = parser.parse_args(argv)
-    logs.setup("predict")
-    try:
-        transform = run(load(), args.runs_dir, args.test, args.checksums, job=args.job)
-    except Interrupted as stop:
-        logs.errors(log, f"interrupted; transform job {stop} keeps running on SageMaker and is billed until it "
-                         f"ends: stop it with 'aws sagemaker stop-transform-job --transform-job-name {stop}', or let "
-                         "it finish and run 'make predict' again")  # fmt: skip
-        return 130
-    except (SettingsError, PredictError, PrepareError, CallerError, records.RecordError) as exc:
-        return logs.errors(log, str(exc))
-    except EndpointConnectionError as exc:
-        return logs.errors(log, f"{exc}; is the embedded AWS up ('make local-up') or the network reachable?")
+    return errors.run("predict", lambda: _predict(args))
+
+
+def _predict(args: argparse.Namespace) -> int:
+    transform = run(load(), args.runs_dir, args.test, args.checksums, job=args.job)
     log.info("submission: %s (%d rows, %d survivors) and %s", Path(transform["local_dir"]) / SUBMISSION,
              transform["input"]["rows"], transform["survivors"], transform["submission_uri"])  # fmt: skip
     log.info("transform %s: %s s on %s, cost %s", transform["name"], transform["seconds"], transform["instance_type"],

@@ -10,12 +10,13 @@ line naming the fix.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -23,17 +24,18 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from sagemaker.utils import name_from_base
 
-from launcher import logs
-from launcher.caller import Caller, CallerError, error_code, whoami
+from launcher import errors, names
+from launcher.caller import Caller, CallerError, whoami
+from launcher.errors import ToolkitError, error_code
 from launcher.iam import IamError, check_role_account
 from launcher.instances import quota_for, quota_message, training_quotas
-from launcher.settings import Settings, SettingsError, load
+from launcher.policy import SAGEMAKER_PRINCIPAL, admits
+from launcher.settings import Settings, load
 
 log = logging.getLogger("preflight")
-SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 
 
-class PreflightError(RuntimeError):
+class PreflightError(ToolkitError):
     """A check failed; the message says what to fix."""
 
 
@@ -56,40 +58,31 @@ def check_docker() -> None:
         raise PreflightError("no Docker engine answers 'docker info'; start Docker (the build and push stages need it)")
 
 
-def trusts_sagemaker(trust_policy: dict[str, Any]) -> bool:
-    for statement in trust_policy.get("Statement", []):
-        services = statement.get("Principal", {}).get("Service", [])
-        services = [services] if isinstance(services, str) else services
-        actions = statement.get("Action", [])
-        actions = [actions] if isinstance(actions, str) else actions
-        if statement.get("Effect") == "Allow" and SAGEMAKER_PRINCIPAL in services and "sts:AssumeRole" in actions:
-            return True
-    return False
+def source_arns(settings: Settings, caller: Caller, now: datetime) -> dict[str, str]:
+    """The aws:SourceArn SageMaker presents for each kind of work the toolkit starts with the
+    role: its jobs' own ARNs, and for hosting (make deploy's model and endpoint) the one
+    account-wide literal AWS documents."""
+
+    def job(resource: str) -> str:
+        return names.arn(caller.partition, settings.region, caller.account, resource)
+
+    tuning = names.tuning_job(settings.base_job_name, now)
+    return {
+        "training (make train)": job(f"training-job/{name_from_base(settings.base_job_name)}"),
+        "tuning (make tune-jobs)": job(f"hyper-parameter-tuning-job/{tuning}"),
+        "batch transform (make predict)": job(f"transform-job/{names.transform_job(settings.base_job_name, now)}"),
+        "hosting (make deploy)": names.hosting_source_arn(caller.partition, settings.region, caller.account),
+    }
 
 
-def _as_list(value: Any) -> list[Any]:
-    return [value] if isinstance(value, str) else list(value or [])
-
-
-def trust_conditions_problem(trust_policy: dict[str, Any], settings: Settings, caller: Caller) -> str | None:
-    """Why the trust policy's confused-deputy conditions do not fit this account and these
-    jobs (None when they do): aws:SourceAccount must be the caller's account and
-    aws:SourceArn must admit the training jobs this toolkit names."""
-    job_arn = (
-        f"arn:{caller.partition}:sagemaker:{settings.region}:{caller.account}:training-job/"
-        f"{name_from_base(settings.base_job_name)}"
-    )
-    for statement in trust_policy.get("Statement", []):
-        condition = statement.get("Condition") or {}
-        if not condition:
-            continue
-        accounts = [a for block in condition.values() for a in _as_list(block.get("aws:SourceAccount"))]
-        patterns = [p for block in condition.values() for p in _as_list(block.get("aws:SourceArn"))]
-        if accounts and caller.account not in accounts:
-            return f"its aws:SourceAccount is {', '.join(accounts)}, not this account {caller.account}"
-        if patterns and not any(fnmatch.fnmatchcase(job_arn, p) for p in patterns):
-            return f"its aws:SourceArn ({', '.join(patterns)}) does not admit this toolkit's jobs ({job_arn})"
-    return None
+def trust_problems(trust_policy: dict[str, Any], settings: Settings, caller: Caller, now: datetime) -> list[str]:
+    """What the trust policy would refuse: each kind of work whose SourceArn it does not admit
+    (as IAM matches, ArnLike per component), with and without aws:SourceAccount."""
+    refused = []
+    for work, source_arn in source_arns(settings, caller, now).items():
+        if not (admits(trust_policy, source_arn, caller.account) and admits(trust_policy, source_arn)):
+            refused.append(f"{work} ({source_arn})")
+    return refused
 
 
 def check_role(session: boto3.Session, settings: Settings, caller: Caller) -> None:
@@ -110,17 +103,13 @@ def check_role(session: boto3.Session, settings: Settings, caller: Caller) -> No
                              "copy it exactly (the path, e.g. service-role/, is part of the ARN)")  # fmt: skip
     trust = role["AssumeRolePolicyDocument"]
     trust = json.loads(unquote(trust)) if isinstance(trust, str) else trust
-    if not trusts_sagemaker(trust):
+    refused = trust_problems(trust, settings, caller, datetime.now(UTC))
+    if refused:
         raise PreflightError(
-            f"ROLE_ARN: role '{name}' does not trust {SAGEMAKER_PRINCIPAL}; fix its trust policy ('make iam' writes it)"
+            f"ROLE_ARN: role '{name}''s trust policy would refuse SageMaker for {'; '.join(refused)}; rewrite it "
+            "with 'make iam' (as an administrator, with this account's credentials)"
         )
-    problem = trust_conditions_problem(trust, settings, caller)
-    if problem:
-        raise PreflightError(
-            f"ROLE_ARN: role '{name}' would refuse SageMaker: {problem}; rewrite its trust policy with 'make iam' "
-            "(as an administrator, with this account's credentials)"
-        )
-    log.info("role: %s trusts %s", role["Arn"], SAGEMAKER_PRINCIPAL)
+    log.info("role: %s trusts %s for training, tuning, transform and hosting", role["Arn"], SAGEMAKER_PRINCIPAL)
 
 
 def check_bucket(session: boto3.Session, settings: Settings) -> None:
@@ -163,17 +152,35 @@ def check_repository(session: boto3.Session, settings: Settings) -> None:
     log.info("repository: %s", settings.ecr_repository)
 
 
-def check_quota(session: boto3.Session, settings: Settings) -> None:
-    """The configured type must have a quota of at least 1 for the mode (spot or on demand)."""
+def instances_needed(settings: Settings, goals: str) -> tuple[int, str]:
+    """How many INSTANCE_TYPE instances the command run at once, and why: a tuning job runs
+    TUNE_MAX_PARALLEL_JOBS trials of INSTANCE_COUNT instances each; a training job INSTANCE_COUNT."""
+    if "tune-jobs" in goals.split():
+        parallel = settings.tune.max_parallel_jobs
+        return parallel * settings.instance_count, (
+            f"TUNE_MAX_PARALLEL_JOBS {parallel} x INSTANCE_COUNT {settings.instance_count}"
+        )
+    return settings.instance_count, f"INSTANCE_COUNT {settings.instance_count}"
+
+
+def check_quota(session: boto3.Session, settings: Settings, goals: str = "") -> None:
+    """The configured type's quota (spot or on demand) must cover what the command runs at once."""
     try:
         quotas = training_quotas(session.client("service-quotas", region_name=settings.region))
     except (BotoCoreError, ClientError) as exc:
         log.warning("cannot read SageMaker quotas (%s); SageMaker will check them when the job starts", exc)
         return
     quota, code, source = quota_for(quotas, settings.instance_type, settings.use_spot)
+    needed, why = instances_needed(settings, goals)
     if quota is not None and quota < 1:
         raise PreflightError(
             f"INSTANCE_TYPE: {quota_message(settings.instance_type, settings.use_spot, code)} (value: {source})"
+        )
+    if quota is not None and quota < needed:
+        raise PreflightError(
+            f"INSTANCE_TYPE: the quota for {settings.instance_type} ({'spot' if settings.use_spot else 'on-demand'} "
+            f"training) is {quota:g} ({source}) but {why} run {needed} at once; lower them, or request more in "
+            f"Service Quotas (SageMaker, {code or 'the type'})"
         )
     mode = "spot" if settings.use_spot else "on-demand"
     log.info("quota: %s %s = %g (%s)", settings.instance_type, mode, quota, source)
@@ -193,7 +200,7 @@ def run(settings: Settings, session: boto3.Session, docker_check: Callable[[], N
         lambda: check_role(session, settings, caller),
         lambda: check_bucket(session, settings),
         lambda: check_repository(session, settings),
-        lambda: check_quota(session, settings),
+        lambda: check_quota(session, settings, os.environ.get("MAKE_INVOCATION", "")),
     ]
     for check in checks:
         try:
@@ -206,17 +213,16 @@ def run(settings: Settings, session: boto3.Session, docker_check: Callable[[], N
 
 
 def main() -> int:
-    logs.setup("preflight")
-    try:
-        settings = load()
-    except SettingsError as exc:
-        return logs.errors(log, str(exc))
+    return errors.run("preflight", _preflight)
+
+
+def _preflight() -> int:
+    settings = load()
     problems = run(settings, boto3.Session(region_name=settings.region))
-    for problem in problems:
-        log.error("ERROR: %s", problem)
-    if not problems:
-        log.info("preflight passed for %s in %s", settings.bucket, settings.region)
-    return 1 if problems else 0
+    if problems:
+        raise PreflightError("\n".join(problems))
+    log.info("preflight passed for %s in %s", settings.bucket, settings.region)
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from launcher import logs
+from launcher import errors
+from launcher.errors import ToolkitError
 
 log = logging.getLogger("prepare_data")
 LABEL = "Survived"
@@ -25,7 +26,7 @@ LABEL = "Survived"
 SPLIT_FILES = {"train": "train/train.csv", "validation": "validation/val.csv"}
 
 
-class PrepareError(RuntimeError):
+class PrepareError(ToolkitError):
     """The source data is not what the toolkit expects; the message says what to do."""
 
 
@@ -107,12 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
-    logs.setup("data")
-    try:
-        manifest = write_split(args.source, args.checksums, args.out, args.validation_fraction, args.seed)
-    except PrepareError as exc:
-        log.error("ERROR: %s", exc)
-        return 1
+    return errors.run("data", lambda: _split(args))
+
+
+def _split(args: argparse.Namespace) -> int:
+    manifest = write_split(args.source, args.checksums, args.out, args.validation_fraction, args.seed)
     for info in manifest["channels"].values():
         log.info(
             "%s: %d rows (%d survived) sha256 %s", info["file"], info["rows"], info["survived"], info["sha256"][:12]

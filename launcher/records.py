@@ -7,6 +7,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from launcher.errors import ToolkitError
+
 
 def toolkit_commit(repo: Path) -> str:
     """The toolkit's git commit, with '-dirty' when the tree has uncommitted changes."""
@@ -16,7 +18,7 @@ def toolkit_commit(repo: Path) -> str:
         ).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
+        return "unknown: not a git checkout"
     return f"{commit}-dirty" if dirty.strip() else commit
 
 
@@ -46,7 +48,7 @@ def latest_record(runs_dir: Path) -> Path | None:
     return records[-1] if records else None
 
 
-class RecordError(ValueError):
+class RecordError(ToolkitError, ValueError):
     """No run record fits what was asked; the message says what to run instead."""
 
 

@@ -21,21 +21,23 @@ from typing import Any
 from urllib.parse import urlparse
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from titanic_model.contract import ACCEPT_TYPES, CONTENT_TYPES
 
-from launcher import logs, records
-from launcher.caller import CallerError, error_code, s3_bytes, sagemaker_tags, whoami
+from launcher import errors, records
+from launcher.caller import s3_bytes, sagemaker_tags, whoami
+from launcher.errors import NOT_FOUND, ToolkitError, error_code
+from launcher.metadata import REGISTERED_BY_KEY, TRAINING_JOB_KEY
+from launcher.metadata import value as metadata_value
 from launcher.pricing import PriceBook
-from launcher.settings import TOOLKIT_TAG, Settings, SettingsError, instance_types, is_toolkits, job_tags, load
+from launcher.settings import TOOLKIT_TAG, Settings, instance_types, is_toolkits, job_tags, launched_by_value, load
 
 log = logging.getLogger("registry")
 PENDING, APPROVED, REJECTED = "PendingManualApproval", "Approved", "Rejected"
-TRAINING_JOB_KEY = "TrainingJob"  # the customer-metadata key that ties a version to its run
 MAX_TYPES = 10  # instance types listed per kind in a version's inference specification
 
 
-class RegistryError(RuntimeError):
+class RegistryError(ToolkitError):
     """The registry refuses (or cannot do) what was asked; the message says why and what next."""
 
 
@@ -69,7 +71,7 @@ def ensure_group(sm: Any, settings: Settings, tags: list[dict[str, str]]) -> str
     try:
         group = sm.describe_model_package_group(ModelPackageGroupName=name)
     except ClientError as exc:
-        if error_code(exc) not in ("ValidationException", "ResourceNotFound"):
+        if error_code(exc) not in NOT_FOUND:
             raise
         log.info("creating model package group %s", name)
         return sm.create_model_package_group(
@@ -99,10 +101,13 @@ def versions(sm: Any, group: str, status: str | None = None) -> list[dict[str, A
 
 
 def _group_exists(sm: Any, group: str) -> bool:
+    """Only "not found" means no group; any other failure (denied, throttled) is raised."""
     try:
         sm.describe_model_package_group(ModelPackageGroupName=group)
-    except ClientError:
-        return False
+    except ClientError as exc:
+        if error_code(exc) in NOT_FOUND:
+            return False
+        raise
     return True
 
 
@@ -111,8 +116,8 @@ def register(settings: Settings, runs_dir: Path, job: str, session: boto3.Sessio
     record = records.read_record(path)
     sm, s3 = session.client("sagemaker"), session.client("s3")
     group = settings.model_package_group
-    tags = job_tags(settings, whoami(session).arn)
-    ensure_group(sm, settings, tags)
+    caller = whoami(session).arn
+    ensure_group(sm, settings, job_tags(settings, caller))
     for version in versions(sm, group):
         if (version.get("CustomerMetadataProperties") or {}).get(TRAINING_JOB_KEY) == record["job_name"]:
             raise RegistryError(f"job {record['job_name']} is already version {version['ModelPackageVersion']} "
@@ -136,8 +141,8 @@ def register(settings: Settings, runs_dir: Path, job: str, session: boto3.Sessio
         },
         ModelApprovalStatus=PENDING,
         ModelMetrics=evaluation_report(f"s3://{artifact.netloc}/{metrics_key}"),
-        CustomerMetadataProperties=metadata(record, metrics),
-        Tags=tags,
+        # No Tags: a version in a group takes the group's, and AWS refuses any of its own.
+        CustomerMetadataProperties=metadata(record, metrics, launched_by_value(caller)),
     )["ModelPackageArn"]
     version = sm.describe_model_package(ModelPackageName=arn)
     record["registry"] = {"group": group, "arn": arn, "version": version["ModelPackageVersion"],
@@ -150,10 +155,12 @@ def evaluation_report(uri: str) -> dict[str, Any]:
     return {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": uri}}}
 
 
-def metadata(record: dict[str, Any], metrics: dict[str, float]) -> dict[str, str]:
-    """What ties a version to its run: the job, the image's content, the data, the code."""
-    return {
+def metadata(record: dict[str, Any], metrics: dict[str, float], registered_by: str) -> dict[str, str]:
+    """What ties a version to its run (the job, the image's content, the data, the code) and
+    who registered it, each value in the alphabet and length AWS accepts."""
+    raw = {
         TRAINING_JOB_KEY: record["job_name"],
+        REGISTERED_BY_KEY: registered_by,
         "ImageUri": record["image"]["uri"],
         "ImageDigest": record["image"]["digest"],
         "TrainSha256": record["data"]["train"]["sha256"],
@@ -162,6 +169,7 @@ def metadata(record: dict[str, Any], metrics: dict[str, float]) -> dict[str, str
         "ValAuc": str(metrics.get("val_auc")),
         "ModelTarSha256": record["verification"].get("model_tar_sha256", ""),
     }
+    return {key: metadata_value(value) for key, value in raw.items()}
 
 
 def pick_version(sm: Any, group: str, version: str, status: str | None) -> dict[str, Any]:
@@ -261,23 +269,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", default="", help="approve/reject: the version (default: the newest pending)")
     parser.add_argument("--reason", default="", help="why (required to reject)")
     args = parser.parse_args(argv)
-    logs.setup(args.verb)
-    try:
-        settings = load()
-        session = boto3.Session(region_name=settings.region)
-        if args.verb == "register":
-            done = register(settings, args.runs_dir, args.job, session)
-            log.info("registered version %s of %s (%s), PendingManualApproval; approve it with 'make approve'",
-                     done["version"], done["group"], done["arn"])  # fmt: skip
-        elif args.verb == "models":
-            print(table(settings, session), flush=True)
-        else:
-            log.info("%s", decide(settings, session, approve=args.verb == "approve", version=args.version,
-                                  reason=args.reason))  # fmt: skip
-    except (SettingsError, RegistryError, CallerError, records.RecordError) as exc:
-        return logs.errors(log, str(exc))
-    except (ClientError, BotoCoreError) as exc:
-        return logs.aws_failure(log, exc, "registry")
+    return errors.run(args.verb, lambda: _registry(args))
+
+
+def _registry(args: argparse.Namespace) -> int:
+    settings = load()
+    session = boto3.Session(region_name=settings.region)
+    if args.verb == "register":
+        done = register(settings, args.runs_dir, args.job, session)
+        log.info("registered version %s of %s (%s), PendingManualApproval; approve it with 'make approve'",
+                 done["version"], done["group"], done["arn"])  # fmt: skip
+    elif args.verb == "models":
+        print(table(settings, session), flush=True)
+    else:
+        log.info("%s", decide(settings, session, approve=args.verb == "approve", version=args.version,
+                              reason=args.reason))  # fmt: skip
     return 0
 
 

@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from launcher import logs, records
+from launcher import errors, records
 
 log = logging.getLogger("report")
 FLOW = """```
@@ -256,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instance-report", type=Path, required=True)
     parser.add_argument("--job", default="", help="one job (default: every run record)")
     args = parser.parse_args(argv)
-    logs.setup("report")
+    return errors.run("report", lambda: _write_reports(args))
+
+
+def _write_reports(args: argparse.Namespace) -> int:
     paths = [records.record_path(args.runs_dir, args.job)] if args.job else sorted(args.runs_dir.glob("*.json"))
     paths = [p for p in paths if p.is_file()]
     if not paths:

@@ -20,15 +20,12 @@ from typing import Any
 import botocore.session
 from titanic_model.hyperparameters import SPECS, HyperparameterError, parse_hyperparameters
 
-from launcher import logs
+from launcher import errors, names
+from launcher.errors import ToolkitError
 
 log = logging.getLogger("settings")
 
 HP_PREFIX = "HP_"
-# The SDK appends "-YYYY-MM-DD-HH-MM-SS-mmm" (24 characters) to the base job name, and a
-# training job name may have 63 characters at most.
-JOB_NAME_SUFFIX_LEN = 24
-JOB_NAME_MAX = 63
 MAX_RUN_LIMIT = 28 * 24 * 3600  # SageMaker's longest allowed training run
 # A bound for this toolkit, not SageMaker's: past a few instances LightGBM's data-parallel
 # learner spends more on the network than it saves on rows.
@@ -72,7 +69,7 @@ class RoleArn:
     name: str
 
 
-class SettingsError(ValueError):
+class SettingsError(ToolkitError, ValueError):
     """One or more settings break a rule; the message has one line per problem."""
 
 
@@ -268,14 +265,10 @@ def _check_role(c: _Checker, role: str) -> None:
         )
 
 
-def _check_job_name(c: _Checker, name: str) -> None:
-    if not name:
-        return
-    longest = JOB_NAME_MAX - JOB_NAME_SUFFIX_LEN
-    if not _JOB_RE.match(name):
-        c.bad("BASE_JOB_NAME", f"'{name}' may hold only letters, digits and inner hyphens")
-    elif len(name) > longest:
-        c.bad("BASE_JOB_NAME", f"'{name}' has {len(name)} characters; at most {longest} fit before the SDK's timestamp")
+def _check_name(c: _Checker, var: str, name: str, longest: int, why: str) -> None:
+    problem = names.name_problem(name, longest, why) if name else None
+    if problem:
+        c.bad(var, problem)
 
 
 TUNE_STRATEGIES = ("Bayesian", "Random")  # the two both SageMaker and the local search (Optuna) run
@@ -322,10 +315,10 @@ class _RegistryAndEndpoint:
 
 
 def _check_registry_and_endpoint(c: _Checker) -> _RegistryAndEndpoint:
-    names = {var: c.text(var) for var in ("MODEL_PACKAGE_GROUP", "ENDPOINT_NAME")}
-    for var, name in names.items():
-        if name and (not _JOB_RE.match(name) or len(name) > 40):
-            c.bad(var, f"'{name}' must be letters, digits and inner hyphens, at most 40 (versioned names are longer)")
+    group, endpoint = c.text("MODEL_PACKAGE_GROUP"), c.text("ENDPOINT_NAME")
+    _check_name(c, "MODEL_PACKAGE_GROUP", group, names.MODEL_PACKAGE_GROUP_MAX, "a model package group's name")
+    _check_name(c, "ENDPOINT_NAME", endpoint, names.ENDPOINT_NAME_MAX,
+                "before '-v<version>-<timestamp>' in its models' and configs' names")  # fmt: skip
     memory = c.integer("SERVERLESS_MEMORY_MB", 1024, 6144)
     if memory % 1024:
         c.bad("SERVERLESS_MEMORY_MB", f"is {memory}; serverless endpoints take 1024, 2048, 3072, 4096, 5120 or 6144")
@@ -334,9 +327,9 @@ def _check_registry_and_endpoint(c: _Checker) -> _RegistryAndEndpoint:
         c.bad("ENDPOINT_INSTANCE_TYPE", f"'{instance_type}' is not a SageMaker endpoint instance type; use e.g. "
               "ml.m5.large")  # fmt: skip
     return _RegistryAndEndpoint(
-        model_package_group=names["MODEL_PACKAGE_GROUP"],
+        model_package_group=group,
         approval_min_auc=c.fraction("APPROVAL_MIN_AUC", 0.5, 1.0),
-        endpoint_name=names["ENDPOINT_NAME"],
+        endpoint_name=endpoint,
         endpoint_type=c.choice("ENDPOINT_TYPE", ("serverless", "instance")),
         serverless_memory_mb=memory,
         serverless_max_concurrency=c.integer("SERVERLESS_MAX_CONCURRENCY", 1, 200),
@@ -451,7 +444,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         c.bad("MAX_WAIT", f"is {max_wait} but MAX_RUN is {max_run}; with USE_SPOT=yes set MAX_WAIT >= MAX_RUN")
     volume = c.integer("VOLUME_SIZE_GB", 1, 16384)
     job = c.text("BASE_JOB_NAME")
-    _check_job_name(c, job)
+    _check_name(c, "BASE_JOB_NAME", job, names.BASE_JOB_NAME_MAX,
+                "before the timestamps of the toolkit's job names (a tuning job's name has at most 32)")  # fmt: skip
     tags = parse_tags(c, env.get("TAGS", ""))
     hyperparameters = parse_hyperparameter_settings(c, env)
     create_bucket = c.yes_no("CREATE_BUCKET")
@@ -524,7 +518,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=Path("config.env"), help="the settings file make read")
     parser.add_argument("--print", action="store_true", help="print the effective settings instead of checking them")
     args = parser.parse_args(argv)
-    logs.setup("validate")
+    return errors.run("validate", lambda: _validate(args))
+
+
+def _validate(args: argparse.Namespace) -> int:
     if args.print:
         # Values come from the environment make exported; they are printed, never evaluated.
         for key in config_keys(args.config):
@@ -536,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         problems.extend(str(exc).splitlines())
     if problems:
-        return logs.errors(log, "\n".join(problems))
+        raise SettingsError("\n".join(problems))
     log.info("config OK: TARGET=%s region=%s bucket=%s instance=%s", settings.target, settings.region,
              settings.bucket, settings.instance_type)  # fmt: skip
     return 0

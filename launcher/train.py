@@ -17,7 +17,6 @@ import dataclasses
 import io
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -30,26 +29,27 @@ from typing import Any
 from urllib.parse import urlparse
 
 import boto3
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError
 from sagemaker.estimator import Estimator
 from sagemaker.inputs import TrainingInput
 from sagemaker.utils import name_from_base
 from titanic_model.metrics import METRIC_DEFINITIONS
 
-from launcher import logs, records, sdk, verify, watch
-from launcher.caller import CallerError, s3_bytes, whoami
+from launcher import errors, records, sdk, verify, watch
+from launcher.caller import s3_bytes, whoami
+from launcher.errors import StillRunning, ToolkitError
 from launcher.pricing import Price, PriceBook, pricing_client, run_cost
-from launcher.settings import Settings, SettingsError, job_tags, load
+from launcher.settings import Settings, job_tags, load
 
 log = logging.getLogger("train")
 REPO = Path(__file__).resolve().parent.parent
 
 
-class TrainError(RuntimeError):
+class TrainError(ToolkitError):
     """The job could not be started or did not complete; the message says why and what to do."""
 
 
-class Interrupted(RuntimeError):  # noqa: N818 - it is an event, not an error
+class Interrupted(RuntimeError):
     """Ctrl-C or SIGTERM while a job ran; the job's record has been written."""
 
     def __init__(self, record: dict[str, Any]) -> None:
@@ -70,8 +70,11 @@ def follow_up_commands(job_name: str) -> str:
 def read_image_record(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise TrainError(f"{path} is missing: no image has been pushed yet; run 'make push' (or 'make all')")
-    record = json.loads(path.read_text(encoding="utf-8"))
-    return {"uri": record["image_uri"], "digest": record["digest"], "image_id": record.get("image_id", "")}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return {"uri": record["image_uri"], "digest": record["digest"], "image_id": record.get("image_id", "")}
+    except (ValueError, KeyError, TypeError):
+        raise TrainError(f"{path} is not an image record the push stage wrote; delete it and run 'make push'") from None
 
 
 def read_data_manifest(split_dir: Path) -> dict[str, Any]:
@@ -472,25 +475,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", default="", help="re-attach to this job instead of starting one")
     parser.add_argument("--verify", action="store_true", help="then verify the job this run trained")
     args = parser.parse_args(argv)
-    logs.setup("train")
+    return errors.run("train", lambda: _train(args))
+
+
+def _train(args: argparse.Namespace) -> int:
     try:
         record = run(load(), args.image_record, args.split_dir, args.runs_dir, attach=args.job)
     except Interrupted as stop:
         print(records.summary(stop.record), flush=True)
-        log.warning("interrupted: %s", follow_up_commands(stop.record["job_name"]))
-        return 130
-    except (SettingsError, TrainError, CallerError) as exc:
-        log.error("ERROR: %s", exc)
-        return 1
-    except EndpointConnectionError as exc:
-        where = os.environ.get("AWS_ENDPOINT_URL")
-        hint = f"is the embedded AWS at {where} up? run 'make local-up'" if where else "check network and AWS_REGION"
-        log.error("ERROR: %s; %s", exc, hint)
-        return 1
+        raise StillRunning(follow_up_commands(stop.record["job_name"])) from None
     print(records.summary(record), flush=True)
     if record["status"] != "Completed":
-        log.error("ERROR: training job %s %s: %s", record["job_name"], record["status"], record["failure_reason"])
-        return 1
+        raise TrainError(f"training job {record['job_name']} {record['status']}: {record['failure_reason']}")
     if args.verify:
         return verify.main(["--runs-dir", str(args.runs_dir), "--split-dir", str(args.split_dir),
                             "--job", record["job_name"]])  # fmt: skip

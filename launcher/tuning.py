@@ -32,23 +32,23 @@ from botocore.exceptions import ClientError
 from titanic_model.hyperparameters import SPECS, HyperparameterError, parse_hyperparameters
 from titanic_model.metrics import METRIC_DEFINITIONS
 
-from launcher import logs, records, sdk, train, watch
-from launcher.caller import CallerError, whoami
-from launcher.settings import Settings, SettingsError, TuneSettings, job_tags, load
+from launcher import errors, names, records, sdk, train, watch
+from launcher.caller import whoami
+from launcher.errors import StillRunning, ToolkitError
+from launcher.settings import Settings, TuneSettings, job_tags, load
 
 log = logging.getLogger("tune")
 REPO = Path(__file__).resolve().parent.parent
 KINDS = ("continuous", "integer")
 SCALINGS = ("Auto", "Linear", "Logarithmic")
-TUNING_NAME_MAX = 32  # SageMaker's limit for a tuning job's name
 FINAL = ("Completed", "Failed", "Stopped")
 
 
-class TuneError(RuntimeError):
+class TuneError(ToolkitError):
     """The search could not run or produced nothing usable; the message says why and what to do."""
 
 
-class TuningInterrupted(RuntimeError):  # noqa: N818 - it is an event, not an error
+class TuningInterrupted(StillRunning):
     """Ctrl-C or SIGTERM while a SageMaker tuning job ran: it runs on; the message says what next."""
 
 
@@ -138,14 +138,8 @@ def load_search_space(path: Path) -> SearchSpace:
 
 def tuning_name(settings: Settings, now: datetime) -> str:
     """<BASE_JOB_NAME>-<yymmddHHMMSS>: the tuning job and its training jobs (named after it)
-    stay inside the ARNs the runner policy grants (BASE_JOB_NAME*)."""
-    name = f"{settings.base_job_name}-{now:%y%m%d%H%M%S}"
-    if len(name) > TUNING_NAME_MAX:
-        raise TuneError(
-            f"BASE_JOB_NAME '{settings.base_job_name}' is too long for a tuning job's name (at most "
-            f"{TUNING_NAME_MAX} with the timestamp): use at most {TUNING_NAME_MAX - 13} characters"
-        )
-    return name
+    stay inside the ARNs the runner policy grants (BASE_JOB_NAME*); settings keep it short enough."""
+    return names.tuning_job(settings.base_job_name, now)
 
 
 # ---- TARGET=local: Optuna proposes, local mode trains ----------------------------------
@@ -454,20 +448,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports-dir", type=Path, required=True, help="where the tuning report goes")
     parser.add_argument("--job", default="", help="TARGET=aws: re-attach to this tuning job instead of starting one")
     args = parser.parse_args(argv)
-    logs.setup("tune")
+    return errors.run("tune", lambda: _tune(args))
+
+
+def _tune(args: argparse.Namespace) -> int:
     paths = {"image_record": args.image_record, "split_dir": args.split_dir, "runs_dir": args.runs_dir,
              "reports_dir": args.reports_dir}  # fmt: skip
     try:
         outcome = run(load(), paths, attach=args.job)
-    except TuningInterrupted as stop:
-        log.warning("interrupted: %s", stop)
-        return 130
     except train.Interrupted as stop:
-        log.warning("interrupted during trial %s: %s", stop.record["job_name"],
-                    train.follow_up_commands(stop.record["job_name"]))  # fmt: skip
-        return 130
-    except (SettingsError, TuneError, train.TrainError, CallerError) as exc:
-        return logs.errors(log, str(exc))
+        raise StillRunning(
+            f"during trial {stop.record['job_name']}: {train.follow_up_commands(stop.record['job_name'])}"
+        ) from None
     best = outcome["best"]
     sys.stdout.write(trial_lines(outcome))
     log.info("best: trial %d, %s, %s %.4f; report reports/tuning/%s.md; train with them: make train "

@@ -24,15 +24,16 @@ from typing import Any
 
 import boto3
 
-from launcher import logs, records
+from launcher import errors, records
 from launcher.caller import s3_bytes
+from launcher.errors import ToolkitError
 from launcher.prepare_data import SPLIT_FILES, sha256_file
 
 log = logging.getLogger("verify")
 TOLERANCE = 1e-6  # metrics.json holds six decimals
 
 
-class VerifyError(RuntimeError):
+class VerifyError(ToolkitError):
     """The artifact is missing, unreadable, or disagrees with its own metrics."""
 
 
@@ -146,17 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split-dir", type=Path, required=True)
     parser.add_argument("--job", default="", help="job name (default: the latest run record)")
     args = parser.parse_args(argv)
-    logs.setup("verify")
+    return errors.run("verify", lambda: _verify(args))
+
+
+def _verify(args: argparse.Namespace) -> int:
     record_file = records.record_path(args.runs_dir, args.job) if args.job else records.latest_record(args.runs_dir)
     if record_file is None or not record_file.is_file():
-        log.error("ERROR: no run record%s in %s; run 'make train' first", f" for {args.job}" if args.job else "",
-                  args.runs_dir)  # fmt: skip
-        return 1
-    try:
-        record = verify(record_file, args.split_dir)
-    except VerifyError as exc:
-        log.error("ERROR: %s", exc)
-        return 1
+        which = f" for {args.job}" if args.job else ""
+        raise VerifyError(f"no run record{which} in {args.runs_dir}; run 'make train' first")
+    record = verify(record_file, args.split_dir)
     checked = record["verification"]["metrics"]
     log.info("verified %s: %d metrics match (%s)", record["job_name"], len(checked),
              ", ".join(f"{k} {v['rescored']:.4f}" for k, v in checked.items() if k.startswith("val_")))  # fmt: skip

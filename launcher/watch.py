@@ -18,15 +18,17 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher.caller import error_code
+from launcher.errors import NOT_FOUND, THROTTLED, ToolkitError, error_code
 
 log = logging.getLogger("watch")
 FINAL_STATUSES = ("Completed", "Failed", "Stopped")
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 DESCRIBE_TRIES = 6
+# Failures worth asking again: throttling and AWS's own 5xx answers.
+TRANSIENT = (*THROTTLED, "InternalFailure", "InternalServerError", "InternalError", "ServiceUnavailable")
 
 
-class WatchError(RuntimeError):
+class WatchError(ToolkitError):
     """The job's status could not be read for a while; it may still be running."""
 
 
@@ -57,7 +59,7 @@ def until_settled(
     the last description."""
     status = ""
     while True:
-        description = read()
+        description = retrying(read, what, sleep)
         if description[status_key] != status:
             status = description[status_key]
             log.info("%s: %s", what, status)
@@ -70,24 +72,39 @@ def is_final(description: dict[str, Any]) -> bool:
     return description.get("TrainingJobStatus") in FINAL_STATUSES
 
 
-def describe(sm: Any, job_name: str, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """DescribeTrainingJob, retried with backoff on transient failures."""
+def retrying(
+    read: Callable[[], dict[str, Any]], what: str, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, Any]:
+    """One status read, retried with backoff while the failure is transient (throttling, a
+    5xx, no connection); any other failure (denied, expired credentials, not found) is raised
+    at once, and the last transient one after DESCRIBE_TRIES: the shared error path names it."""
     delay = 2.0
     for attempt in range(1, DESCRIBE_TRIES + 1):
         try:
-            return sm.describe_training_job(TrainingJobName=job_name)
+            return read()
         except ClientError as exc:
-            code = error_code(exc)
-            if code in ("ValidationException", "ResourceNotFound") or attempt == DESCRIBE_TRIES:
-                raise WatchError(f"cannot read the status of {job_name} ({code}: {exc})") from None
-            log.warning("DescribeTrainingJob failed (%s); retrying in %.0fs", code, delay)
+            if error_code(exc) not in TRANSIENT or attempt == DESCRIBE_TRIES:
+                raise
+            log.warning("reading %s failed (%s); retrying in %.0fs", what, error_code(exc), delay)
         except BotoCoreError as exc:
             if attempt == DESCRIBE_TRIES:
-                raise WatchError(f"cannot reach SageMaker to read the status of {job_name} ({exc})") from None
-            log.warning("DescribeTrainingJob failed (%s); retrying in %.0fs", exc, delay)
+                raise
+            log.warning("reading %s failed (%s); retrying in %.0fs", what, exc, delay)
         sleep(delay)
         delay = min(delay * 2, 60.0)
-    raise WatchError(f"cannot read the status of {job_name}")  # not reached
+    raise AssertionError("not reached")
+
+
+def describe(sm: Any, job_name: str, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """DescribeTrainingJob, retried while the failure is transient."""
+    try:
+        return retrying(lambda: sm.describe_training_job(TrainingJobName=job_name), f"training job {job_name}", sleep)
+    except ClientError as exc:
+        if error_code(exc) in NOT_FOUND:
+            raise WatchError(
+                f"SageMaker has no training job {job_name} ({exc}); 'make status' lists the jobs"
+            ) from None
+        raise
 
 
 class LogTail:

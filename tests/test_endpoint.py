@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 from conftest import shipped
 
@@ -22,8 +23,20 @@ TAGS = [{"Key": "created-by", "Value": "titanic-sagemaker-toolkit"}]
 ENDPOINT_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/titanic-survival"
 CONFIG_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/c"
 OLD_CONFIG = {"EndpointConfigName": "old-config", "EndpointConfigArn": CONFIG_ARN,
-              "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "old-model"}],
+              "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "old-model",
+                                      "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}],
               "CreationTime": datetime(2026, 11, 25, tzinfo=UTC)}  # fmt: skip
+INSTANCE_CONFIG = {
+    **OLD_CONFIG,
+    "ProductionVariants": [
+        {
+            "VariantName": "AllTraffic",
+            "ModelName": "old-model",
+            "InstanceType": "ml.m5.large",
+            "InitialInstanceCount": 1,
+        }
+    ],
+}
 
 
 def client() -> Any:
@@ -40,10 +53,15 @@ def described(status: str, config: str, **extra: Any) -> dict[str, Any]:
             "EndpointStatus": status, "CreationTime": now, "LastModifiedTime": now, **extra}  # fmt: skip
 
 
-def expect_records(stub: Stubber, config: dict[str, Any]) -> None:
-    stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m"}, {
-        "ModelName": ANY, "PrimaryContainer": {"ModelPackageName": ARN}, "ExecutionRoleArn": ROLE,
-        "EnableNetworkIsolation": True, "Tags": TAGS})  # fmt: skip
+def expect_records(stub: Stubber, config: dict[str, Any], serverless: bool = True) -> None:
+    """CreateModel as each endpoint type needs it, then CreateEndpointConfig."""
+    if serverless:  # no network isolation (serverless excludes it) and one server worker
+        model = {"ModelName": ANY, "ExecutionRoleArn": ROLE, "Tags": TAGS, "PrimaryContainer": {
+            "ModelPackageName": ARN, "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}}}  # fmt: skip
+    else:
+        model = {"ModelName": ANY, "PrimaryContainer": {"ModelPackageName": ARN}, "ExecutionRoleArn": ROLE,
+                 "EnableNetworkIsolation": True, "Tags": TAGS}  # fmt: skip
+    stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m"}, model)
     stub.add_response("create_endpoint_config", {"EndpointConfigArn": CONFIG_ARN},
                       {"EndpointConfigName": ANY, "ProductionVariants": [config], "Tags": TAGS})  # fmt: skip
 
@@ -57,8 +75,8 @@ def test_a_first_deploy_is_serverless_and_waits_for_in_service() -> None:
     serverless = {"VariantName": "AllTraffic", "ModelName": ANY,
                   "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}  # fmt: skip
     with Stubber(sm) as stub:
-        expect_records(stub, serverless)
         not_found(stub)
+        expect_records(stub, serverless)
         stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN},
                           {"EndpointName": "titanic-survival", "EndpointConfigName": ANY, "Tags": TAGS})  # fmt: skip
         stub.add_response("describe_endpoint", described("Creating", "c"))
@@ -74,7 +92,7 @@ def test_an_instance_endpoint_asks_for_one_instance_of_the_configured_type() -> 
                       "InitialInstanceCount": 1}  # fmt: skip
     sm = client()
     with Stubber(sm) as stub:  # the shape is valid to botocore's model
-        expect_records(stub, {**config, "ModelName": ANY})
+        expect_records(stub, {**config, "ModelName": ANY}, serverless=False)
         endpoint.create_records(aws(ENDPOINT_TYPE="instance", ENDPOINT_INSTANCE_TYPE="ml.c5.large"), sm, VERSION,
                                 "titanic-survival-v3-20261126000000", TAGS)  # fmt: skip
         stub.assert_no_pending_responses()
@@ -88,8 +106,9 @@ def test_a_redeploy_updates_the_endpoint_and_removes_the_old_version(monkeypatch
     )
     sm = client()
     with Stubber(sm) as stub:
-        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": ANY, "ServerlessConfig": ANY})
         stub.add_response("describe_endpoint", described("InService", "old-config"))
+        stub.add_response("describe_endpoint_config", OLD_CONFIG, {"EndpointConfigName": "old-config"})
+        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": ANY, "ServerlessConfig": ANY})
         stub.add_response("describe_endpoint_config", OLD_CONFIG, {"EndpointConfigName": "old-config"})
         stub.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN},
                           {"EndpointName": "titanic-survival", "EndpointConfigName": "NEW"})  # fmt: skip
@@ -107,8 +126,9 @@ def test_a_failed_update_leaves_the_old_version_serving_and_says_so(monkeypatch:
     monkeypatch.setattr(endpoint, "object_name", lambda settings, version: "NEW")
     sm = client()
     with Stubber(sm) as stub:
-        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": ANY, "ServerlessConfig": ANY})
         stub.add_response("describe_endpoint", described("InService", "old-config"))
+        stub.add_response("describe_endpoint_config", OLD_CONFIG)
+        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": ANY, "ServerlessConfig": ANY})
         stub.add_response("describe_endpoint_config", OLD_CONFIG)
         stub.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN})
         stub.add_response("describe_endpoint", described("Updating", "old-config"))
@@ -131,8 +151,8 @@ def test_a_first_deploy_that_fails_says_why_and_how_to_remove_it(monkeypatch: py
     monkeypatch.setattr(endpoint, "object_name", lambda settings, version: "NEW")
     sm = client()
     with Stubber(sm) as stub:
-        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": ANY, "ServerlessConfig": ANY})
         not_found(stub)
+        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": ANY, "ServerlessConfig": ANY})
         stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN})
         stub.add_response("describe_endpoint", described("Failed", "NEW", FailureReason="image not found"))
         with pytest.raises(endpoint.EndpointError, match="is Failed: image not found; 'make undeploy' removes"):
@@ -182,3 +202,70 @@ def test_status_and_cost_show_a_live_instance_endpoints_running_cost() -> None:
     with Stubber(sm) as stub:
         not_found(stub)
         assert endpoint.live_summary(aws(), StubbedSession(sm)) == "endpoint titanic-survival: none (nothing billed)"
+
+
+def test_an_instance_endpoint_is_not_turned_serverless_and_nothing_is_created() -> None:
+    """serverless-endpoints.md: an instance endpoint cannot be converted to serverless. The
+    deploy stops before any model or config exists, and says what still serves."""
+    sm = client()
+    with Stubber(sm) as stub:
+        stub.add_response("describe_endpoint", described("InService", "old-config"))
+        stub.add_response("describe_endpoint_config", INSTANCE_CONFIG, {"EndpointConfigName": "old-config"})
+        with pytest.raises(endpoint.EndpointError, match="instance-backed and AWS cannot convert it to serverless; it "
+                           "still serves old-config"):  # fmt: skip
+            endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
+        stub.assert_no_pending_responses()  # no create_model, no create_endpoint_config
+
+
+def test_a_failed_endpoint_is_replaced_not_updated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(endpoint, "object_name", lambda settings, version: "NEW")
+    sm = client()
+    with Stubber(sm) as stub:
+        stub.add_response("describe_endpoint", described("Failed", "old-config", FailureReason="ping failed"))
+        stub.add_response("describe_endpoint_config", OLD_CONFIG, {"EndpointConfigName": "old-config"})
+        stub.add_response("delete_endpoint", {}, {"EndpointName": "titanic-survival"})
+        stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": "old-config"})
+        stub.add_response("delete_model", {}, {"ModelName": "old-model"})
+        not_found(stub)  # gone
+        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": "NEW", "ServerlessConfig": ANY})
+        stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN},
+                          {"EndpointName": "titanic-survival", "EndpointConfigName": "NEW", "Tags": TAGS})  # fmt: skip
+        stub.add_response("describe_endpoint", described("InService", "NEW"))
+        done = endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
+        stub.assert_no_pending_responses()
+    assert "is InService with version 3 (NEW)" in done
+
+
+def test_a_refused_update_leaves_no_new_model_or_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(endpoint, "object_name", lambda settings, version: "NEW")
+    sm = client()
+    with Stubber(sm) as stub:
+        stub.add_response("describe_endpoint", described("InService", "old-config"))
+        stub.add_response("describe_endpoint_config", OLD_CONFIG)
+        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": "NEW", "ServerlessConfig": ANY})
+        stub.add_response("describe_endpoint_config", OLD_CONFIG)
+        stub.add_client_error("update_endpoint", "ValidationException", "Cannot update in-progress endpoint", 400)
+        stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": "NEW"})
+        stub.add_response("delete_model", {}, {"ModelName": "NEW"})
+        with pytest.raises(ClientError, match="Cannot update in-progress endpoint"):
+            endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
+        stub.assert_no_pending_responses()
+
+
+def test_invoke_shows_the_containers_own_words_and_where_its_log_is() -> None:
+    """InvokeEndpoint wraps the container's 4xx as ModelError (424); the line shows the
+    container's status and message and the log stream, not the wrapper's text."""
+    runtime = boto3.client("sagemaker-runtime", region_name="us-east-1", aws_access_key_id="x",
+                           aws_secret_access_key="x")  # fmt: skip
+    stream = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/titanic-survival"
+    session = type("S", (), {"client": lambda self, name: runtime})()
+    with Stubber(runtime) as stub:
+        stub.add_client_error("invoke_endpoint", "ModelError", "Received client error (400) from primary", 424,
+                              modeled_fields={"OriginalStatusCode": 400, "LogStreamArn": stream,
+                                              "OriginalMessage": "row 1, column Age: 'x' is not a number"})  # fmt: skip
+        with pytest.raises(endpoint.EndpointError) as raised:
+            endpoint.invoke(aws(), session, b"PassengerId,Age\n1,x\n")
+    assert str(raised.value) == (
+        f"the endpoint's container refused the rows (400): row 1, column Age: 'x' is not a number; its log: {stream} "
+        "('make logs JOB=titanic-survival')"
+    )

@@ -28,7 +28,7 @@ from iam_recording import actions_in
 from pipeline import Pipeline, new_pipeline
 from sagemaker.utils import name_from_base
 
-from launcher import iam, sdk, train, tuning
+from launcher import iam, names, policy, sdk, train, tuning
 from launcher.caller import Caller, whoami
 from launcher.settings import load
 
@@ -47,6 +47,16 @@ def documents(caller: Caller = CALLER, **changes: str) -> dict[str, dict[str, An
 
 def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
     return document["Statement"]
+
+
+def trusted(docs: dict[str, dict[str, Any]], source_arn: str, *, jobs_only: bool = False) -> bool:
+    """Whether the rendered trust policy admits SageMaker presenting this SourceArn, as IAM
+    matches it, with and without aws:SourceAccount (jobs_only: the job statement alone; the
+    hosting statement admits every SageMaker ARN of the account, as AWS's form requires)."""
+    trust = docs["execution-role-trust"]
+    if jobs_only:
+        trust = {"Statement": statements(trust)[:1]}
+    return policy.admits(trust, source_arn, "123456789012") and policy.admits(trust, source_arn)
 
 
 def allows(document: dict[str, Any], action: str, resource: str) -> bool:
@@ -71,7 +81,7 @@ def test_star_resources_only_for_the_listed_actions(name: str) -> None:
             assert set(actions) <= set(WILDCARD), f"{statement['Sid']}: {set(actions) - set(WILDCARD)} on '*'"
 
 
-@pytest.mark.parametrize("base", ["titanic-lgbm", "alice-titanic", "nightly-titanic-lgbm"])
+@pytest.mark.parametrize("base", ["titanic-lgbm", "alice-titanic", "nightly-titanic"])
 def test_the_jobs_the_sdk_names_are_the_jobs_the_policies_allow(base: str) -> None:
     """The reference run allowed training-job/titanic-* while naming jobs <user>-titanic-...:
     here the name comes from the SDK's own function, exactly as Estimator names the job."""
@@ -81,10 +91,9 @@ def test_the_jobs_the_sdk_names_are_the_jobs_the_policies_allow(base: str) -> No
     for action in ("sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:AddTags",
                    "sagemaker:StopTrainingJob", "sagemaker:ListTags"):  # fmt: skip
         assert allows(docs["runner-policy"], action, arn), action
-    trust = statements(docs["execution-role-trust"])[0]["Condition"]["ArnLike"]["aws:SourceArn"]
-    assert any(fnmatch.fnmatchcase(arn, pattern) for pattern in trust)
-    # make predict names its model and transform job alike (launcher/predict.py).
-    predict = name_from_base(f"{base}-predict")
+    assert trusted(docs, arn)
+    # make predict names its model and transform job alike (launcher/names.py).
+    predict = names.transform_job(base, datetime.now(UTC))
     for kind, actions in (("model", ("CreateModel", "DeleteModel", "AddTags", "ListTags")),
                           ("transform-job", ("CreateTransformJob", "DescribeTransformJob", "StopTransformJob",
                                              "AddTags", "ListTags"))):  # fmt: skip
@@ -92,11 +101,11 @@ def test_the_jobs_the_sdk_names_are_the_jobs_the_policies_allow(base: str) -> No
         for action in actions:
             assert allows(docs["runner-policy"], f"sagemaker:{action}", predict_arn), (kind, action)
     transform_arn = f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{predict}"
-    assert any(fnmatch.fnmatchcase(transform_arn, pattern) for pattern in trust)
+    assert trusted(docs, transform_arn)
     # ... and nobody else's: a job under another name is neither creatable nor trusted.
     other = f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name_from_base('someone-else')}"
     assert not allows(docs["runner-policy"], "sagemaker:CreateTrainingJob", other)
-    assert not any(fnmatch.fnmatchcase(other, pattern) for pattern in trust)
+    assert not trusted(docs, other, jobs_only=True)
     other_model = f"arn:aws:sagemaker:us-east-1:123456789012:model/{name_from_base('someone-else-predict')}"
     assert not allows(docs["runner-policy"], "sagemaker:DeleteModel", other_model)
 
@@ -112,12 +121,10 @@ def test_tuning_jobs_and_their_trials_are_the_policys_and_nobody_elses() -> None
         assert allows(docs["runner-policy"], f"sagemaker:{action}", arn), action
     trial = f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}-001-0a1b2c3d"
     assert allows(docs["runner-policy"], "sagemaker:DescribeTrainingJob", trial)
-    trust = statements(docs["execution-role-trust"])[0]["Condition"]["ArnLike"]["aws:SourceArn"]
-    assert any(fnmatch.fnmatchcase(arn, pattern) for pattern in trust)
-    assert any(fnmatch.fnmatchcase(trial, pattern) for pattern in trust)
+    assert trusted(docs, arn) and trusted(docs, trial)
     other = "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/someone-else-261126083001"
     assert not allows(docs["runner-policy"], "sagemaker:CreateHyperParameterTuningJob", other)
-    assert not any(fnmatch.fnmatchcase(other, pattern) for pattern in trust)
+    assert not trusted(docs, other, jobs_only=True)
 
 
 def test_the_check_catches_the_reference_runs_mistake() -> None:
@@ -172,19 +179,18 @@ def test_s3_is_scoped_to_the_bucket_and_its_prefixes() -> None:
 
 def test_trust_policy_is_sagemaker_only_with_confused_deputy_conditions() -> None:
     trust = documents()["execution-role-trust"]
-    assert len(statements(trust)) == 1
-    statement = statements(trust)[0]
-    assert statement["Principal"] == {"Service": "sagemaker.amazonaws.com"}
-    assert statement["Action"] == "sts:AssumeRole"
-    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
-    assert statement["Condition"]["ArnLike"]["aws:SourceArn"] == [
+    jobs, hosting = statements(trust)
+    for statement in (jobs, hosting):
+        assert statement["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+        assert statement["Action"] == "sts:AssumeRole"
+        assert set(statement["Condition"]) == {"ArnLike"}  # no statement without a SourceArn condition
+    assert jobs["Condition"]["ArnLike"]["aws:SourceArn"] == [
         "arn:aws:sagemaker:us-east-1:123456789012:training-job/titanic-lgbm-*",
         "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/titanic-lgbm-*",
         "arn:aws:sagemaker:us-east-1:123456789012:transform-job/titanic-lgbm-predict-*",
-        "arn:aws:sagemaker:us-east-1:123456789012:model/titanic-lgbm-predict-*",
-        "arn:aws:sagemaker:us-east-1:123456789012:model/titanic-survival-v*",
-        "arn:aws:sagemaker:us-east-1:123456789012:endpoint/titanic-survival",
     ]
+    # Hosting: exactly AWS's documented literal, never a model or endpoint ARN.
+    assert hosting["Condition"]["ArnLike"]["aws:SourceArn"] == "arn:aws:sagemaker:us-east-1:123456789012:*"
 
 
 def test_the_runner_policy_passes_parliament_with_nothing_excused() -> None:
@@ -254,8 +260,9 @@ def test_the_account_comes_from_the_caller_not_from_role_arn() -> None:
     docs = documents(other, ROLE_ARN="arn:aws:iam::444455556666:role/service-role/titanic-sagemaker-execution")
     text = json.dumps(docs)
     assert "123456789012" not in text and "444455556666" in text
-    trust = statements(docs["execution-role-trust"])[0]["Condition"]
-    assert trust["StringEquals"]["aws:SourceAccount"] == "444455556666"
+    hosting = names.hosting_source_arn("aws", "us-east-1", "444455556666")
+    assert policy.admits(docs["execution-role-trust"], hosting, "444455556666")
+    assert not policy.admits(docs["execution-role-trust"], names.hosting_source_arn("aws", "us-east-1", "123456789012"))
     expected = (r"ROLE_ARN names account 123456789012 \(aws\) but the credentials are for account 444455556666 "
                 r"\(aws\); set ROLE_ARN to arn:aws:iam::444455556666:role")  # fmt: skip
     with pytest.raises(iam.IamError, match=expected):

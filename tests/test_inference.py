@@ -165,6 +165,24 @@ def test_ping_paths_and_methods(app: App) -> None:
     assert json.loads(body) == {"MaxConcurrentTransforms": 8, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}
 
 
+@pytest.mark.parametrize(("workers", "threads", "payload_mb"), [(8, 4, 6), (48, 4, 6), (2, 4, 100), (1, 1, 6)])
+def test_execution_parameters_stay_within_batch_transforms_limit(
+    trained_root: Path, workers: int, threads: int, payload_mb: int
+) -> None:
+    """botocore: MaxConcurrentTransforms x MaxPayloadInMB must not exceed 100 MB, however many
+    CPUs (workers x threads) a large transform instance gives the server."""
+    env = {
+        "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
+        "SAGEMAKER_MODEL_SERVER_THREADS": str(threads),
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(payload_mb),
+    }
+    app = App(load_model(trained_root / "model", 1), ServeSettings.from_env(env))
+    parameters = json.loads(call(app, "/execution-parameters", method="GET")[2])
+    assert parameters["MaxPayloadInMB"] == payload_mb
+    assert parameters["MaxConcurrentTransforms"] * parameters["MaxPayloadInMB"] <= 100
+    assert parameters["MaxConcurrentTransforms"] == min(workers * threads, 100 // payload_mb)
+
+
 @pytest.mark.parametrize(
     ("env", "phrase"),
     [

@@ -168,7 +168,7 @@ def test_preflight_passes_on_a_ready_account(moto_endpoint: str) -> None:
     [
         ({"role_path": "/"}, {}, "but the role's ARN is arn:aws:iam::123456789012:role/titanic-sagemaker-execution"),
         ({"trust": {**TRUST, "Statement": [{**TRUST["Statement"][0], "Principal": {"Service": "ec2.amazonaws.com"}}]}},
-         {}, "does not trust sagemaker.amazonaws.com"),
+         {}, "trust policy would refuse SageMaker for training (make train)"),
         ({"bucket_region": "eu-west-1"}, {}, "is in eu-west-1 but AWS_REGION is us-east-1"),
         ({}, {"ROLE_ARN": "arn:aws:iam::123456789012:role/service-role/missing"}, "role 'missing' does not exist"),
         ({}, {"BUCKET": "not-there-yet"}, "s3://not-there-yet does not exist; run 'make bootstrap' once"),
@@ -177,10 +177,11 @@ def test_preflight_passes_on_a_ready_account(moto_endpoint: str) -> None:
          "ROLE_ARN: ROLE_ARN names account 999988887777 (aws) but the credentials are for account 123456789012"),
         ({"trust": {**TRUST, "Statement": [{**TRUST["Statement"][0], "Condition": {
             "StringEquals": {"aws:SourceAccount": "999988887777"}}}]}},
-         {}, "would refuse SageMaker: its aws:SourceAccount is 999988887777, not this account 123456789012"),
+         {}, "would refuse SageMaker for training (make train) (arn:aws:sagemaker:us-east-1:123456789012:"),
         ({"trust": {**TRUST, "Statement": [{**TRUST["Statement"][0], "Condition": {
             "ArnLike": {"aws:SourceArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/titanic-*"}}}]}},
-         {"BASE_JOB_NAME": "alice-titanic"}, "does not admit this toolkit's jobs"),
+         {"BASE_JOB_NAME": "alice-titanic"}, "for training (make train) (arn:aws:sagemaker:us-east-1:123456789012:"
+         "training-job/alice-titanic-"),
     ],
 )  # fmt: skip
 def test_preflight_names_what_is_wrong(moto_endpoint: str, seed: dict, changes: dict, phrase: str) -> None:

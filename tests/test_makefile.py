@@ -16,6 +16,8 @@ import pytest
 from conftest import REPO, shipped
 from pipeline import PARENT_MAKE_VARS, copy_repository
 
+from launcher.settings import CONFIG_LINE_RE
+
 CONFIG_VARS = list(shipped())
 
 
@@ -175,3 +177,23 @@ def test_a_changed_setting_redoes_only_the_stages_that_use_it(copy: Path) -> Non
     plan = planned("build", "BASE_IMAGE=python:3.13-slim", cwd=copy)
     assert "scripts/build-image.sh" in plan and "prepare_data" not in plan
     assert "build-image" not in planned("build", "HP_N_ESTIMATORS=10", cwd=copy)
+
+
+def test_a_config_line_that_is_not_key_value_is_refused_before_make_runs_it(tmp_path: Path) -> None:
+    """`include` would run `$(shell ...)` while reading the file: the line is refused first, by number."""
+    planted = tmp_path / "planted"
+    config = tmp_path / "config.env"
+    lines = (REPO / "config.env").read_text().splitlines()
+    config.write_text("\n".join([*lines, f"EVIL=$(shell touch {planted})", "also not a setting"]) + "\n")
+    result = make("help", f"CONFIG={config}")
+    assert result.returncode != 0
+    assert not planted.exists(), "make ran the planted line"
+    errors = [line for line in result.stderr.splitlines() if "***" in line]
+    assert len(errors) == 1, result.stderr
+    assert f"line {len(lines) + 1} {len(lines) + 2} is not KEY=value" in errors[0]
+
+
+def test_the_makefiles_config_line_pattern_is_the_settings_one() -> None:
+    text = (REPO / "Makefile").read_text()
+    pattern = re.search(r"^CONFIG_LINE := (.*)$", text, re.M).group(1).replace("$$", "$")
+    assert pattern == CONFIG_LINE_RE.pattern

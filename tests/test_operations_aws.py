@@ -18,10 +18,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from conftest import WithSageMaker, shipped
 
-from launcher import cleanup, operate, records, train, watch
+from launcher import cleanup, errors, operate, records, train, watch
 from launcher.pricing import PriceBook
 from launcher.settings import load
 
@@ -113,9 +114,23 @@ def test_a_status_that_stays_unreadable_is_said_plainly() -> None:
     sm = client("sagemaker")
     with Stubber(sm) as stub:
         for _ in range(watch.DESCRIBE_TRIES):
-            stub.add_client_error("describe_training_job", "ExpiredTokenException", "expired", 400)
-        with pytest.raises(watch.WatchError, match=f"cannot read the status of {JOB}"):
+            stub.add_client_error("describe_training_job", "ThrottlingException", "slow down", 400)
+        with pytest.raises(ClientError) as raised:
             watch.follow(sm, None, JOB, sleep=no_sleep)
+        stub.assert_no_pending_responses()  # every try was used
+    line, code = errors.describe(raised.value)
+    assert code == 1 and "DescribeTrainingJob failed (ThrottlingException)" in line and "wait a minute" in line
+
+
+def test_expired_credentials_are_not_retried_but_said_at_once() -> None:
+    sm = client("sagemaker")
+    slept: list[float] = []
+    with Stubber(sm) as stub:
+        stub.add_client_error("describe_training_job", "ExpiredTokenException", "expired", 400)
+        with pytest.raises(ClientError) as raised:
+            watch.follow(sm, None, JOB, sleep=slept.append)
+    assert slept == []
+    assert "refresh them" in errors.describe(raised.value)[0]
 
 
 # ---- interrupting and re-attaching ---------------------------------------------------------

@@ -4,6 +4,7 @@ approval gate both ways, duplicate registration refused, the listing."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import boto3
 import pytest
 from conftest import shipped
 
-from launcher import records, registry
+from launcher import metadata, records, registry
 from launcher.settings import load
 
 BUCKET = "titanic-sagemaker-toolkit-demo"
@@ -157,6 +158,37 @@ def test_the_requests_as_they_leave_botocore(account: boto3.Session, tmp_path: P
     assert create["ModelMetrics"]["ModelQuality"]["Statistics"] == {
         "ContentType": "application/json",
         "S3Uri": f"s3://{BUCKET}/titanic/output/titanic-lgbm-2026-11-26-10-00-00-001/output/metrics.json"}  # fmt: skip
-    assert {"Key": "created-by", "Value": "titanic-sagemaker-toolkit"} in create["Tags"]
+    assert "Tags" not in create  # AWS refuses tags on a version in a group (it takes the group's)
     assert update["ModelApprovalStatus"] == "Approved" and update["ApprovalDescription"].startswith("approved by ")
     assert update["CustomerMetadataProperties"]["TrainingJob"] == "titanic-lgbm-2026-11-26-10-00-00-001"
+
+
+def test_a_version_carries_no_tags_and_names_who_registered_it(account: boto3.Session, tmp_path: Path) -> None:
+    """botocore's CreateModelPackageInput.Tags: with ModelPackageGroupName "you cannot supply a
+    tag argument". Who registered it goes into its customer metadata, where clean-up reads it."""
+    runs = tmp_path / "runs"
+    verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-001", 0.9)
+    done = registry.register(settings(), runs, "", account)
+    sm = account.client("sagemaker")
+    meta = sm.describe_model_package(ModelPackageName=done["arn"])["CustomerMetadataProperties"]
+    caller = account.client("sts").get_caller_identity()["Arn"]
+    assert meta[metadata.REGISTERED_BY_KEY] == metadata.value(caller)
+
+
+ALPHABET = re.compile(r"^[\w\s.:/=+\-@]{1,256}$")  # Python's reading of [\p{L}\p{Z}\p{N}_.:/=+\-@]{1,256}
+
+
+def test_metadata_values_fit_aws_alphabet_and_length_for_the_longest_inputs() -> None:
+    """Outside a git checkout the commit was 'unknown (not a git checkout)' (parentheses are
+    refused), and a 256-character repository name makes the image URI longer than 256."""
+    repository = "r" * 256
+    record = {"job_name": "j", "image": {"uri": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{repository}:sha256-"
+                                                + "a" * 64, "digest": "sha256:" + "d" * 64},
+              "data": {"train": {"sha256": "t" * 64}, "validation": {"sha256": "v" * 64}},
+              "toolkit_commit": records.toolkit_commit(Path("/")), "verification": {}}  # fmt: skip
+    meta = registry.metadata(record, {"val_auc": 0.9}, "arn:aws:sts::1:assumed-role/r/a,b (c)")
+    for key, value in meta.items():
+        assert ALPHABET.match(value) and "(" not in value and "," not in value, (key, value)
+    assert len(meta["ImageUri"]) == 256 and meta["ImageUri"].endswith("a" * 64)
+    assert meta["ToolkitCommit"] == "unknown: not a git checkout"
+    assert meta["ModelTarSha256"] == "unknown"  # empty becomes a value AWS accepts (1-256 characters)

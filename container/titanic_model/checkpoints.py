@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 _NAME = "checkpoint-{:05d}"
 
 
-class TrainingInterrupted(RuntimeError):  # noqa: N818 - an event the entry point turns into an exit code
+class TrainingInterrupted(RuntimeError):
     """SIGTERM arrived; the checkpoint of the last finished round has been written."""
 
 

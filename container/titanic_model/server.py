@@ -53,6 +53,10 @@ class ServeError(RuntimeError):
     """The server cannot start: a setting or the model is wrong; the message says which."""
 
 
+# Batch transform's bound on MaxConcurrentTransforms x MaxPayloadInMB.
+TRANSFORM_MB_IN_FLIGHT = 100
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     address: str
@@ -137,12 +141,12 @@ class App:
 
     def execution_parameters(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """What batch transform should send: many rows per request, one request in flight per
-        worker thread, payloads as large as this server accepts."""
-        body = {
-            "MaxConcurrentTransforms": self.settings.workers * self.settings.threads,
-            "BatchStrategy": "MULTI_RECORD",
-            "MaxPayloadInMB": max(1, self.settings.max_payload // MEBIBYTE),
-        }
+        worker thread, payloads as large as this server accepts; and never more than batch
+        transform allows, MaxConcurrentTransforms x MaxPayloadInMB <= 100 (botocore's
+        CreateTransformJob), which many threads on a large instance would pass."""
+        payload_mb = max(1, self.settings.max_payload // MEBIBYTE)
+        concurrent = min(self.settings.workers * self.settings.threads, TRANSFORM_MB_IN_FLIGHT // payload_mb)
+        body = {"MaxConcurrentTransforms": concurrent, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": payload_mb}
         return _answer(start_response, 200, json.dumps(body), content_type=self.inference.JSON)
 
     def invocations(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
