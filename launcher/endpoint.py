@@ -48,8 +48,6 @@ VERSION_LABEL = "com.titanic-toolkit.model-package-version"
 # copies, may use the same ENDPOINT_NAME on one Docker engine without touching each other's.
 STACK_LABEL = "com.titanic-toolkit.stack"
 VERSION_TAG = "model-package-version"
-# Where an endpoint's containers log (one group per endpoint), written with the model's execution role.
-ENDPOINT_LOG_GROUP = "/aws/sagemaker/Endpoints"
 # The image's server reads its worker count from this (container/titanic_model/server.py).
 SERVER_WORKERS_VARIABLE = "SAGEMAKER_MODEL_SERVER_WORKERS"
 SETTLING = ("Creating", "Updating", "SystemUpdating", "RollingBack")
@@ -394,7 +392,7 @@ def model_error_line(settings: Settings, response: dict[str, Any]) -> str:
     ModelError (424): say the container's words, and where its log is."""
     status = response.get("OriginalStatusCode", "?")
     message = (response.get("OriginalMessage") or response.get("Error", {}).get("Message") or "").strip()
-    log_stream = response.get("LogStreamArn") or f"{ENDPOINT_LOG_GROUP}/{settings.endpoint_name}"
+    log_stream = response.get("LogStreamArn") or names.endpoint_log_group(settings.endpoint_name)
     return (
         f"the endpoint's container refused the rows ({status}): {message}; its log: {log_stream} "
         f"('make logs JOB={settings.endpoint_name}')"

@@ -92,6 +92,11 @@ def endpoint_object(endpoint: str, version: int, now: datetime) -> str:
     return f"{endpoint}-v{version}-{now:%Y%m%d%H%M%S}"
 
 
+def endpoint_log_group(endpoint: str) -> str:
+    """Where an endpoint's containers log, written with the model's execution role (sagemaker-roles.md)."""
+    return f"/aws/sagemaker/Endpoints/{endpoint}"
+
+
 def arn(partition: str, region: str, account: str, resource: str) -> str:
     return f"arn:{partition}:sagemaker:{region}:{account}:{resource}"
 

@@ -2,7 +2,8 @@
 
   status              jobs in progress and the latest ones (AWS: from the API; embedded
                       stack: from the run records, since local mode runs jobs in-process)
-  logs --job NAME     the job's log, followed while the job runs
+  logs --job NAME     the job's log, followed while the job runs; with NAME = ENDPOINT_NAME,
+                      the endpoint's log (CloudWatch on AWS, docker logs on the embedded stack)
   describe --job NAME the job as SageMaker describes it (embedded stack: its run record)
   stop --job NAME     StopTrainingJob, then wait for the final status and update the record
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,7 +24,7 @@ from typing import Any
 
 import boto3
 
-from launcher import errors, records, watch
+from launcher import errors, names, records, watch
 from launcher.errors import ToolkitError
 from launcher.pricing import PriceBook, pricing_client
 from launcher.settings import Settings, load
@@ -129,6 +131,24 @@ def local_log(runs_dir: Path, job: str) -> str:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
+def endpoint_log(settings: Settings, session: boto3.Session) -> str:
+    """What ENDPOINT_NAME's containers have logged: on AWS its CloudWatch group
+    /aws/sagemaker/Endpoints/NAME (where AWS's errors point), on the embedded stack `docker logs`
+    of its serving containers."""
+    if settings.local:
+        from launcher.endpoint import local_containers  # noqa: PLC0415 - endpoints are a second, optional part
+
+        containers = local_containers(settings.endpoint_name)
+        if not containers:
+            raise OperateError(f"no container serves {settings.endpoint_name} on the embedded stack; 'make deploy'")
+        found = [subprocess.run(["docker", "logs", c["id"]], capture_output=True, text=True) for c in containers]
+        return "".join(f"{r.stdout}{r.stderr}" for r in found)
+    lines: list[str] = []
+    group = names.endpoint_log_group(settings.endpoint_name)
+    watch.LogTail(session.client("logs"), settings.endpoint_name, lines.append, group=group, prefix="").poll()
+    return "".join(f"{line}\n" for line in lines) or f"no log events in {group} yet\n"
+
+
 def stop(
     settings: Settings, sm: Any, runs_dir: Path, job: str, follow: Callable[..., Any] = watch.follow
 ) -> dict[str, Any]:
@@ -166,6 +186,9 @@ def run(settings: Settings, verb: str, runs_dir: Path, job: str, session: boto3.
         print(live_summary(settings, session), flush=True)
         return 0
     name = job_name_or_latest(runs_dir, job)
+    if verb == "logs" and name == settings.endpoint_name:
+        print(endpoint_log(settings, session), end="", flush=True)
+        return 0
     if settings.local:
         path = records.record_path(runs_dir, name)
         if verb == "logs":

@@ -108,10 +108,13 @@ def describe(sm: Any, job_name: str, sleep: Callable[[float], None] = time.sleep
 
 
 class LogTail:
-    """New lines of every log stream of one job (one stream per host: JOB/algo-1-...)."""
+    """New lines of every log stream under a prefix of a log group: a training job's (one
+    stream per host: JOB/algo-1-...) or an endpoint's (one per instance: AllTraffic/i-...)."""
 
-    def __init__(self, logs: Any, job_name: str, write: Callable[[str], None]) -> None:
+    def __init__(self, logs: Any, job_name: str, write: Callable[[str], None], group: str = LOG_GROUP,
+                 prefix: str | None = None) -> None:  # fmt: skip
         self.logs, self.job_name, self.write = logs, job_name, write
+        self.group, self.prefix = group, f"{job_name}/" if prefix is None else prefix
         self.tokens: dict[str, str | None] = {}
         self.disabled: str | None = None
 
@@ -119,9 +122,10 @@ class LogTail:
         if self.disabled:
             return
         try:
-            streams = self.logs.describe_log_streams(
-                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{self.job_name}/", orderBy="LogStreamName"
-            ).get("logStreams", [])
+            listing = {"logGroupName": self.group, "orderBy": "LogStreamName"}
+            if self.prefix:
+                listing["logStreamNamePrefix"] = self.prefix
+            streams = self.logs.describe_log_streams(**listing).get("logStreams", [])
             for stream in streams:
                 self._read(stream["logStreamName"])
         except ClientError as exc:
@@ -133,12 +137,12 @@ class LogTail:
                 "cannot read the job's log (%s); still following its status. Grant logs:DescribeLogStreams and "
                 "logs:GetLogEvents on %s:* (make iam-render) to see it here",
                 self.disabled,
-                LOG_GROUP,
+                self.group,
             )
 
     def _read(self, stream: str) -> None:
         while True:
-            args: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}
+            args: dict[str, Any] = {"logGroupName": self.group, "logStreamName": stream, "startFromHead": True}
             if self.tokens.get(stream):
                 args["nextToken"] = self.tokens[stream]
             page = self.logs.get_log_events(**args)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import parliament
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -454,3 +455,37 @@ def test_make_iam_refuses_a_role_with_another_path(moto_endpoint: str) -> None:
     settings = load({**shipped(), "TARGET": "aws"})
     with pytest.raises(iam.IamError, match="exists with path /, not /service-role/; set ROLE_ARN to"):
         iam.apply(settings, iam.render(settings, CALLER), client)
+
+
+def test_endpoint_logs_are_granted_for_this_endpoint_only() -> None:
+    """sagemaker-roles.md (CreateModel execution role permissions): the endpoint's containers
+    log to /aws/sagemaker/Endpoints/NAME with the model's role; where AWS's errors point the
+    user. The role may write there, the runner read there (make logs JOB=<endpoint>)."""
+    docs = documents()
+    group = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/titanic-survival:*"
+    other = group.replace("titanic-survival", "someone-elses")
+    for action in ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"):
+        assert allows(docs["execution-role-policy"], action, group), action
+        assert not allows(docs["execution-role-policy"], action, other), action
+    for action in ("logs:DescribeLogStreams", "logs:GetLogEvents"):
+        assert allows(docs["runner-policy"], action, group), action
+        assert not allows(docs["runner-policy"], action, other), action
+
+
+def test_wildcard_actions_have_no_required_resource_type() -> None:
+    """An action may stay on Resource '*' only when AWS's Service Authorization Reference gives
+    it no resource type it requires (parliament ships that reference). ListModelPackages lists
+    model-package as optional: AWS documents no ARN a group's listing is authorized against,
+    so a scoped grant could deny 'make models' on a real account, which moto cannot show."""
+    definition = json.loads((Path(parliament.__file__).parent / "iam_definition.json").read_text())
+    privileges = {
+        f"{service['prefix']}:{p['privilege']}": [r["resource_type"] for r in p["resource_types"]]
+        for service in definition
+        for p in service["privileges"]
+    }
+    for action in WILDCARD:
+        assert action in privileges, f"{action} is not in the Service Authorization Reference"
+        required = [r for r in privileges[action] if r.endswith("*")]
+        assert not required, f"{action} requires {required}: scope it instead of '*'"
+    assert privileges["sagemaker:ListModelPackages"] == ["model-package"]  # optional, as the reason says
+    assert "optional" in WILDCARD["sagemaker:ListModelPackages"]

@@ -360,3 +360,26 @@ def test_transform_quotas_are_read_beside_training_quotas() -> None:
     with stub:
         quotas = instances.training_quotas(client)
     assert quotas["ml.m5.large"] == {"transform": 3.0, "transform_code": "L-TRANSFORM", "transform_source": "applied"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "goals", "fails"),
+    [
+        ({"INSTANCE_COUNT": "2"}, "train", True),  # on-demand quota 1 < 2 instances
+        ({"INSTANCE_COUNT": "1"}, "all", False),
+        ({"INSTANCE_COUNT": "1", "TUNE_MAX_PARALLEL_JOBS": "2"}, "tune-jobs", True),  # 2 trials x 1 > 1
+        ({"INSTANCE_COUNT": "1", "TUNE_MAX_PARALLEL_JOBS": "2"}, "train", False),  # training runs one job
+    ],
+)
+def test_the_quota_covers_what_the_command_runs_at_once(changes: dict[str, str], goals: str, fails: bool) -> None:
+    """INSTANCE_COUNT instances per job, TUNE_MAX_PARALLEL_JOBS jobs at once for make tune-jobs:
+    a quota of 1 passes one instance, and refuses more before anything is spent."""
+    client, stub = quota_client(SAMPLE_QUOTAS)
+    session = type("S", (), {"client": lambda self, name, **_: client})()
+    settings = load({**shipped(), "TARGET": "aws", "USE_SPOT": "no", "TUNE_MAX_JOBS": "4", **changes})
+    with stub:
+        if fails:
+            with pytest.raises(preflight.PreflightError, match=r"quota for ml\.m5\.large \(on-demand training\) is 1 "):
+                preflight.check_quota(session, settings, goals)
+        else:
+            preflight.check_quota(session, settings, goals)

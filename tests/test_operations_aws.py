@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from conftest import WithSageMaker, shipped
@@ -308,17 +309,90 @@ def test_clean_up_stops_only_the_callers_own_tagged_jobs(moto_endpoint: str, tmp
     assert plan.found == 4
 
 
-@pytest.mark.parametrize("code", ["AccessDeniedException", "ThrottlingException", "ExpiredTokenException"])
-def test_a_failed_discovery_is_an_error_never_nothing_to_delete(moto_endpoint: str, tmp_path: Path,
-                                                               code: str) -> None:  # fmt: skip
-    sm = client("sagemaker")
+# Every call clean-up makes to find what exists. Only "not found" means "nothing there".
+DISCOVERY_CALLS = [
+    ("sagemaker", "ListHyperParameterTuningJobs"), ("sagemaker", "ListTrainingJobs"),
+    ("sagemaker", "ListTransformJobs"), ("sagemaker", "ListEndpoints"), ("sagemaker", "ListEndpointConfigs"),
+    ("sagemaker", "ListModels"), ("sagemaker", "DescribeModelPackageGroup"), ("sagemaker", "ListModelPackages"),
+    ("ecr", "DescribeRepositories"), ("ecr", "ListTagsForResource"), ("ecr", "ListImages"),
+    ("s3", "ListObjectsV2"),
+]  # fmt: skip
+
+
+def failing(service: str, operation: str, code: str) -> Any:
+    """A botocore hook that answers one operation with an AWS error before it is sent."""
+
+    def answer(**_: Any) -> tuple[Any, dict[str, Any]]:
+        error = {"Error": {"Code": code, "Message": f"{code} for the test"}}
+        return AWSResponse("https://test", 400, {}, None), {**error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    return answer
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ThrottlingException"])
+@pytest.mark.parametrize(("service", "operation"), DISCOVERY_CALLS)
+def test_every_failed_discovery_is_an_error_never_nothing_to_delete(
+    moto_endpoint: str, tmp_path: Path, service: str, operation: str, code: str
+) -> None:
+    """The real calls against moto, with the toolkit's group, repository and bucket present so
+    that every listing is reached; one call answers an error: clean-up stops with it, deletes
+    nothing and forgets no stamp."""
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="titanic-sagemaker-toolkit-demo")
+    ours = [{"Key": "created-by", "Value": "titanic-sagemaker-toolkit"}]
+    boto3.client("ecr", region_name="us-east-1").create_repository(repositoryName="titanic-lightgbm", tags=ours)
+    boto3.client("sagemaker", region_name="us-east-1").create_model_package_group(
+        ModelPackageGroupName="titanic-survival", Tags=ours
+    )
+    session = boto3.Session(region_name="us-east-1")
+    session.events.register(f"before-call.{service}.{operation}", failing(service, operation, code))
     stamp = tmp_path / "uploaded"
     stamp.touch()
+    with pytest.raises(cleanup.CleanupError, match=rf"failed .*{code}"):
+        cleanup.run(aws_settings(), "resources", session, confirm=True, deployed=tmp_path,
+                    image_record=tmp_path / "image.json")  # fmt: skip
+    assert stamp.exists()
+
+
+def test_a_teammates_endpoint_whose_tags_are_denied_is_left_alone(tmp_path: Path) -> None:
+    """A teammate's endpoint named ENDPOINT_NAME-2 is not the toolkit's name at all; one named
+    exactly ENDPOINT_NAME whose tags this caller may not read (AccessDenied by design) is not
+    the caller's: both left alone, and clean-up goes on."""
+    sm = client("sagemaker")
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/"
+    empty = {
+        "list_hyper_parameter_tuning_jobs": "HyperParameterTuningJobSummaries",
+        "list_training_jobs": "TrainingJobSummaries",
+        "list_transform_jobs": "TransformJobSummaries",
+    }
     with Stubber(sm) as stub:
-        stub.add_response("list_hyper_parameter_tuning_jobs", {"HyperParameterTuningJobSummaries": []},
-                          {"NameContains": "titanic-lgbm", "StatusEquals": "InProgress"})  # fmt: skip
-        stub.add_client_error("list_training_jobs", code, "no", 400)
-        with pytest.raises(cleanup.CleanupError, match=rf"listing training jobs in progress .* failed .*{code}"):
-            cleanup.run(aws_settings(), "resources", WithSageMaker(sm), confirm=True, deployed=tmp_path,
-                        image_record=tmp_path / "image.json")  # fmt: skip
-    assert stamp.exists()  # nothing was deleted, so nothing local is forgotten
+        for method, key in empty.items():
+            stub.add_response(method, {key: []})
+        stub.add_response("list_endpoints", {"Endpoints": [
+            {"EndpointName": name, "EndpointArn": arn + name, "EndpointStatus": "InService", "CreationTime": DAY,
+             "LastModifiedTime": DAY} for name in ("titanic-survival-2", "titanic-survival")]})  # fmt: skip
+        stub.add_client_error("list_tags", "AccessDeniedException", "not yours", 400,
+                              expected_params={"ResourceArn": arn + "titanic-survival"})  # fmt: skip
+        stub.add_response("list_endpoint_configs", {"EndpointConfigs": []})
+        stub.add_response("list_models", {"Models": []})
+        stub.add_response("list_models", {"Models": []})
+        stub.add_client_error("describe_model_package_group", "ValidationException", "does not exist", 400)
+        plan = cleanup.Plan(confirm=True)
+        for kind in cleanup.KINDS:
+            cleanup.clean_sagemaker(aws_settings(), sm, "arn:aws:iam::123456789012:user/me", plan, kind)
+        cleanup.clean_model_packages(aws_settings(), sm, "arn:aws:iam::123456789012:user/me", plan)
+        stub.assert_no_pending_responses()  # no ListTags for titanic-survival-2, no delete at all
+    assert plan.found == 0
+
+
+def test_make_logs_shows_the_endpoints_log_on_aws(capsys: pytest.CaptureFixture[str]) -> None:
+    logs = client("logs")
+    group = "/aws/sagemaker/Endpoints/titanic-survival"
+    session = type("S", (), {"client": lambda self, name: logs})()
+    with Stubber(logs) as stub:
+        stub.add_response("describe_log_streams", {"logStreams": [{"logStreamName": "AllTraffic/i-0abc"}]},
+                          {"logGroupName": group, "orderBy": "LogStreamName"})  # fmt: skip
+        stub.add_response("get_log_events", {"events": [{"timestamp": 1, "message": "row 1: bad Age"}],
+                                             "nextForwardToken": "f/1"})  # fmt: skip
+        stub.add_response("get_log_events", {"events": [], "nextForwardToken": "f/1"})
+        text = operate.endpoint_log(aws_settings(), session)
+    assert text == "i-0abc | row 1: bad Age\n"

@@ -17,6 +17,8 @@ from typing import Any
 import boto3
 import pytest
 import yaml
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
 from conftest import REPO, shipped
 from sagemaker.local.image import _SageMakerContainer
 from titanic_model import inference
@@ -196,3 +198,24 @@ def test_the_aws_requests_and_a_submission_joined_from_shuffled_answers(
 
 def record_image(runs: Path) -> str:
     return json.loads((runs / f"{JOB}.json").read_text())["image"]["uri"]
+
+
+def test_the_transform_output_is_found_by_listing_not_by_guessing_keys() -> None:
+    """S3 answers GetObject of a missing key with 403 AccessDenied, not 404, to a caller that
+    may not list that prefix: guessing SageMaker's key first would end in 'denied' when local
+    mode's key is the one there. The prefix is listed and only what exists is read."""
+    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    name = "titanic-lgbm-predict-20261204120000"
+    prefix = f"titanic/predictions/{name}/raw"
+    there = f"{prefix}/{name}/test.csv.out"  # local mode's layout
+    with Stubber(s3) as stub:
+        stub.add_response("list_objects_v2", {"Contents": [{"Key": there}], "IsTruncated": False},
+                          {"Bucket": "b", "Prefix": f"{prefix}/"})  # fmt: skip
+        stub.add_response("get_object", {"Body": StreamingBody(io.BytesIO(b"892,0.1,0\n"), 10)},
+                          {"Bucket": "b", "Key": there})  # fmt: skip
+        assert predict.output_text(s3, f"s3://b/{prefix}", name) == "892,0.1,0\n"
+        stub.assert_no_pending_responses()
+    with Stubber(s3) as stub:
+        stub.add_response("list_objects_v2", {"Contents": [], "IsTruncated": False})
+        with pytest.raises(predict.PredictError, match=r"left no test\.csv\.out under"):
+            predict.output_text(s3, f"s3://b/{prefix}", name)
