@@ -116,13 +116,14 @@ def cost_line(cost: dict[str, Any]) -> str:
 def summary(record: dict[str, Any]) -> str:
     """The same facts as the record, for a person reading a terminal or a cron mail."""
     metrics = record.get("metrics") or {}
+    seconds = record.get("seconds") or {}  # none yet for a job interrupted while it runs
     shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("val_accuracy", "val_f1", "val_auc") if k in metrics)
     lines = [
         f"job          {record['job_name']} ({record['status']}, target {record['target']})",
         f"image        {record['image']['uri']} ({record['image']['digest']})",
         f"data         train {record['data']['train']['uri']}  validation {record['data']['validation']['uri']}",
         f"instance     {record['instance']['type']} x{record['instance']['count']}, spot {record['instance']['spot']}",
-        f"time         training {record['seconds']['training']} s, billable {record['seconds']['billable']}",
+        f"time         training {seconds.get('training', '-')} s, billable {seconds.get('billable', '-')}",
         f"metrics      {shown or 'none'}",
         f"cost         {cost_line(record.get('cost') or {})}",
         f"model        {record.get('model_artifact') or 'none'}",

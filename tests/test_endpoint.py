@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 from conftest import shipped
 
-from launcher import endpoint
+from launcher import endpoint, names
 from launcher.settings import load
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/titanic-survival/3"
@@ -53,37 +53,55 @@ def described(status: str, config: str, **extra: Any) -> dict[str, Any]:
             "EndpointStatus": status, "CreationTime": now, "LastModifiedTime": now, **extra}  # fmt: skip
 
 
-def expect_records(stub: Stubber, config: dict[str, Any], serverless: bool = True) -> None:
-    """CreateModel as each endpoint type needs it, then CreateEndpointConfig."""
+NAME = "titanic-survival-v3-20261126000000"  # what names.endpoint_object makes for version 3 then
+
+
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A fixed clock for the version's one name; each name made is recorded."""
+    calls: list[str] = []
+
+    def object_name(settings: Any, version: int) -> str:
+        calls.append(names.endpoint_object(settings.endpoint_name, version, datetime(2026, 11, 26, tzinfo=UTC)))
+        return calls[-1]
+
+    monkeypatch.setattr(endpoint, "object_name", object_name)
+    return calls
+
+
+def expect_records(stub: Stubber, config: dict[str, Any], serverless: bool = True, name: str = NAME) -> None:
+    """CreateModel as each endpoint type needs it, then CreateEndpointConfig, both named `name`
+    and the config's variant naming that model."""
     if serverless:  # no network isolation (serverless excludes it) and one server worker
-        model = {"ModelName": ANY, "ExecutionRoleArn": ROLE, "Tags": TAGS, "PrimaryContainer": {
+        model = {"ModelName": name, "ExecutionRoleArn": ROLE, "Tags": TAGS, "PrimaryContainer": {
             "ModelPackageName": ARN, "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}}}  # fmt: skip
     else:
-        model = {"ModelName": ANY, "PrimaryContainer": {"ModelPackageName": ARN}, "ExecutionRoleArn": ROLE,
+        model = {"ModelName": name, "PrimaryContainer": {"ModelPackageName": ARN}, "ExecutionRoleArn": ROLE,
                  "EnableNetworkIsolation": True, "Tags": TAGS}  # fmt: skip
+    config = {**config, "ModelName": name}
     stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m"}, model)
     stub.add_response("create_endpoint_config", {"EndpointConfigArn": CONFIG_ARN},
-                      {"EndpointConfigName": ANY, "ProductionVariants": [config], "Tags": TAGS})  # fmt: skip
+                      {"EndpointConfigName": name, "ProductionVariants": [config], "Tags": TAGS})  # fmt: skip
 
 
 def not_found(stub: Stubber) -> None:
     stub.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint", 400)
 
 
-def test_a_first_deploy_is_serverless_and_waits_for_in_service() -> None:
+def test_a_first_deploy_is_serverless_and_waits_for_in_service(made: list[str]) -> None:
     sm = client()
-    serverless = {"VariantName": "AllTraffic", "ModelName": ANY,
-                  "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}  # fmt: skip
+    serverless = {"VariantName": "AllTraffic", "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}
     with Stubber(sm) as stub:
         not_found(stub)
         expect_records(stub, serverless)
         stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN},
-                          {"EndpointName": "titanic-survival", "EndpointConfigName": ANY, "Tags": TAGS})  # fmt: skip
+                          {"EndpointName": "titanic-survival", "EndpointConfigName": NAME, "Tags": TAGS})  # fmt: skip
         stub.add_response("describe_endpoint", described("Creating", "c"))
         stub.add_response("describe_endpoint", described("InService", "c"))
         done = endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
         stub.assert_no_pending_responses()
-    assert "is InService with version 3" in done
+    assert done == f"endpoint titanic-survival is InService with version 3 ({NAME})"
+    assert made == [NAME]
 
 
 def test_an_instance_endpoint_asks_for_one_instance_of_the_configured_type() -> None:
@@ -92,43 +110,37 @@ def test_an_instance_endpoint_asks_for_one_instance_of_the_configured_type() -> 
                       "InitialInstanceCount": 1}  # fmt: skip
     sm = client()
     with Stubber(sm) as stub:  # the shape is valid to botocore's model
-        expect_records(stub, {**config, "ModelName": ANY}, serverless=False)
+        expect_records(stub, config, serverless=False)
         endpoint.create_records(aws(ENDPOINT_TYPE="instance", ENDPOINT_INSTANCE_TYPE="ml.c5.large"), sm, VERSION,
-                                "titanic-survival-v3-20261126000000", TAGS)  # fmt: skip
+                                NAME, TAGS)  # fmt: skip
         stub.assert_no_pending_responses()
 
 
-def test_a_redeploy_updates_the_endpoint_and_removes_the_old_version(monkeypatch: pytest.MonkeyPatch) -> None:
-    names: list[str] = []
-    real = endpoint.object_name
-    monkeypatch.setattr(
-        endpoint, "object_name", lambda settings, version: names.append(real(settings, version)) or "NEW"
-    )
+def test_a_redeploy_updates_the_endpoint_and_removes_the_old_version(made: list[str]) -> None:
     sm = client()
     with Stubber(sm) as stub:
         stub.add_response("describe_endpoint", described("InService", "old-config"))
         stub.add_response("describe_endpoint_config", OLD_CONFIG, {"EndpointConfigName": "old-config"})
-        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": ANY, "ServerlessConfig": ANY})
+        expect_records(stub, {"VariantName": "AllTraffic", "ServerlessConfig": ANY})
         stub.add_response("describe_endpoint_config", OLD_CONFIG, {"EndpointConfigName": "old-config"})
         stub.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN},
-                          {"EndpointName": "titanic-survival", "EndpointConfigName": "NEW"})  # fmt: skip
+                          {"EndpointName": "titanic-survival", "EndpointConfigName": NAME})  # fmt: skip
         stub.add_response("describe_endpoint", described("Updating", "old-config"))
-        stub.add_response("describe_endpoint", described("InService", "NEW"))
+        stub.add_response("describe_endpoint", described("InService", NAME))
         stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": "old-config"})
         stub.add_response("delete_model", {}, {"ModelName": "old-model"})
         done = endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
         stub.assert_no_pending_responses()
-    assert done.startswith("endpoint titanic-survival now serves version 3 (NEW); old-config removed")
-    assert names[0].startswith("titanic-survival-v3-")  # endpoint, version, time: one name for model and config
+    assert done == f"endpoint titanic-survival now serves version 3 ({NAME}); old-config removed"
+    assert made == [NAME]  # one name, made once, for the model, the config and the update
 
 
-def test_a_failed_update_leaves_the_old_version_serving_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(endpoint, "object_name", lambda settings, version: "NEW")
+def test_a_failed_update_leaves_the_old_version_serving_and_says_so(made: list[str]) -> None:
     sm = client()
     with Stubber(sm) as stub:
         stub.add_response("describe_endpoint", described("InService", "old-config"))
         stub.add_response("describe_endpoint_config", OLD_CONFIG)
-        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": ANY, "ServerlessConfig": ANY})
+        expect_records(stub, {"VariantName": "AllTraffic", "ServerlessConfig": ANY})
         stub.add_response("describe_endpoint_config", OLD_CONFIG)
         stub.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN})
         stub.add_response("describe_endpoint", described("Updating", "old-config"))
@@ -136,8 +148,8 @@ def test_a_failed_update_leaves_the_old_version_serving_and_says_so(monkeypatch:
         stub.add_response("describe_endpoint", described(
             "InService", "old-config", FailureReason="The primary container for production variant AllTraffic did "
             "not pass the ping health check."))  # fmt: skip
-        stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": "NEW"})
-        stub.add_response("delete_model", {}, {"ModelName": "NEW"})
+        stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": NAME})
+        stub.add_response("delete_model", {}, {"ModelName": NAME})
         with pytest.raises(
             endpoint.EndpointError,
             match=r"update of titanic-survival to version 3 failed \(The "
@@ -147,14 +159,13 @@ def test_a_failed_update_leaves_the_old_version_serving_and_says_so(monkeypatch:
         stub.assert_no_pending_responses()  # the old config and model were not touched
 
 
-def test_a_first_deploy_that_fails_says_why_and_how_to_remove_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(endpoint, "object_name", lambda settings, version: "NEW")
+def test_a_first_deploy_that_fails_says_why_and_how_to_remove_it(made: list[str]) -> None:
     sm = client()
     with Stubber(sm) as stub:
         not_found(stub)
-        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": ANY, "ServerlessConfig": ANY})
+        expect_records(stub, {"VariantName": "AllTraffic", "ServerlessConfig": ANY})
         stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN})
-        stub.add_response("describe_endpoint", described("Failed", "NEW", FailureReason="image not found"))
+        stub.add_response("describe_endpoint", described("Failed", NAME, FailureReason="image not found"))
         with pytest.raises(endpoint.EndpointError, match="is Failed: image not found; 'make undeploy' removes"):
             endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
 
@@ -217,8 +228,7 @@ def test_an_instance_endpoint_is_not_turned_serverless_and_nothing_is_created() 
         stub.assert_no_pending_responses()  # no create_model, no create_endpoint_config
 
 
-def test_a_failed_endpoint_is_replaced_not_updated(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(endpoint, "object_name", lambda settings, version: "NEW")
+def test_a_failed_endpoint_is_replaced_not_updated(made: list[str]) -> None:
     sm = client()
     with Stubber(sm) as stub:
         stub.add_response("describe_endpoint", described("Failed", "old-config", FailureReason="ping failed"))
@@ -227,26 +237,25 @@ def test_a_failed_endpoint_is_replaced_not_updated(monkeypatch: pytest.MonkeyPat
         stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": "old-config"})
         stub.add_response("delete_model", {}, {"ModelName": "old-model"})
         not_found(stub)  # gone
-        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": "NEW", "ServerlessConfig": ANY})
+        expect_records(stub, {"VariantName": "AllTraffic", "ServerlessConfig": ANY})
         stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN},
-                          {"EndpointName": "titanic-survival", "EndpointConfigName": "NEW", "Tags": TAGS})  # fmt: skip
-        stub.add_response("describe_endpoint", described("InService", "NEW"))
+                          {"EndpointName": "titanic-survival", "EndpointConfigName": NAME, "Tags": TAGS})  # fmt: skip
+        stub.add_response("describe_endpoint", described("InService", NAME))
         done = endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
         stub.assert_no_pending_responses()
-    assert "is InService with version 3 (NEW)" in done
+    assert done == f"endpoint titanic-survival is InService with version 3 ({NAME})"
 
 
-def test_a_refused_update_leaves_no_new_model_or_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(endpoint, "object_name", lambda settings, version: "NEW")
+def test_a_refused_update_leaves_no_new_model_or_config(made: list[str]) -> None:
     sm = client()
     with Stubber(sm) as stub:
         stub.add_response("describe_endpoint", described("InService", "old-config"))
         stub.add_response("describe_endpoint_config", OLD_CONFIG)
-        expect_records(stub, {"VariantName": "AllTraffic", "ModelName": "NEW", "ServerlessConfig": ANY})
+        expect_records(stub, {"VariantName": "AllTraffic", "ServerlessConfig": ANY})
         stub.add_response("describe_endpoint_config", OLD_CONFIG)
         stub.add_client_error("update_endpoint", "ValidationException", "Cannot update in-progress endpoint", 400)
-        stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": "NEW"})
-        stub.add_response("delete_model", {}, {"ModelName": "NEW"})
+        stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": NAME})
+        stub.add_response("delete_model", {}, {"ModelName": NAME})
         with pytest.raises(ClientError, match="Cannot update in-progress endpoint"):
             endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
         stub.assert_no_pending_responses()

@@ -439,13 +439,24 @@ def test_the_runner_cannot_write_elsewhere(enforced: dict[str, Any]) -> None:
 def test_make_iam_creates_then_updates_the_role(moto_endpoint: str) -> None:
     settings = load({**shipped(), "TARGET": "aws"})
     client = boto3.client("iam", region_name="us-east-1")
-    assert iam.apply(settings, iam.render(settings, CALLER), client) == ROLE
-    assert iam.apply(settings, iam.render(settings, CALLER), client) == ROLE  # a rerun changes nothing
-    role = client.get_role(RoleName="titanic-sagemaker-execution")["Role"]
-    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "sagemaker.amazonaws.com"}
-    inline = client.get_role_policy(RoleName="titanic-sagemaker-execution", PolicyName=iam.INLINE_POLICY_NAME)
-    assert inline["PolicyDocument"] == iam.render(settings, CALLER)["execution-role-policy"]
-    tags = {t["Key"]: t["Value"] for t in client.list_role_tags(RoleName="titanic-sagemaker-execution")["Tags"]}
+    name = "titanic-sagemaker-execution"
+    documents = iam.render(settings, CALLER)
+    assert iam.apply(settings, documents, client) == ROLE  # created
+    created = client.get_role(RoleName=name)["Role"]
+    assert created["AssumeRolePolicyDocument"] == documents["execution-role-trust"]
+    # A stale role: an old trust (one statement, no hosting) and an old inline policy.
+    stale_trust = {"Version": "2012-10-17", "Statement": [documents["execution-role-trust"]["Statement"][0]]}
+    stale_policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
+                                                            "Resource": "arn:aws:s3:::old/*"}]}  # fmt: skip
+    client.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(stale_trust))
+    client.put_role_policy(RoleName=name, PolicyName=iam.INLINE_POLICY_NAME, PolicyDocument=json.dumps(stale_policy))
+    assert iam.apply(settings, documents, client) == ROLE  # updated in place
+    role = client.get_role(RoleName=name)["Role"]
+    assert role["RoleId"] == created["RoleId"]  # the same role, not a new one
+    assert role["AssumeRolePolicyDocument"] == documents["execution-role-trust"]
+    inline = client.get_role_policy(RoleName=name, PolicyName=iam.INLINE_POLICY_NAME)
+    assert inline["PolicyDocument"] == documents["execution-role-policy"]
+    tags = {t["Key"]: t["Value"] for t in client.list_role_tags(RoleName=name)["Tags"]}
     assert tags["created-by"] == "titanic-sagemaker-toolkit"
 
 

@@ -337,22 +337,41 @@ def test_report_has_every_section_and_pictures(tmp_path: Path, sm_root: Path, mo
     assert f"![roc.png]({record['job_name']}/roc.png)" in text
 
 
+def _eligible_prices(book: PriceBook, quota_of: dict[str, float] | None) -> dict[str, float]:
+    """The test's own oracle: every type batch transform accepts, priced, with at least the
+    memory asked, and (when quotas are known) a transform quota of at least 1."""
+    prices = {}
+    for instance_type in instance_types("TransformInstanceType"):
+        price, specs = book.lookup(instance_type)
+        if price is None or specs is None or specs.memory_gib < 4.0:
+            continue
+        if quota_of is not None and quota_of.get(instance_type, 0.0) < 1:
+            continue
+        prices[instance_type] = price.usd_per_hour
+    return prices
+
+
 def test_the_transform_choice_is_the_cheapest_type_with_transform_quota() -> None:
     book = PriceBook("us-east-1", None)  # the snapshot's prices
     unknown = instances.build_rows(book, None, 4.0)
     cheapest = instances.choose_transform(unknown)
+    prices = _eligible_prices(book, None)
     assert cheapest is not None and cheapest.transform_verdict == "CHOSEN (quota unknown)"
-    assert cheapest.instance_type in instance_types("TransformInstanceType")
-    priced = sorted((r for r in unknown if r.transform_verdict == "fits"), key=lambda r: r.usd_per_hour or 0)
-    runner_up = priced[0].instance_type
-    quotas = {
-        cheapest.instance_type: {"transform": 0.0, "transform_code": "L-T0", "transform_source": "applied"},
-        runner_up: {"transform": 2.0, "transform_code": "L-T2", "transform_source": "AWS default"},
-    }
+    assert cheapest.usd_per_hour == min(prices.values()) and cheapest.instance_type in prices
+    # Quota on three types (the cheapest overall has none): a pricier eligible type is present,
+    # and the choice is the minimum over exactly the eligible ones.
+    by_price = sorted(prices, key=lambda t: (prices[t], t))
+    cheapest_type, second, third = by_price[0], by_price[1], by_price[-1]
+    assert prices[third] > prices[second]
+    quota_of = {cheapest_type: 0.0, second: 2.0, third: 5.0}
+    quotas = {t: {"transform": q, "transform_code": f"L-{i}", "transform_source": "applied"}
+              for i, (t, q) in enumerate(quota_of.items())}  # fmt: skip
     rows = instances.build_rows(book, quotas, 4.0)
     chosen = instances.choose_transform(rows)
-    assert chosen is not None and chosen.instance_type == runner_up
-    assert next(r for r in rows if r.instance_type == cheapest.instance_type).transform_verdict == "no quota"
+    eligible = _eligible_prices(book, quota_of)
+    assert set(eligible) == {second, third}
+    assert chosen is not None and chosen.instance_type == min(eligible, key=lambda t: (eligible[t], t))
+    assert next(r for r in rows if r.instance_type == cheapest_type).transform_verdict == "no quota"
 
 
 def test_transform_quotas_are_read_beside_training_quotas() -> None:

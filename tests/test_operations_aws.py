@@ -396,3 +396,43 @@ def test_make_logs_shows_the_endpoints_log_on_aws(capsys: pytest.CaptureFixture[
         stub.add_response("get_log_events", {"events": [], "nextForwardToken": "f/1"})
         text = operate.endpoint_log(aws_settings(), session)
     assert text == "i-0abc | row 1: bad Age\n"
+
+
+@pytest.mark.usefixtures("moto_endpoint")
+def test_sigterm_through_make_trains_main_exits_130_and_prints_the_commands(
+    split_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The path a person or cron meets: `python -m launcher.train` (what make train runs), a
+    SIGTERM while the job runs on SageMaker, exit 130, the record summary on stdout and the
+    follow/stop/re-attach commands on stderr."""
+    image = seeded(split_dir, tmp_path)
+    signals: list[int] = []
+
+    def terminate_once(**_: Any) -> None:
+        if not signals:  # the cron job's timeout, once, while the job is followed
+            signals.append(signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
+
+    class Terminated(boto3.Session):
+        """Every session main makes: the job still trains, and SIGTERM arrives while it is followed."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            still_running(self)
+            self.events.register("after-call.sagemaker.DescribeTrainingJob", terminate_once)
+
+    monkeypatch.setattr(boto3, "Session", Terminated)
+    for key, value in {**shipped(), "TARGET": "aws"}.items():
+        monkeypatch.setenv(key, value)
+    runs = tmp_path / "runs"
+    code = train.main(["--image-record", str(image), "--split-dir", str(split_dir), "--runs-dir", str(runs)])
+    assert code == 130
+    [record_file] = runs.glob("*.json")
+    job = record_file.stem
+    assert records.read_record(record_file)["status"] == "InProgress"
+    assert f"job          {job} (InProgress" in capsys.readouterr().out
+    printed = "\n".join(r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    for command in (f"make logs JOB={job}", f"make stop JOB={job}", f"make train JOB={job}"):
+        assert command in printed, printed
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -386,12 +386,15 @@ def test_two_runs_take_turns(pipe: Pipeline) -> None:
     holder = subprocess.Popen(
         ["flock", str(lock), "sh", "-c", "echo 'pid 1: make all, since now' > " + str(lock) + "; sleep 30"]
     )
+    runs = pipe.root / "runs"
+    before = {p: p.stat().st_mtime_ns for p in runs.rglob("*")}
     try:
         time.sleep(1)
         refused = pipe.make("train")
         assert refused.returncode != 0
         assert "another toolkit run holds" in refused.stderr and "LOCK_WAIT" in refused.stderr
-        assert not ran(refused, "Creating training-job")
+        assert "starting training job" not in refused.stderr  # what train logs (to stderr) as it starts one
+        assert {p: p.stat().st_mtime_ns for p in runs.rglob("*")} == before  # no record written or touched
     finally:
         holder.kill()
         holder.wait()
