@@ -34,12 +34,16 @@ export CONFIG
 
 PYTHON_HOST ?= python3
 VENV ?= .venv
-PY := $(VENV)/bin/python
 BUILD ?= build
-STAMPS := $(BUILD)/stamps
-VARS := $(BUILD)/vars
 RUNS ?= runs
 REPORTS ?= reports
+# These paths (make RUNS=... VENV=...) are pasted into recipes as words, so each must be a plain
+# path: anything else is refused here, read raw with $(value), before anything expands or runs it.
+SAFE_PATHS := PYTHON_HOST VENV BUILD RUNS REPORTS
+$(foreach v,$(SAFE_PATHS),$(if $(shell printf '%s' '$(subst ','\'',$(value $(v)))' | grep -qxE '[A-Za-z0-9_./+-]+' || echo bad),$(error $(v)='$(value $(v))' is not a plain path of letters, digits and _./+-; it is pasted into commands, so choose such a path)))
+PY := $(VENV)/bin/python
+STAMPS := $(BUILD)/stamps
+VARS := $(BUILD)/vars
 export IMAGE_NAME := $(ECR_REPOSITORY):local
 export PYTHONPATH := $(CURDIR)/container:$(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1

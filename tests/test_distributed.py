@@ -138,7 +138,7 @@ def test_a_share_transformed_alone_equals_the_same_rows_of_the_whole(split_dir: 
     fitted = TitanicFeatures().fit(X, y)
     share = block(X, 1, 2)
     alone = fitted.transform_training(share, y.loc[share.index])
-    pd.testing.assert_frame_equal(alone, whole.loc[share.index])
+    pd.testing.assert_frame_equal(alone, whole.loc[share.index], check_exact=True)
 
 
 # ---- container tier ---------------------------------------------------------------------

@@ -170,11 +170,25 @@ def test_a_first_deploy_that_fails_says_why_and_how_to_remove_it(made: list[str]
             endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
 
 
-def test_the_cost_is_said_before_deploying() -> None:
+def test_the_cost_is_said_before_deploying(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     assert "per GB-second" in endpoint.cost_words(aws(), None) and "nothing while idle" in endpoint.cost_words(
         aws(), None
     )
     assert "/hour" in endpoint.cost_words(aws(ENDPOINT_TYPE="instance", TARGET="local"), None)
+    # "Before": the cost line is logged before the first call that creates anything.
+    events: list[str] = []
+    caplog.set_level("INFO")
+    monkeypatch.setattr(endpoint.registry, "pick_version", lambda *_: VERSION)
+    monkeypatch.setattr(endpoint, "whoami", lambda _: type("C", (), {"arn": "arn:aws:iam::123456789012:user/me"}))
+
+    def deploying(*_: Any, **__: Any) -> str:
+        events.append("deploy" if any("it costs" in r.getMessage() for r in caplog.records) else "deploy-unannounced")
+        return "done"
+
+    monkeypatch.setattr(endpoint, "deploy_aws", deploying)
+    session = type("S", (), {"client": lambda self, name: client()})()
+    assert endpoint.deploy(aws(), session) == "done"
+    assert events == ["deploy"]
 
 
 class StubbedSession(boto3.Session):

@@ -38,19 +38,29 @@ def test_extract_deck(cabin: object, deck: str) -> None:
 
 
 def test_transform_is_learned_from_training_rows_only(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-    """Changing the validation rows' labels or values must not change what was learned."""
+    """What transform gives validation rows depends on the training rows alone: flipping the
+    validation labels, or blanking their ages, changes nothing that was learned, and a blanked
+    age is the median of the training rows of the same title, computed here from scratch."""
     train, val = frames
     X, y = train.drop(columns="Survived"), train["Survived"]
-    fitted = TitanicFeatures(feature_set="full").fit(X, y)
-    before = fitted.transform(val.drop(columns="Survived"))
-    tampered = val.drop(columns="Survived").copy()
-    tampered["Age"] = np.nan  # imputation must come from the training medians, not these rows
+    rows = val.drop(columns="Survived")
+    before = TitanicFeatures(feature_set="full").fit(X, y).transform(rows)
+    # The validation labels flipped: fitting on the same training rows learns the same thing.
+    flipped = val.assign(Survived=1 - val["Survived"])
+    refit = TitanicFeatures(feature_set="full").fit(X, y).transform(flipped.drop(columns="Survived"))
+    pd.testing.assert_frame_equal(before, refit, check_exact=True)
+    tampered = rows.assign(Age=np.nan)  # imputation must come from the training medians, not these rows
     after = TitanicFeatures(feature_set="full").fit(X, y).transform(tampered)
     assert before.columns.tolist() == after.columns.tolist()
-    titles = tampered["Name"].map(extract_title)
-    titles = titles.where(titles.isin(fitted.titles_), "Rare")
-    expected_age = titles.map(fitted.age_by_title_).fillna(fitted.age_median_)
-    assert np.allclose(after["age"].to_numpy(), expected_age.to_numpy())
+    # The oracle: titles kept when at least min_category_count training rows carry them.
+    train_titles = X["Name"].map(extract_title)
+    kept = {t for t, n in train_titles.value_counts().items() if n >= TitanicFeatures().min_category_count}
+    folded = train_titles.where(train_titles.isin(kept), "Rare")
+    medians = pd.to_numeric(X["Age"], errors="coerce").groupby(folded).median()
+    val_titles = rows["Name"].map(extract_title)
+    expected = val_titles.where(val_titles.isin(kept), "Rare").map(medians).fillna(X["Age"].median())
+    assert np.allclose(after["age"].to_numpy(), expected.to_numpy())
+    assert not np.allclose(after["age"].to_numpy(), before["age"].to_numpy())  # the blanking did something
 
 
 @pytest.mark.parametrize("kind", ["family", "ticket"])
@@ -160,8 +170,10 @@ def test_the_default_set_alone_equals_its_columns_of_the_full_set(frames: tuple[
     train, val = frames
     X, y = train.drop(columns=["Survived"]), train["Survived"]
     groups, full = TitanicFeatures(feature_set="groups"), TitanicFeatures(feature_set="full")
-    pd.testing.assert_frame_equal(groups.fit_transform(X, y), full.fit_transform(X, y)[list(GROUP_COLUMNS)])
+    pd.testing.assert_frame_equal(
+        groups.fit_transform(X, y), full.fit_transform(X, y)[list(GROUP_COLUMNS)], check_exact=True
+    )
     new = val.drop(columns=["Survived"])
-    pd.testing.assert_frame_equal(groups.transform(new), full.transform(new)[list(GROUP_COLUMNS)])
+    pd.testing.assert_frame_equal(groups.transform(new), full.transform(new)[list(GROUP_COLUMNS)], check_exact=True)
     one_by_one = pd.concat([groups.transform(new.iloc[[i]]) for i in range(len(new))])
-    pd.testing.assert_frame_equal(one_by_one, groups.transform(new))
+    pd.testing.assert_frame_equal(one_by_one, groups.transform(new), check_exact=True)

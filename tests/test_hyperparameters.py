@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from lightgbm import LGBMClassifier
 from titanic_model.hyperparameters import (
     SPECS,
     HyperparameterError,
@@ -63,8 +64,25 @@ def test_malformed_file_is_refused(text: str, phrase: str) -> None:
         load_hyperparameters_file(text)
 
 
+# The hyperparameters that shape the pipeline, the CV or the cluster rather than LightGBM itself.
+NOT_LIGHTGBM = {"min_category_count", "cv_folds", "checkpoint_every", "cv_repeats", "cluster_timeout"}
+
+
 def test_lightgbm_params_carry_every_model_setting() -> None:
-    params = parse_hyperparameters({"n_estimators": "7", "subsample": "1.0"}).lightgbm_params()
-    assert params["n_estimators"] == 7
-    assert params["subsample_freq"] == 0  # no bagging asked for, none done
+    """Every model setting reaches LightGBM with the value asked for (each one changed from its
+    default, so a setting left out or hard-coded shows), and LightGBM accepts every key."""
+    defaults = parse_hyperparameters({}).as_dict()
+    asked = {}
+    for name, spec in SPECS.items():
+        if name in NOT_LIGHTGBM:
+            continue
+        changed = spec.high if defaults[name] != spec.high else spec.low
+        asked[name] = str(int(changed) if spec.kind is int else changed)
+    params = parse_hyperparameters(asked).lightgbm_params()
+    for name, value in asked.items():
+        assert params[name] == SPECS[name].kind(value), name
+    assert set(params) - set(asked) == {"subsample_freq", "n_jobs", "verbose"}
+    assert params["subsample_freq"] == (1 if float(asked["subsample"]) < 1.0 else 0)
+    assert parse_hyperparameters({"subsample": "1.0"}).lightgbm_params()["subsample_freq"] == 0  # no bagging asked
     assert params["n_jobs"] == 1
+    LGBMClassifier(**params)  # every key is one of LightGBM's

@@ -88,7 +88,7 @@ def test_the_create_training_job_request(moto_endpoint: str, split_dir: Path, tm
     assert request["EnableNetworkIsolation"] is True
     assert not request.get("EnableInterContainerTrafficEncryption")  # one instance: no traffic to protect
     assert request["TrainingJobName"].startswith("titanic-lgbm-")
-    assert "DebugHookConfig" not in request and request.get("ProfilerConfig", {}).get("DisableProfiler", True)
+    assert "DebugHookConfig" not in request and request["ProfilerConfig"]["DisableProfiler"] is True
     # moto completes the job at once and writes no artifact: the record says so honestly.
     assert result["status"] == "Completed" and result["model_artifact"] is None
     assert result["job_name"] == job and result["checkpoint_uri"].endswith(f"/{job}/")

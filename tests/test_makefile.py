@@ -82,8 +82,23 @@ def test_no_recipe_expands_a_setting() -> None:
     offenders = []
     for number, line in enumerate((REPO / "Makefile").read_text().splitlines(), start=1):
         if line.startswith("\t"):
-            offenders += [f"line {number}: $({name})" for name in CONFIG_VARS if f"$({name})" in line]
+            for name in CONFIG_VARS:
+                offenders += [f"line {number}: {form}" for form in (f"$({name})", f"${{{name}}}") if form in line]
     assert offenders == []
+
+
+@pytest.mark.parametrize("name", ["RUNS", "REPORTS", "BUILD", "VENV", "PYTHON_HOST"])
+@pytest.mark.parametrize("value", ["x; touch {planted}", "$(shell touch {planted})", "a b", "it's"])
+def test_an_overridable_path_that_is_not_a_plain_path_is_refused_before_anything_runs(
+    name: str, value: str, tmp_path: Path
+) -> None:
+    """These paths are pasted into recipes as words: make refuses any other value at parse time,
+    reading it raw, so neither the recipe nor make itself ever runs it."""
+    planted = tmp_path / "planted"
+    result = make("-n", "all", f"{name}={value.format(planted=planted)}")
+    assert result.returncode != 0
+    assert f"{name}=" in result.stderr and "is not a plain path" in result.stderr, result.stderr
+    assert not planted.exists()
 
 
 def test_help_is_the_default_and_lists_every_phony_target() -> None:

@@ -60,7 +60,7 @@ def no_sleep(_: float) -> None:
 # ---- following a job -------------------------------------------------------------------
 
 
-def test_a_denied_log_never_fails_a_running_job() -> None:
+def test_a_denied_log_never_fails_a_running_job(caplog: pytest.LogCaptureFixture) -> None:
     """The reference policy named the bare log group: DescribeLogStreams was denied, fit()
     raised, and the launcher called the still-running job Failed. Now the log is given up
     (once, with the fix named) and the status still comes from DescribeTrainingJob."""
@@ -73,6 +73,10 @@ def test_a_denied_log_never_fails_a_running_job() -> None:
         sm_stub.assert_no_pending_responses()
         logs_stub.assert_no_pending_responses()  # asked once, then left alone
     assert final["TrainingJobStatus"] == "Completed"
+    warnings = [r.getMessage() for r in caplog.records if "cannot read the job's log" in r.getMessage()]
+    assert len(warnings) == 1  # said once
+    assert "logs:DescribeLogStreams and logs:GetLogEvents on /aws/sagemaker/TrainingJobs:*" in warnings[0]
+    assert "make iam-render" in warnings[0]  # the fix, named
 
 
 def test_the_log_is_printed_once_per_line_across_polls() -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import REPO
 
-from launcher.prepare_data import PrepareError, main, write_split
+from launcher.prepare_data import PrepareError, write_split
 
 SOURCE = REPO / "data/titanic/train.csv"
 SUMS = REPO / "data/titanic/SHA256SUMS"
@@ -44,7 +47,16 @@ def test_a_changed_source_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_reports_a_missing_source_in_one_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    code = main(["--source", str(tmp_path / "nope.csv"), "--checksums", str(SUMS), "--out", str(tmp_path / "o")])
-    assert code == 1
-    assert "nope.csv does not exist; restore it from git" in caplog.text
+def test_cli_reports_a_missing_source_in_one_line(tmp_path: Path) -> None:
+    """As make runs it: one ERROR line on stderr naming the file and the fix, no traceback, exit 1."""
+    result = subprocess.run(
+        [sys.executable, "-m", "launcher.prepare_data", "--source", str(tmp_path / "nope.csv"),
+         "--checksums", str(SUMS), "--out", str(tmp_path / "o")],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": f"{REPO / 'container'}:{REPO}"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[data] ERROR: "), result.stderr
+    assert "nope.csv does not exist; restore it from git" in lines[0]
+    assert not (tmp_path / "o").exists()  # nothing written

@@ -98,7 +98,10 @@ def test_spot_off_allows_a_short_max_wait() -> None:
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(SettingsError) as caught:
         load({**shipped(), "BUCKET": "A", "USE_SPOT": "maybe", "TARGET": "cloud"})
-    assert len(str(caught.value).splitlines()) == 3
+    lines = str(caught.value).splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == ["TARGET", "BUCKET", "USE_SPOT"]
+    assert "is 'cloud'; use one of local, aws" in lines[0] and "'A' is not a valid bucket name" in lines[1]
+    assert "is 'maybe'; use one of yes, no" in lines[2]
 
 
 @pytest.mark.parametrize(

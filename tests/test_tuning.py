@@ -149,6 +149,8 @@ def test_ctrl_c_keeps_the_report_of_the_trials_that_finished(
     outcome = records.read_tuned(paths["runs_dir"])
     assert outcome["best"]["job_name"] == "titanic-lgbm-trial-1" and len(outcome["trials"]) == 1
     # The values Optuna proposed are the ones that trial ran with, and the ones kept.
+    space = tuning.load_search_space(REPO / "launcher/search-space.json")
+    assert set(outcome["hyperparameters"]) == {p.name for p in space.parameters}  # every tuned value, none missing
     assert all(done[0][name] == value for name, value in outcome["hyperparameters"].items())
     assert (paths["reports_dir"] / "tuning" / f"{outcome['name']}.md").is_file()
 
