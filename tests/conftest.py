@@ -39,16 +39,24 @@ _SERVER_LOGS = ("moto.log", "registry.log", "moto-recording.jsonl")
 
 
 def _checkout_files() -> dict[str, tuple[int, int]]:
-    """Every file of the checkout (but .git, .venv and caches) with its mtime and size."""
+    """Every file of the checkout (but .git, .venv's contents and caches) with its mtime and
+    size, every folder (an empty one a test made counts), and .venv/.installed, the stamp a
+    copy would touch if it reinstalled into the checkout's environment instead of sharing it."""
     found = {}
     for path in REPO.rglob("*"):
         parts = path.relative_to(REPO).parts
-        if parts[0] in (".git", ".venv") or any(p in _CACHES for p in parts) or not path.is_file():
+        if parts[0] in (".git", ".venv") or any(p in _CACHES for p in parts):
             continue
         if parts[0] == ".local" and path.name in _SERVER_LOGS:
             continue
-        stat = path.stat()
-        found[str(path.relative_to(REPO))] = (stat.st_mtime_ns, stat.st_size)
+        if path.is_dir():
+            found[f"{path.relative_to(REPO)}/"] = (0, 0)
+        elif path.is_file():
+            stat = path.stat()
+            found[str(path.relative_to(REPO))] = (stat.st_mtime_ns, stat.st_size)
+    installed = REPO / ".venv/.installed"
+    if installed.exists():
+        found[".venv/.installed"] = (installed.stat().st_mtime_ns, installed.stat().st_size)
     return found
 
 

@@ -59,10 +59,17 @@ def test_a_bucket_created_but_not_yet_tagged_is_finished_on_rerun(moto_endpoint:
 def test_a_repository_created_but_not_yet_configured_is_finished_on_rerun(moto_endpoint: str, tmp_path: Path) -> None:
     cut = bootstrap(tmp_path / "deployed", interrupted_before("put-lifecycle-policy", tmp_path / "shim"))
     assert cut.returncode != 0
+    ecr = boto3.client("ecr", region_name="us-east-1")
+    # Where the cut happened: the repository exists (created, immutable tags, scan on push),
+    # but it has no lifecycle policy yet.
+    repository = ecr.describe_repositories(repositoryNames=[REPOSITORY])["repositories"][0]
+    assert repository["imageTagMutability"] == "IMMUTABLE"
+    with pytest.raises(ecr.exceptions.LifecyclePolicyNotFoundException):
+        ecr.get_lifecycle_policy(repositoryName=REPOSITORY)
     rerun = bootstrap(tmp_path / "deployed")
     assert rerun.returncode == 0, rerun.stderr
-    ecr = boto3.client("ecr", region_name="us-east-1")
     assert "untagged" in ecr.get_lifecycle_policy(repositoryName=REPOSITORY)["lifecyclePolicyText"]
+    assert TAG in ecr.list_tags_for_resource(resourceArn=repository["repositoryArn"])["tags"]
 
 
 def test_someone_elses_bucket_and_repository_are_used_as_they_are(moto_endpoint: str, tmp_path: Path) -> None:
@@ -80,7 +87,25 @@ def test_someone_elses_bucket_and_repository_are_used_as_they_are(moto_endpoint:
     assert ecr.get_lifecycle_policy(repositoryName=REPOSITORY)["lifecyclePolicyText"] == THEIR_LIFECYCLE
 
 
+def state() -> dict[str, object]:
+    """What bootstrap configures, read back from the emulator."""
+    s3, ecr = boto3.client("s3", region_name="us-east-1"), boto3.client("ecr", region_name="us-east-1")
+    repository = ecr.describe_repositories(repositoryNames=[REPOSITORY])["repositories"][0]
+    return {
+        "bucket tags": bucket_tags(),
+        "public access": s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"],
+        "encryption": s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"],
+        "repository": {
+            k: repository[k] for k in ("repositoryArn", "createdAt", "imageTagMutability", "imageScanningConfiguration")
+        },
+        "lifecycle": ecr.get_lifecycle_policy(repositoryName=REPOSITORY)["lifecyclePolicyText"],
+        "repository tags": ecr.list_tags_for_resource(resourceArn=repository["repositoryArn"])["tags"],
+    }
+
+
 def test_a_second_run_changes_nothing_and_says_ready(moto_endpoint: str, tmp_path: Path) -> None:
     assert bootstrap(tmp_path / "deployed").returncode == 0
+    first = state()
     again = bootstrap(tmp_path / "deployed")
     assert again.returncode == 0 and "creating" not in again.stderr and "set-up done" in again.stderr
+    assert state() == first  # the same bucket and repository, configured exactly alike

@@ -111,7 +111,7 @@ def test_a_follower_that_cannot_reach_the_leader_gives_up_in_time() -> None:
 def test_a_leader_whose_follower_never_comes_names_it() -> None:
     cluster = Cluster(current_host="algo-1", hosts=("algo-1", "algo-2", "algo-3"))
     with pytest.raises(ClusterError, match="heard nothing from algo-2, algo-3 within 1 s"):
-        accept(cluster, 1, port=free_port())
+        accept(cluster, 1, port=free_port(), address="127.0.0.1")  # a test listens on loopback only
 
 
 def test_same_files_everywhere_is_replicated_distinct_files_sharded() -> None:

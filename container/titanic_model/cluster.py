@@ -186,12 +186,13 @@ def connect(cluster: Cluster, address: str, timeout: float, port: int = RENDEZVO
         return link
 
 
-def accept(cluster: Cluster, timeout: float, port: int = RENDEZVOUS_PORT) -> dict[str, Link]:
-    """The leader's links to every follower, by host name, or an error naming who never came."""
+def accept(cluster: Cluster, timeout: float, port: int = RENDEZVOUS_PORT, address: str = "") -> dict[str, Link]:
+    """The leader's links to every follower, by host name, or an error naming who never came.
+    It listens on every interface of its instance (address ''), where its peers reach it."""
     followers = set(cluster.hosts[1:])
     links: dict[str, Link] = {}
     deadline = time.monotonic() + timeout
-    with socket.create_server(("", port), backlog=len(followers), reuse_port=False) as server:
+    with socket.create_server((address, port), backlog=len(followers), reuse_port=False) as server:
         while set(links) != followers:
             server.settimeout(max(deadline - time.monotonic(), 0.01))
             try:
