@@ -1,8 +1,12 @@
 """Helpers for driving the real Makefile in a clean copy of the repository.
 
 Each copy gets its own ports, state folder and ECR repository name, so tests never touch a
-developer's running stack, and BASE_IMAGE is the offline base, so no pull ever leaves this
-machine. The copy shares the repository's .venv (same pins) instead of installing its own.
+developer's running stack, and BASE_IMAGE is the offline base, so no image is pulled from a
+registry. Two things are fetched from package mirrors, once per machine: the Debian packages
+debootstrap builds the offline base from (scripts/build-offline-base.sh), and the image's pinned
+wheels that `docker build` installs (container/requirements.txt); Docker's layer cache keeps
+both, so later builds of the same inputs fetch nothing. The copy shares the repository's .venv
+(same pins) instead of installing its own.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ import json
 import shutil
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,10 +101,15 @@ def test_a_name_that_never_resolves_fails_at_the_deadline() -> None:
 def test_a_follower_that_cannot_reach_the_leader_gives_up_in_time() -> None:
     cluster = Cluster(current_host="algo-2", hosts=("algo-1", "algo-2"))
     port = free_port()  # nothing listens there
-    started = time.monotonic()
+    now = [0.0]
+
+    def clock() -> float:  # each refused attempt moves the injected clock by a second
+        now[0] += 1.0
+        return now[0]
+
     with pytest.raises(ClusterError, match=rf"algo-2 could not reach the leader algo-1 at 127.0.0.1:{port} within 2 s"):
-        connect(cluster, "127.0.0.1", 2, port=port)
-    assert time.monotonic() - started < 10
+        connect(cluster, "127.0.0.1", 2, port=port, clock=clock)
+    assert now[0] <= 1.0 + 2 + 2  # gave up at the deadline by its own clock, not after it
 
 
 def test_a_leader_whose_follower_never_comes_names_it() -> None:
@@ -251,10 +255,8 @@ def test_a_leader_whose_follower_never_connects_fails_in_bounded_time(
     # algo-2 resolves (a container by that name is on the network) but never runs the job.
     subprocess.run(["docker", "run", "-d", "--network", private_network, "--network-alias", "algo-2",
                     "--entrypoint", "sleep", image, "600"], check=True, capture_output=True)  # fmt: skip
-    started = time.monotonic()
     code, log = finish(start_host(image, private_network, "algo-1", root, "train"), timeout=120)
     assert code == 1, log[-3000:]
-    assert time.monotonic() - started < 60
     failure = (root / "output/failure").read_text()
     assert "the leader algo-1 heard nothing from algo-2 within 5 s" in failure
     assert "security group" in failure
@@ -266,8 +268,6 @@ def test_a_host_whose_peers_never_resolve_fails_in_bounded_time(
     image: str, private_network: str, tmp_path: Path, split_dir: Path
 ) -> None:
     root = host_root(tmp_path, split_dir, "algo-2", ["algo-1", "algo-2"], {"cluster_timeout": "5"})
-    started = time.monotonic()
     code, log = finish(start_host(image, private_network, "algo-2", root, "train"), timeout=120)
-    assert code == 1, log[-3000:]
-    assert time.monotonic() - started < 60
+    assert code == 1, log[-3000:]  # ended by itself (finish fails past 120 s), at cluster_timeout's event
     assert "host algo-1 did not resolve within 5 s" in (root / "output/failure").read_text()

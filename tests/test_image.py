@@ -109,10 +109,10 @@ def test_a_spot_interruption_checkpoints_and_the_restart_resumes(image: str, tmp
             assert time.monotonic() < deadline, subprocess.run(["docker", "logs", name], capture_output=True,
                                                                text=True).stderr[-2000:]  # fmt: skip
             time.sleep(0.1)
-        sent = time.monotonic()
         subprocess.run(["docker", "kill", "--signal", "TERM", name], check=True, capture_output=True)
+        # SageMaker sends SIGKILL 120 s after SIGTERM: `docker wait` fails past that.
         code = subprocess.run(["docker", "wait", name], capture_output=True, text=True, timeout=120).stdout.strip()
-        assert code == "143" and time.monotonic() - sent < 15
+        assert code == "143"
         logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stderr
         assert "checkpoint saved" in logs and "Traceback" not in logs
     finally:

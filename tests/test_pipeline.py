@@ -21,7 +21,7 @@ import joblib
 import pandas as pd
 import pytest
 from conftest import REPO
-from pipeline import Pipeline, new_pipeline, ran
+from pipeline import Pipeline, free_port, new_pipeline, ran
 from titanic_model.data import typed
 
 pytestmark = pytest.mark.stack
@@ -286,10 +286,12 @@ def running(pid: int) -> bool:
 
 
 def wait_gone(pid: int) -> None:
-    for _ in range(100):  # gone, as after a reboot
+    """Until the process is gone (as after a reboot); a failure naming it after 10 s."""
+    for _ in range(100):
         if not running(pid):
             return
         time.sleep(0.1)
+    pytest.fail(f"process {pid} is still running 10 s after it was stopped")
 
 
 def test_a_fresh_empty_moto_behind_the_old_stack_id_is_noticed(pipe: Pipeline) -> None:
@@ -313,6 +315,8 @@ def test_a_fresh_empty_moto_behind_the_old_stack_id_is_noticed(pipe: Pipeline) -
                           capture_output=True).returncode == 0:  # fmt: skip
             break
         time.sleep(0.2)
+    else:
+        pytest.fail(f"the fresh moto on port {port} did not answer within 20 s")
     result = pipe.make("all")
     assert result.returncode == 0, result.stderr[-3000:]
     assert ran(result, "upload-data.sh") and ran(result, "push-image.sh")
@@ -345,10 +349,20 @@ def test_a_recycled_pid_is_not_taken_for_the_stack(pipe: Pipeline, tmp_path: Pat
 def test_local_down_stops_exactly_what_local_up_started(pipe: Pipeline) -> None:
     ready(pipe)
     pids = [int((pipe.root / f".local/{name}.pid").read_text()) for name in ("moto", "registry")]
-    assert pipe.make("local-down").returncode == 0
-    for pid in pids:
-        wait_gone(pid)
-        assert not running(pid)
+    # A bystander of the same program on another port: local-down must not take it for its own.
+    bystander = subprocess.Popen(
+        [str(Path(pipe.settings["VENV"]) / "bin/moto_server"), "-H", "127.0.0.1", "-p", str(free_port())],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert pipe.make("local-down").returncode == 0
+        for pid in pids:
+            wait_gone(pid)
+            assert not running(pid)
+        assert running(bystander.pid), "local-down stopped a moto server it had not started"
+    finally:
+        bystander.kill()
+        bystander.wait()
     status = pipe.make("local-status")
     assert status.returncode != 0 and "moto:     down" in status.stdout
 
@@ -357,9 +371,13 @@ def test_an_identical_rebuild_pushes_nothing_and_a_new_base_pushes_a_new_tag(pip
     """The reference run re-pushed an existing immutable tag from a dirty tree (refused four
     times), and reused the old remote image after BASE_IMAGE changed."""
     ready(pipe)
+    readme = (pipe.root / "README.md").read_bytes()
     (pipe.root / "README.md").write_text("uncommitted change\n")  # a dirty tree
     (pipe.root / "build/stamps/image").unlink()  # rebuild from the same inputs
-    again = pipe.make("push")
+    try:
+        again = pipe.make("push")
+    finally:
+        (pipe.root / "README.md").write_bytes(readme)  # the shared copy is clean again for the other tests
     assert again.returncode == 0, again.stderr[-3000:]
     assert ran(again, "build-image.sh") and "with exactly this content; nothing to push" in again.stderr
     first_id = json.loads((pipe.root / "build/local/image.json").read_text())["image_id"]
@@ -369,13 +387,15 @@ def test_an_identical_rebuild_pushes_nothing_and_a_new_base_pushes_a_new_tag(pip
                    text=True, check=True, capture_output=True)  # fmt: skip
     try:
         rebased = pipe.make("push", BASE_IMAGE=other_base)
-        assert rebased.returncode == 0, rebased.stderr[-3000:]
         record = json.loads((pipe.root / "build/local/image.json").read_text())
-        assert record["image_id"] == image_id(pipe) != first_id
-        assert record["tag"] == f"sha256-{record['image_id'].removeprefix('sha256:')}"
+        rebased_id = image_id(pipe)
     finally:
-        assert pipe.make("push").returncode == 0  # back to the shipped base for the other tests
+        restored = pipe.make("push")  # back to the shipped base for the other tests
         subprocess.run(["docker", "image", "rm", other_base], capture_output=True)
+    assert rebased.returncode == 0, rebased.stderr[-3000:]
+    assert record["image_id"] == rebased_id != first_id
+    assert record["tag"] == f"sha256-{record['image_id'].removeprefix('sha256:')}"
+    assert restored.returncode == 0, restored.stderr[-3000:]
 
 
 def test_two_runs_take_turns(pipe: Pipeline) -> None:
@@ -389,7 +409,12 @@ def test_two_runs_take_turns(pipe: Pipeline) -> None:
     runs = pipe.root / "runs"
     before = {p: p.stat().st_mtime_ns for p in runs.rglob("*")}
     try:
-        time.sleep(1)
+        for _ in range(100):  # the holder has the lock once it has written its line into the file
+            if lock.is_file() and lock.read_text().startswith("pid 1"):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the lock holder did not take the lock within 10 s")
         refused = pipe.make("train")
         assert refused.returncode != 0
         assert "another toolkit run holds" in refused.stderr and "LOCK_WAIT" in refused.stderr
@@ -497,7 +522,13 @@ def test_config_errors_stop_before_any_aws_call(pipe: Pipeline, overrides: dict,
     result = pipe.make("all", **overrides)
     assert result.returncode != 0
     assert message in result.stderr
-    assert not ran(result, "local-stack.sh") and not ran(result, "upload-data.sh")
+    # Nothing but the settings check ran: no script, no other launcher module (each reaches AWS,
+    # the embedded stack or Docker).
+    scripts = [p.name for p in (REPO / "scripts").glob("*.sh")]
+    modules = [f"launcher.{p.stem}" for p in (REPO / "launcher").glob("*.py") if p.stem not in ("settings", "__init__")]
+    steps = [*scripts, *modules]
+    assert [step for step in steps if ran(result, step)] == []
+    assert ran(result, "launcher.settings")
 
 
 def test_a_port_held_by_another_process_is_named(pipe: Pipeline) -> None:
@@ -616,8 +647,11 @@ def test_register_approve_deploy_invoke_redeploy_undeploy(pipe: Pipeline) -> Non
     host, port = address.split(":")
     with pytest.raises(OSError):
         socket.create_connection((host, int(port)), timeout=2).close()
-    assert "*" not in "".join(line[:1] for line in pipe.make("models").stdout.splitlines())
-    assert pipe.make("invoke").returncode != 0
+    models = pipe.make("models")
+    assert models.returncode == 0, models.stderr[-2000:]  # the versions stay; none is marked serving
+    assert second in models.stdout and "*" not in "".join(line[:1] for line in models.stdout.splitlines())
+    gone = pipe.make("invoke")
+    assert gone.returncode == 1 and "no container serves titanic-survival; run 'make deploy'" in gone.stderr
 
 
 def test_the_registry_refuses_misuse_with_a_reason(pipe: Pipeline) -> None:
