@@ -81,8 +81,17 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
+# What this machine must have for TARGET: the embedded stack's Debian packages and a running
+# Docker engine, or on AWS only the engine to build and push with. Installed when missing
+# (MACHINE_SETUP=auto, as root or with passwordless sudo); silent when all is there.
+MACHINE_NEEDS := $(if $(filter local,$(TARGET)),stack,docker)
+
+.PHONY: machine
+machine: ## Install what this machine lacks for TARGET: Debian packages, a running Docker engine (MACHINE_SETUP=off: only check)
+	@scripts/setup-machine.sh $(MACHINE_NEEDS)
+
 .PHONY: base-image
-base-image: ## Build the offline Python base image from Debian packages (no pull needed)
+base-image: machine ## Build the offline Python base image from Debian packages (no pull needed)
 	scripts/build-offline-base.sh "$$OFFLINE_BASE_IMAGE"
 
 # ---- input stamps: one file per setting, rewritten only when its value changes --------
@@ -157,7 +166,7 @@ PREFLIGHT :=
 BOOTSTRAP := $(DEPLOYED)/bootstrapped
 # Local mode passes no role to anything: the embedded stack needs none.
 BOOTSTRAP_ROLE :=
-$(AWS_READY): $(if $(STACK_OK),,FORCE) | $(STAMPS)/config
+$(AWS_READY): $(if $(STACK_OK),,FORCE) | $(STAMPS)/config machine
 	scripts/local-stack.sh up
 else
 # On AWS every stamp is kept per account and region: switching profiles never reuses
@@ -181,7 +190,7 @@ preflight: | $(STAMPS)/config ## TARGET=aws: check credentials, region, Docker, 
 	$(PY) -m launcher.preflight
 
 .PHONY: local-up
-local-up: ## Start the embedded AWS (moto on 127.0.0.1) and registry, if not running
+local-up: machine ## Start the embedded AWS (moto on 127.0.0.1) and registry, if not running
 	scripts/local-stack.sh up
 
 .PHONY: local-down
@@ -219,7 +228,7 @@ $(DEPLOYED)/uploaded: $(STAMPS)/data $(AWS_READY) $(BOOTSTRAP) $(call setting,BU
 .PHONY: build
 build: $(STAMPS)/image ## docker build the training image for linux/amd64
 
-$(STAMPS)/image: scripts/build-image.sh $(call setting,CONTAINER_HASH) $(call setting,BASE_IMAGE) $(call setting,ECR_REPOSITORY) | $(STAMPS)/config
+$(STAMPS)/image: scripts/build-image.sh $(call setting,CONTAINER_HASH) $(call setting,BASE_IMAGE) $(call setting,ECR_REPOSITORY) | $(STAMPS)/config machine
 	scripts/build-image.sh
 	@mkdir -p $(@D) && touch $@
 
@@ -360,7 +369,8 @@ lint: $(VENV)/.installed ## ruff, shellcheck and hadolint over everything
 	$(VENV)/bin/hadolint container/Dockerfile
 
 .PHONY: test
-test: lint ## Lint, then every test tier (the Docker tier included), in random order
+test: lint ## Lint, then every test tier (the Docker tier included), in random order; brings the machine up first
+	@scripts/setup-machine.sh stack
 	$(PY) -m pytest -p no:cacheprovider -p random_order --random-order
 
 .PHONY: test-fast

@@ -455,6 +455,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     c.image("OFFLINE_BASE_IMAGE")
     c.choice("BASE_IMAGE_FALLBACK", ("offline", "none"))
     lock_wait = c.integer("LOCK_WAIT", 0, 86400)
+    c.choice("MACHINE_SETUP", ("auto", "off"))
     serving_port, serving_network = _check_local_stack(c, env) if target == "local" else (8080, "")
     registry_and_endpoint = _check_registry_and_endpoint(c)
     tune = _check_tune(c)

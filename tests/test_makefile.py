@@ -35,11 +35,21 @@ def make(*args: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProces
     )
 
 
+# The machine check runs before the stages that need Docker (silently, changing nothing when
+# everything is there): it is in every plan, and not a stage that redoes work.
+MACHINE_CHECK = re.compile(r"^scripts/setup-machine\.sh (stack|docker)$")
+
+
 def planned(*args: str, **kwargs: object) -> str:
-    """What `make -n` would run, without make's own 'Nothing to be done' remarks."""
+    """What `make -n` would run, without make's own 'Nothing to be done' remarks and the
+    machine check."""
     result = make("-n", *args, **kwargs)  # type: ignore[arg-type]
     assert result.returncode == 0, result.stderr
-    return "\n".join(line for line in result.stdout.splitlines() if not re.match(r"make(\[\d+\])?: ", line))
+    return "\n".join(
+        line
+        for line in result.stdout.splitlines()
+        if not re.match(r"make(\[\d+\])?: ", line) and not MACHINE_CHECK.match(line)
+    )
 
 
 def setting(output: str, name: str) -> str:
