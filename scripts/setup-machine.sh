@@ -70,7 +70,7 @@ install_packages() {
   can_be_root || die "missing Debian packages: ${missing[*]}; as a user without passwordless sudo, run: $command"
   log "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # start_docker_engine: starts dockerd when no engine answers and waits DOCKERD_WAIT seconds

@@ -10,11 +10,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
-from conftest import training_probabilities
+from conftest import REPO, training_probabilities
 from request_cases import BAD_REQUESTS, CSV, JSON, JSONLINES, BadRequest
 from titanic_model import inference
+from titanic_model.data import typed
 from titanic_model.server import INVOKE_ENDPOINT_LIMIT, App, ServeError, ServeSettings, load_model
 
 SETTINGS = ServeSettings(address="127.0.0.1", port=8080, workers=2, threads=4, timeout=60,
@@ -207,3 +209,18 @@ def test_a_missing_or_foreign_model_is_named(tmp_path: Path) -> None:
     (tmp_path / "model.joblib").write_bytes(b"not a pickle")
     with pytest.raises(ServeError, match="cannot be loaded"):
         load_model(tmp_path, 1)
+
+
+def test_typed_agrees_with_pandas_own_parsing_of_kaggles_files() -> None:
+    """The equality tests (training = serving = predict) parse rows with data.typed; here
+    typed is held once to pandas' own reading of Kaggle's files, so those tests' expected
+    values do not rest on the code they check."""
+    for name, label in (("test.csv", False), ("train.csv", True)):
+        path = REPO / "data/titanic" / name
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        ours = typed(raw, require_label=label, locate=str)
+        theirs = pd.read_csv(path)  # pandas infers numbers and blanks itself
+        for column in ("Pclass", "Age", "SibSp", "Parch", "Fare", *(("Survived",) if label else ())):
+            assert np.allclose(ours[column].astype(float), theirs[column].astype(float), equal_nan=True), column
+        for column in ("Sex", "Embarked"):
+            assert ours[column].fillna("").tolist() == theirs[column].fillna("").tolist(), column
