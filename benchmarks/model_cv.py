@@ -37,8 +37,9 @@ from launcher.prepare_data import SPLIT_FILES
 
 RAW = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
 # The model shipped before this protocol: all features, its own tuned hyperparameters.
-PREVIOUS = replace(Hyperparameters(), n_estimators=300, max_depth=5, learning_rate=0.02, min_child_samples=5,
-                   colsample_bytree=0.5)  # fmt: skip
+PREVIOUS = replace(
+    Hyperparameters(), n_estimators=300, max_depth=5, learning_rate=0.02, min_child_samples=5, colsample_bytree=0.5
+)
 
 
 @dataclass(frozen=True)
@@ -75,15 +76,17 @@ def without(columns: tuple[str, ...]) -> evaluation.Predictor:
 
     def make() -> Pipeline:
         model = build_model(Hyperparameters())
-        keep = ColumnTransformer([("keep", "passthrough", [c for c in _groups_columns() if c not in columns])],
-                                 verbose_feature_names_out=False).set_output(transform="pandas")  # fmt: skip
+        keep = ColumnTransformer(
+            [("keep", "passthrough", [c for c in _groups_columns() if c not in columns])],
+            verbose_feature_names_out=False,
+        ).set_output(transform="pandas")
         return Pipeline([model.steps[0], ("keep", keep), model.steps[1]])
 
     return fitted(make)
 
 
 def _groups_columns() -> list[str]:
-    from titanic_model.features import GROUP_COLUMNS  # noqa: PLC0415
+    from titanic_model.features import GROUP_COLUMNS
 
     return list(GROUP_COLUMNS)
 
@@ -136,9 +139,11 @@ def nested_optimism(data: pd.DataFrame, repeats: int) -> str:
         probability = best.predict(Xt, yt, X.iloc[test])
         outer.append(accuracy_score(y.iloc[test], probability >= 0.5))
     gap = np.array(inner_best) - np.array(outer)
-    return (f"selection optimism (nested, {len(outer)} outer folds): winner's inner CV accuracy "
-            f"{np.mean(inner_best):.4f}, on its outer folds {np.mean(outer):.4f}: optimism {gap.mean():+.4f} "
-            f"± {statistics.stdev(gap.tolist()):.4f}")  # fmt: skip
+    return (
+        f"selection optimism (nested, {len(outer)} outer folds): winner's inner CV accuracy "
+        f"{np.mean(inner_best):.4f}, on its outer folds {np.mean(outer):.4f}: optimism {gap.mean():+.4f} "
+        f"± {statistics.stdev(gap.tolist()):.4f}"
+    )
 
 
 def threshold_inside_folds(data: pd.DataFrame, repeats: int) -> str:
@@ -157,9 +162,11 @@ def threshold_inside_folds(data: pd.DataFrame, repeats: int) -> str:
         fixed.append(accuracy_score(y.iloc[test], probability >= 0.5))
         chosen.append(threshold)
     gain = np.array(tuned) - np.array(fixed)
-    return (f"threshold chosen inside the folds: median {statistics.median(chosen):.2f} (range {min(chosen):.2f}-"
-            f"{max(chosen):.2f}); accuracy {np.mean(tuned):.4f} vs {np.mean(fixed):.4f} at 0.5, "
-            f"gain {gain.mean():+.4f} ± {statistics.stdev(gain.tolist()):.4f}")  # fmt: skip
+    return (
+        f"threshold chosen inside the folds: median {statistics.median(chosen):.2f} (range {min(chosen):.2f}-"
+        f"{max(chosen):.2f}); accuracy {np.mean(tuned):.4f} vs {np.mean(fixed):.4f} at 0.5, "
+        f"gain {gain.mean():+.4f} ± {statistics.stdev(gain.tolist()):.4f}"
+    )
 
 
 def diagnosis(data: pd.DataFrame, repeats: int) -> str:
@@ -171,22 +178,27 @@ def diagnosis(data: pd.DataFrame, repeats: int) -> str:
         flips = (said.min(axis=0) != said.max(axis=0)).mean()
         adult_men = ((X["Sex"] == "male") & (X["Name"].str.contains(r",\s*Mr\.", regex=True))).to_numpy()
         men_called_survivors = (said[:, adult_men]).mean(axis=1).mean() * adult_men.sum()
-        weakest = ", ".join(f"{g['group']} {g['accuracy']:.2f} ({g['rows']})"
-                            for g in evaluation.weakest_groups(X, y, s.oof)[:3])  # fmt: skip
-        lines.append(f"{name}: adult men called survivors {men_called_survivors:.0f} of {adult_men.sum()} "
-                     f"(truly survived {int(y[adult_men].sum())}); rows whose call flips across seeds "
-                     f"{flips:.1%}; weakest: {weakest}")  # fmt: skip
+        weakest = ", ".join(
+            f"{g['group']} {g['accuracy']:.2f} ({g['rows']})" for g in evaluation.weakest_groups(X, y, s.oof)[:3]
+        )
+        lines.append(
+            f"{name}: adult men called survivors {men_called_survivors:.0f} of {adult_men.sum()} "
+            f"(truly survived {int(y[adult_men].sum())}); rows whose call flips across seeds "
+            f"{flips:.1%}; weakest: {weakest}"
+        )
     accuracy = {}
     chosen = evaluation.cross_validate(candidates()[-1].predict, X, y, repeats)
     for t in (0.3, 0.4, 0.5, 0.6, 0.7):
         accuracy[t] = np.mean([accuracy_score(y, chosen.oof[r] >= t) for r in range(repeats)])
     lines.append("chosen model, accuracy by threshold: " + ", ".join(f"{t:.1f}: {a:.4f}" for t, a in accuracy.items()))
     full = chosen.accuracy.mean()
-    for label, columns in (("ticket groups", ("ticket_wc_known", "ticket_wc_survival")),
-                           ("family groups", ("family_wc_known", "family_wc_survival")),
-                           ("both group kinds", ("ticket_wc_known", "ticket_wc_survival", "family_wc_known",
-                                                 "family_wc_survival")),
-                           ("boy", ("is_boy",)), ("class", ("pclass",))):  # fmt: skip
+    for label, columns in (
+        ("ticket groups", ("ticket_wc_known", "ticket_wc_survival")),
+        ("family groups", ("family_wc_known", "family_wc_survival")),
+        ("both group kinds", ("ticket_wc_known", "ticket_wc_survival", "family_wc_known", "family_wc_survival")),
+        ("boy", ("is_boy",)),
+        ("class", ("pclass",)),
+    ):
         less = evaluation.cross_validate(without(columns), X, y, repeats).accuracy.mean()
         lines.append(f"  without {label:<18} accuracy {less:.4f} ({less - full:+.4f})")
     return "\n".join(lines)
@@ -197,8 +209,10 @@ def split_figures(split_dir: Path) -> str:
     val = pd.read_csv(split_dir / SPLIT_FILES["validation"])
     model = build_model(Hyperparameters()).fit(train.drop(columns="Survived"), train["Survived"])
     m = binary_metrics("val", val["Survived"].to_numpy(), model.predict_proba(val.drop(columns="Survived"))[:, 1])
-    return (f"reference split (stratified 80:20, seed 42), chosen model: val_accuracy {m['val_accuracy']:.4f} "
-            f"(bar 0.81), val_f1 {m['val_f1']:.4f}, val_auc {m['val_auc']:.4f} (bar 0.85)")  # fmt: skip
+    return (
+        f"reference split (stratified 80:20, seed 42), chosen model: val_accuracy {m['val_accuracy']:.4f} "
+        f"(bar 0.81), val_f1 {m['val_f1']:.4f}, val_auc {m['val_auc']:.4f} (bar 0.85)"
+    )
 
 
 def main() -> int:
@@ -210,8 +224,10 @@ def main() -> int:
     args = parser.parse_args()
     data = pd.read_csv(args.data)
     started = time.perf_counter()
-    print(f"candidates: {args.repeats}x repeated stratified 5-fold CV over train.csv ({len(data)} rows), "
-          "everything fitted inside each fold; rules on the same folds")  # fmt: skip
+    print(
+        f"candidates: {args.repeats}x repeated stratified 5-fold CV over train.csv ({len(data)} rows), "
+        "everything fitted inside each fold; rules on the same folds"
+    )
     print(table(data, args.repeats))
     print("bar: repeated-CV AUC >= 0.88 for the chosen model")
     print(nested_optimism(data, args.nested_repeats))

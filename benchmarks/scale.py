@@ -44,8 +44,21 @@ def generated(split_dir: Path, out: Path, rows: int, shards: int) -> Path:
         facts = json.loads(manifest.read_text())["channels"]["train"]
         if facts.get("rows") == rows and facts.get("files") == shards:
             return out
-    subprocess.run([sys.executable, str(REPO / "benchmarks/generate_data.py"), "--split-dir", str(split_dir),
-                    "--rows", str(rows), "--shards", str(shards), "--out", str(out)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks/generate_data.py"),
+            "--split-dir",
+            str(split_dir),
+            "--rows",
+            str(rows),
+            "--shards",
+            str(shards),
+            "--out",
+            str(out),
+        ],
+        check=True,
+    )
     return out
 
 
@@ -57,9 +70,13 @@ def upload(settings: Settings, data: Path) -> None:
 
 def one_run(settings: Settings, hosts: int, image_record: Path, data: Path, runs: Path) -> dict:
     changed = dataclasses.replace(
-        settings, data_prefix=SCALE_PREFIX, instance_count=hosts, train_distribution="FullyReplicated",
-        hyperparameters={**settings.hyperparameters, **BENCH_HYPERPARAMETERS}, hyperparameters_from="config",
-    )  # fmt: skip
+        settings,
+        data_prefix=SCALE_PREFIX,
+        instance_count=hosts,
+        train_distribution="FullyReplicated",
+        hyperparameters={**settings.hyperparameters, **BENCH_HYPERPARAMETERS},
+        hyperparameters_from="config",
+    )
     record = train.run(changed, image_record, data, runs)
     if record["status"] != "Completed":
         raise SystemExit(f"the {hosts}-host job {record['job_name']} {record['status']}: {record['failure_reason']}")
@@ -68,8 +85,10 @@ def one_run(settings: Settings, hosts: int, image_record: Path, data: Path, runs
 
 def request_shape(settings: Settings, hosts: int, price: float | None) -> str:
     aws = dataclasses.replace(settings, target="aws", instance_count=hosts, train_distribution="ShardedByS3Key")
-    channels = {name: value.config["DataSource"]["S3DataSource"]["S3DataDistributionType"]
-                for name, value in train.training_inputs(aws).items()}  # fmt: skip
+    channels = {
+        name: value.config["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+        for name, value in train.training_inputs(aws).items()
+    }
     shape = {
         "ResourceConfig": {
             "InstanceType": aws.instance_type,
@@ -95,23 +114,33 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(message)s")
     settings = load()
     if not settings.local:
-        raise SystemExit("benchmark-scale runs on the embedded stack only (TARGET=local): on AWS it would start "
-                         "paid jobs; the request shapes below are what make train sends")  # fmt: skip
+        raise SystemExit(
+            "benchmark-scale runs on the embedded stack only (TARGET=local): on AWS it would start "
+            "paid jobs; the request shapes below are what make train sends"
+        )
     data = generated(args.split_dir, args.work / "data", args.rows, args.shards)
     upload(settings, data)
     runs = args.work / "runs"
     results = {hosts: one_run(settings, hosts, args.image_record, data, runs) for hosts in (1, 2)}
     one, two = results[1], results[2]
-    print(f"\nScaling: {args.rows:,} train rows in {args.shards} files, validation on the real split "
-          f"({one['data']['validation']['rows']} rows); this machine's CPUs shared by every container")  # fmt: skip
+    print(
+        f"\nScaling: {args.rows:,} train rows in {args.shards} files, validation on the real split "
+        f"({one['data']['validation']['rows']} rows); this machine's CPUs shared by every container"
+    )
     print(f"{'hosts':>5}  {'training s':>10}  {'wall s':>7}  {'val_auc':>7}")
     for hosts, record in results.items():
-        print(f"{hosts:>5}  {record['seconds']['training']:>10}  {record['wall_seconds']:>7}  "
-              f"{record['metrics']['val_auc']:>7.4f}")  # fmt: skip
-    print(f"speed-up 2 hosts vs 1 (training s): {one['seconds']['training'] / two['seconds']['training']:.2f}x "
-          "(goal on real instances: > 1; here both share one machine)")  # fmt: skip
-    print(f"val_auc difference 2 hosts - 1 host: {two['metrics']['val_auc'] - one['metrics']['val_auc']:+.4f} "
-          "(goal: within 0.02)")  # fmt: skip
+        print(
+            f"{hosts:>5}  {record['seconds']['training']:>10}  {record['wall_seconds']:>7}  "
+            f"{record['metrics']['val_auc']:>7.4f}"
+        )
+    print(
+        f"speed-up 2 hosts vs 1 (training s): {one['seconds']['training'] / two['seconds']['training']:.2f}x "
+        "(goal on real instances: > 1; here both share one machine)"
+    )
+    print(
+        f"val_auc difference 2 hosts - 1 host: {two['metrics']['val_auc'] - one['metrics']['val_auc']:+.4f} "
+        "(goal: within 0.02)"
+    )
     price, _ = PriceBook(settings.region, None).lookup(settings.instance_type)
     print(f"\nOn SageMaker (not sent), TRAIN_DISTRIBUTION=ShardedByS3Key over {args.shards} files:")
     for hosts in (4, 8):

@@ -27,8 +27,9 @@ TEST_CSV = Path(__file__).resolve().parent.parent / "data/titanic/test.csv"
 
 
 def image_size(image: str) -> float:
-    out = subprocess.run(["docker", "image", "inspect", "--format", "{{.Size}}", image], capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Size}}", image], capture_output=True, text=True, check=True
+    ).stdout
     return int(out) / 1e6
 
 
@@ -37,17 +38,26 @@ def train_model(image: str, split_dir: Path, root: Path) -> Path:
         (root / sub).mkdir(parents=True)
     for channel in ("train", "validation"):
         shutil.copytree(split_dir / channel, root / "input/data" / channel)
-    subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{root}:/opt/ml", image, "train"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "-v", f"{root}:/opt/ml", image, "train"],
+        check=True,
+        capture_output=True,
+    )
     return root / "model"
 
 
 def start(image: str, model_dir: Path) -> tuple[str, int]:
-    container = subprocess.run(["docker", "run", "-d", "--rm", "-p", "127.0.0.1::8080", "-v",
-                                f"{model_dir}:/opt/ml/model:ro", image, "serve"],
-                               capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    port = subprocess.run(["docker", "port", container, "8080/tcp"], capture_output=True, text=True,
-                          check=True).stdout.split()[0].rpartition(":")[2]  # fmt: skip
+    container = subprocess.run(
+        ["docker", "run", "-d", "--rm", "-p", "127.0.0.1::8080", "-v", f"{model_dir}:/opt/ml/model:ro", image, "serve"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    port = (
+        subprocess.run(["docker", "port", container, "8080/tcp"], capture_output=True, text=True, check=True)
+        .stdout.split()[0]
+        .rpartition(":")[2]
+    )
     return container, int(port)
 
 
@@ -139,28 +149,52 @@ def main() -> int:
             throughput, loaded = concurrent(port, rows, clients=8, per_client=args.requests // 8)
         finally:
             subprocess.run(["docker", "stop", container], capture_output=True)
-    labels = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", args.image],
-                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    labels = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", args.image],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     base = (json.loads(labels) or {}).get(BASE_LABEL)
     if base is None:
         print(f"{args.image} has no {BASE_LABEL} label; rebuild it with 'make build'", file=sys.stderr)
         return 1
     added = image_size(args.image) - image_size(base)
     print(f"serving {args.image} (client over loopback, keep-alive; {args.requests} single-row requests)")
-    line("cold start: docker run -> first 200 /ping", f"{statistics.median(colds):.2f} s", "<= 2 s",
-         statistics.median(colds) <= 2)  # fmt: skip
+    line(
+        "cold start: docker run -> first 200 /ping",
+        f"{statistics.median(colds):.2f} s",
+        "<= 2 s",
+        statistics.median(colds) <= 2,
+    )
     line("one client, one row: p50", f"{percentile(single, 0.5):.2f} ms", "<= 5 ms", percentile(single, 0.5) <= 5)
-    line("one client, one row: p99", f"{percentile(single, 0.99):.2f} ms", "<= 20 ms",
-         percentile(single, 0.99) <= 20)  # fmt: skip
-    line("418 rows in one request: median", f"{statistics.median(whole):.2f} ms", "<= 50 ms",
-         statistics.median(whole) <= 50)  # fmt: skip
+    line("one client, one row: p99", f"{percentile(single, 0.99):.2f} ms", "<= 20 ms", percentile(single, 0.99) <= 20)
+    line(
+        "418 rows in one request: median",
+        f"{statistics.median(whole):.2f} ms",
+        "<= 50 ms",
+        statistics.median(whole) <= 50,
+    )
     line("8 clients, one row each: throughput", f"{throughput:.0f} req/s", "(reported)", None)
-    line("8 clients, one row each: p50 / p99", f"{percentile(loaded, 0.5):.1f}/{percentile(loaded, 0.99):.1f} ms",
-         "(reported)", None)  # fmt: skip
+    line(
+        "8 clients, one row each: p50 / p99",
+        f"{percentile(loaded, 0.5):.1f}/{percentile(loaded, 0.99):.1f} ms",
+        "(reported)",
+        None,
+    )
     line(f"libraries over the base ({base})", f"{added:.0f} MB", "<= 320 MB", added <= 320)
-    print(json.dumps({"cold_start_s": statistics.median(colds), "p50_ms": percentile(single, 0.5),
-                      "p99_ms": percentile(single, 0.99), "test_set_ms": statistics.median(whole),
-                      "throughput_8_clients": throughput, "libraries_mb": added}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "cold_start_s": statistics.median(colds),
+                "p50_ms": percentile(single, 0.5),
+                "p99_ms": percentile(single, 0.99),
+                "test_set_ms": statistics.median(whole),
+                "throughput_8_clients": throughput,
+                "libraries_mb": added,
+            }
+        )
+    )
     return 0
 
 

@@ -54,8 +54,10 @@ class CleanupError(ToolkitError):
 
 
 def _failed(what: str, exc: Exception) -> CleanupError:
-    return CleanupError(f"{what} failed ({exc}); nothing after this point was checked or deleted. Fix the cause "
-                        "(credentials, permissions from 'make iam-render', throttling) and rerun")  # fmt: skip
+    return CleanupError(
+        f"{what} failed ({exc}); nothing after this point was checked or deleted. Fix the cause "
+        "(credentials, permissions from 'make iam-render', throttling) and rerun"
+    )
 
 
 @dataclass
@@ -81,8 +83,10 @@ class Plan:
         try:
             action()
         except (ClientError, BotoCoreError) as exc:
-            raise CleanupError(f"deleting {description} failed ({exc}); what was deleted before it is gone, the "
-                               "rest remains: fix the cause and rerun to continue") from None  # fmt: skip
+            raise CleanupError(
+                f"deleting {description} failed ({exc}); what was deleted before it is gone, the "
+                "rest remains: fix the cause and rerun to continue"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -165,8 +169,9 @@ def clean_sagemaker(settings: Settings, sm: Any, caller_arn: str, plan: Plan, ki
             summaries = _listed(sm, settings, kind, pattern)
         except (ClientError, BotoCoreError) as exc:
             state = " in progress" if kind.in_progress_only else ""
-            raise _failed(f"listing {kind.noun}s{state} (sagemaker:{sm.meta.method_to_api_mapping[kind.lister]})",
-                          exc) from None  # fmt: skip
+            raise _failed(
+                f"listing {kind.noun}s{state} (sagemaker:{sm.meta.method_to_api_mapping[kind.lister]})", exc
+            ) from None
         for summary in summaries:
             if summary[f"{kind.api}Name"] not in seen:
                 seen.add(summary[f"{kind.api}Name"])
@@ -219,8 +224,12 @@ def clean_model_packages(settings: Settings, sm: Any, caller_arn: str, plan: Pla
     me = launched_by_value(caller_arn)
     for version in versions:
         if settings.local:  # moto can neither delete a version nor read its tags
-            log.info("kept: model package %s version %s (the embedded stack cannot delete model packages: moto has "
-                     "no DeleteModelPackage)", group, version.get("ModelPackageVersion"))  # fmt: skip
+            log.info(
+                "kept: model package %s version %s (the embedded stack cannot delete model packages: moto has "
+                "no DeleteModelPackage)",
+                group,
+                version.get("ModelPackageVersion"),
+            )
             continue
         try:
             described = sm.describe_model_package(ModelPackageName=version["ModelPackageArn"])
@@ -236,12 +245,14 @@ def clean_model_packages(settings: Settings, sm: Any, caller_arn: str, plan: Pla
 
 def clean_local_endpoint(settings: Settings, plan: Plan) -> None:
     """The embedded stack's serving containers for ENDPOINT_NAME (make deploy's)."""
-    from launcher.endpoint import local_containers  # noqa: PLC0415 - only the embedded stack has them
+    from launcher.endpoint import local_containers
 
     for container in local_containers(settings.endpoint_name):
         remove = ["docker", "rm", "-f", container["id"]]
-        plan.act(f"local endpoint container {container['id']} (version {container['version']})",
-                 lambda r=remove: subprocess.run(r, capture_output=True, check=True))  # fmt: skip
+        plan.act(
+            f"local endpoint container {container['id']} (version {container['version']})",
+            lambda r=remove: subprocess.run(r, capture_output=True, check=True),
+        )
 
 
 def _repository(settings: Settings, ecr: Any) -> tuple[str, bool] | None:
@@ -266,8 +277,11 @@ def clean_images(settings: Settings, ecr: Any, plan: Plan, image_record: Path) -
     if found is None:
         return
     if not found[1]:
-        log.info("not ours, left alone: ECR repository %s (no %s tag) and its images", settings.ecr_repository,
-                 TOOLKIT_TAG[0])  # fmt: skip
+        log.info(
+            "not ours, left alone: ECR repository %s (no %s tag) and its images",
+            settings.ecr_repository,
+            TOOLKIT_TAG[0],
+        )
         return
     try:
         pages = ecr.get_paginator("list_images").paginate(repositoryName=settings.ecr_repository)
@@ -318,9 +332,11 @@ def teardown(settings: Settings, session: boto3.Session, plan: Plan, bootstrappe
     ecr, s3, iam = session.client("ecr"), session.client("s3"), session.client("iam")
     found = _repository(settings, ecr)
     if found and found[1]:
-        plan.act(f"ECR repository {settings.ecr_repository}",
-                 lambda: ecr.delete_repository(repositoryName=settings.ecr_repository, force=True),
-                 bootstrapped)  # fmt: skip
+        plan.act(
+            f"ECR repository {settings.ecr_repository}",
+            lambda: ecr.delete_repository(repositoryName=settings.ecr_repository, force=True),
+            bootstrapped,
+        )
     elif found:
         log.info("not ours, left alone: ECR repository %s", settings.ecr_repository)
     _teardown_bucket(settings, s3, plan, bootstrapped)

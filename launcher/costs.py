@@ -79,8 +79,8 @@ def _costs(args: argparse.Namespace) -> int:
 
 def live_endpoint_line() -> str:
     """The live endpoint and its running cost: unlike a job, it costs money while it exists."""
-    from launcher.endpoint import live_summary  # noqa: PLC0415 - the AWS part of an offline table
-    from launcher.settings import SettingsError, load  # noqa: PLC0415
+    from launcher.endpoint import live_summary
+    from launcher.settings import SettingsError, load
 
     try:
         settings = load()

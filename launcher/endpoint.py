@@ -68,11 +68,20 @@ def object_name(settings: Settings, version: int) -> str:
 
 def variant(settings: Settings, model_name: str) -> dict[str, Any]:
     if settings.endpoint_type == "serverless":
-        return {"VariantName": "AllTraffic", "ModelName": model_name,
-                "ServerlessConfig": {"MemorySizeInMB": settings.serverless_memory_mb,
-                                     "MaxConcurrency": settings.serverless_max_concurrency}}  # fmt: skip
-    return {"VariantName": "AllTraffic", "ModelName": model_name, "InstanceType": settings.endpoint_instance_type,
-            "InitialInstanceCount": 1}  # fmt: skip
+        return {
+            "VariantName": "AllTraffic",
+            "ModelName": model_name,
+            "ServerlessConfig": {
+                "MemorySizeInMB": settings.serverless_memory_mb,
+                "MaxConcurrency": settings.serverless_max_concurrency,
+            },
+        }
+    return {
+        "VariantName": "AllTraffic",
+        "ModelName": model_name,
+        "InstanceType": settings.endpoint_instance_type,
+        "InitialInstanceCount": 1,
+    }
 
 
 def cost_words(settings: Settings, session: boto3.Session | None) -> str:
@@ -80,16 +89,20 @@ def cost_words(settings: Settings, session: boto3.Session | None) -> str:
     if settings.endpoint_type == "serverless":
         gb = settings.serverless_memory_mb / 1024
         per_request = gb * SERVERLESS_USD_PER_GB_SECOND * 0.05  # a 50 ms request
-        return (f"serverless, {settings.serverless_memory_mb} MB: ${SERVERLESS_USD_PER_GB_SECOND:.7f} per GB-second "
-                f"while a request runs (about ${per_request:.9f} for a 50 ms request) + "
-                f"${SERVERLESS_USD_PER_GB_DATA}/GB of data; nothing while idle (AWS's price page, "
-                "us-east-1)")  # fmt: skip
+        return (
+            f"serverless, {settings.serverless_memory_mb} MB: ${SERVERLESS_USD_PER_GB_SECOND:.7f} per GB-second "
+            f"while a request runs (about ${per_request:.9f} for a 50 ms request) + "
+            f"${SERVERLESS_USD_PER_GB_DATA}/GB of data; nothing while idle (AWS's price page, "
+            "us-east-1)"
+        )
     pricing = None if settings.local or session is None else pricing_client(session, settings.region)
     price, _ = PriceBook(settings.region, pricing).lookup(settings.endpoint_instance_type)
     if price is None:
         return f"instance {settings.endpoint_instance_type}: no price known; billed per hour while it exists"
-    return (f"instance {settings.endpoint_instance_type}: ${price.usd_per_hour}/hour, "
-            f"${price.usd_per_hour * 730:.2f}/month while it exists ({price.source}; its training price)")  # fmt: skip
+    return (
+        f"instance {settings.endpoint_instance_type}: ${price.usd_per_hour}/hour, "
+        f"${price.usd_per_hour * 730:.2f}/month while it exists ({price.source}; its training price)"
+    )
 
 
 def describe(sm: Any, name: str) -> dict[str, Any] | None:
@@ -108,8 +121,14 @@ def wait_until_settled(sm: Any, name: str, *, sleep: Any = time.sleep, poll_seco
             raise EndpointError(f"endpoint {name} disappeared while it was being deployed")
         return found
 
-    return watch.until_settled(read, "EndpointStatus", lambda status: status not in SETTLING, f"endpoint {name}",
-                               sleep=sleep, poll_seconds=poll_seconds)  # fmt: skip
+    return watch.until_settled(
+        read,
+        "EndpointStatus",
+        lambda status: status not in SETTLING,
+        f"endpoint {name}",
+        sleep=sleep,
+        poll_seconds=poll_seconds,
+    )
 
 
 def _unless_gone(delete: Any, **name: str) -> None:
@@ -143,8 +162,12 @@ def model_request(settings: Settings, version: dict[str, Any], name: str, tags: 
     isolation (serverless-endpoints.md, "Feature exclusions") nor more than the one worker AWS
     recommends per container, each worker holding its own model within SERVERLESS_MEMORY_MB."""
     container: dict[str, Any] = {"ModelPackageName": version["ModelPackageArn"]}
-    request: dict[str, Any] = {"ModelName": name, "PrimaryContainer": container,
-                               "ExecutionRoleArn": settings.role_arn, "Tags": tags}  # fmt: skip
+    request: dict[str, Any] = {
+        "ModelName": name,
+        "PrimaryContainer": container,
+        "ExecutionRoleArn": settings.role_arn,
+        "Tags": tags,
+    }
     if settings.endpoint_type == "serverless":
         container["Environment"] = {SERVER_WORKERS_VARIABLE: "1"}
     else:
@@ -179,12 +202,14 @@ def refuse_type_change(settings: Settings, sm: Any, endpoint: dict[str, Any]) ->
             "then 'make deploy'"
         )
     if now == "serverless" and settings.endpoint_type == "instance":
-        log.warning("endpoint %s goes from serverless to instance-backed; AWS cannot convert it back",
-                    settings.endpoint_name)  # fmt: skip
+        log.warning(
+            "endpoint %s goes from serverless to instance-backed; AWS cannot convert it back", settings.endpoint_name
+        )
 
 
-def wait_until_gone(sm: Any, name: str, *, sleep: Any = time.sleep, poll_seconds: float = 10.0,
-                    polls: int = 90) -> None:  # fmt: skip
+def wait_until_gone(
+    sm: Any, name: str, *, sleep: Any = time.sleep, poll_seconds: float = 10.0, polls: int = 90
+) -> None:
     for _ in range(polls):
         if describe(sm, name) is None:
             return
@@ -194,8 +219,9 @@ def wait_until_gone(sm: Any, name: str, *, sleep: Any = time.sleep, poll_seconds
     )
 
 
-def deploy_aws(settings: Settings, sm: Any, version: dict[str, Any], tags: list[dict[str, str]],
-               *, sleep: Any = time.sleep) -> str:  # fmt: skip
+def deploy_aws(
+    settings: Settings, sm: Any, version: dict[str, Any], tags: list[dict[str, str]], *, sleep: Any = time.sleep
+) -> str:
     name = object_name(settings, version["ModelPackageVersion"])
     endpoint = settings.endpoint_name
     existing = describe(sm, endpoint)
@@ -214,8 +240,10 @@ def deploy_aws(settings: Settings, sm: Any, version: dict[str, Any], tags: list[
         sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name, Tags=tags)
         final = wait_until_settled(sm, endpoint, sleep=sleep)
         if final["EndpointStatus"] != "InService":
-            raise EndpointError(f"endpoint {endpoint} is {final['EndpointStatus']}: {final.get('FailureReason')}; "
-                                "'make undeploy' removes it")  # fmt: skip
+            raise EndpointError(
+                f"endpoint {endpoint} is {final['EndpointStatus']}: {final.get('FailureReason')}; "
+                "'make undeploy' removes it"
+            )
         return f"endpoint {endpoint} is InService with version {version['ModelPackageVersion']} ({name})"
     old_config, old_model = _serving_objects(sm, existing)
     try:
@@ -226,9 +254,11 @@ def deploy_aws(settings: Settings, sm: Any, version: dict[str, Any], tags: list[
     final = wait_until_settled(sm, endpoint, sleep=sleep)
     if final["EndpointStatus"] != "InService" or final["EndpointConfigName"] != name:
         _delete(sm, name, name)
-        raise EndpointError(f"the update of {endpoint} to version {version['ModelPackageVersion']} failed "
-                            f"({final.get('FailureReason') or final['EndpointStatus']}); SageMaker keeps the old "
-                            f"configuration {final['EndpointConfigName']} serving")  # fmt: skip
+        raise EndpointError(
+            f"the update of {endpoint} to version {version['ModelPackageVersion']} failed "
+            f"({final.get('FailureReason') or final['EndpointStatus']}); SageMaker keeps the old "
+            f"configuration {final['EndpointConfigName']} serving"
+        )
     _delete(sm, old_config, old_model)
     return f"endpoint {endpoint} now serves version {version['ModelPackageVersion']} ({name}); {old_config} removed"
 
@@ -246,9 +276,15 @@ def stack_id() -> str:
 
 def local_containers(endpoint: str) -> list[dict[str, str]]:
     """The running containers serving `endpoint` for this embedded stack: id, version, host port."""
-    listed = _docker("ps", "--filter", f"label={ENDPOINT_LABEL}={endpoint}", "--filter",
-                     f"label={STACK_LABEL}={stack_id()}", "--format",
-                     f'{{{{.ID}}}} {{{{.Label "{VERSION_LABEL}"}}}}')  # fmt: skip
+    listed = _docker(
+        "ps",
+        "--filter",
+        f"label={ENDPOINT_LABEL}={endpoint}",
+        "--filter",
+        f"label={STACK_LABEL}={stack_id()}",
+        "--format",
+        f'{{{{.ID}}}} {{{{.Label "{VERSION_LABEL}"}}}}',
+    )
     found = []
     for line in listed.stdout.splitlines():
         container, version = line.split()
@@ -263,11 +299,12 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def deploy_local(settings: Settings, session: boto3.Session, version: dict[str, Any],
-                 tags: list[dict[str, str]]) -> str:  # fmt: skip
-    from sagemaker.model import Model  # noqa: PLC0415 - the SDK only where local mode runs
+def deploy_local(
+    settings: Settings, session: boto3.Session, version: dict[str, Any], tags: list[dict[str, str]]
+) -> str:
+    from sagemaker.model import Model
 
-    from launcher import sdk  # noqa: PLC0415
+    from launcher import sdk
 
     endpoint, number = settings.endpoint_name, version["ModelPackageVersion"]
     old = local_containers(endpoint)
@@ -279,9 +316,13 @@ def deploy_local(settings: Settings, session: boto3.Session, version: dict[str, 
     try:
         # Local mode's create_endpoint already waits for /ping; the SDK's own wait would only
         # sleep 30 s more before asking.
-        Model(image_uri=container["Image"], model_data=container["ModelDataUrl"], role=settings.role_arn,
-              name=name, sagemaker_session=local).deploy(initial_instance_count=1, instance_type="local",
-                                                         endpoint_name=name, wait=False)  # fmt: skip
+        Model(
+            image_uri=container["Image"],
+            model_data=container["ModelDataUrl"],
+            role=settings.role_arn,
+            name=name,
+            sagemaker_session=local,
+        ).deploy(initial_instance_count=1, instance_type="local", endpoint_name=name, wait=False)
     except Exception as exc:
         for started in local_containers(endpoint):
             if started["id"] not in {o["id"] for o in old}:
@@ -300,8 +341,10 @@ def deploy_local(settings: Settings, session: boto3.Session, version: dict[str, 
     sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name, Tags=tags)
     where = [c["address"] for c in local_containers(endpoint) if c["version"] == str(number)]
     if not where:
-        raise EndpointError(f"version {number} answered /ping and then stopped; its log: docker logs of the last "
-                            f"container labelled {ENDPOINT_LABEL}={endpoint}")  # fmt: skip
+        raise EndpointError(
+            f"version {number} answered /ping and then stopped; its log: docker logs of the last "
+            f"container labelled {ENDPOINT_LABEL}={endpoint}"
+        )
     return f"endpoint {endpoint} serves version {number} at http://{where[0]} (local mode; {name})"
 
 
@@ -312,8 +355,13 @@ def deploy(settings: Settings, session: boto3.Session, *, sleep: Any = time.slee
         *job_tags(settings, whoami(session).arn),
         {"Key": VERSION_TAG, "Value": str(version["ModelPackageVersion"])},
     ]
-    log.info("deploying version %s of %s to %s; it costs %s", version["ModelPackageVersion"],
-             settings.model_package_group, settings.endpoint_name, cost_words(settings, session))  # fmt: skip
+    log.info(
+        "deploying version %s of %s to %s; it costs %s",
+        version["ModelPackageVersion"],
+        settings.model_package_group,
+        settings.endpoint_name,
+        cost_words(settings, session),
+    )
     if settings.local:
         return deploy_local(settings, session, version, tags)
     return deploy_aws(settings, sm, version, tags, sleep=sleep)
@@ -368,11 +416,15 @@ def invoke(settings: Settings, session: boto3.Session, rows: bytes) -> str:
         serving = local_containers(settings.endpoint_name)
         if not serving:
             raise EndpointError(f"no container serves {settings.endpoint_name}; run 'make deploy'")
-        import urllib.error  # noqa: PLC0415
-        import urllib.request  # noqa: PLC0415
+        import urllib.error
+        import urllib.request
 
-        request = urllib.request.Request(f"http://{serving[0]['address']}/invocations", data=rows, method="POST",
-                                         headers={"Content-Type": "text/csv", "Accept": "text/csv"})  # fmt: skip
+        request = urllib.request.Request(
+            f"http://{serving[0]['address']}/invocations",
+            data=rows,
+            method="POST",
+            headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return _answers_table(response.read())
@@ -380,8 +432,9 @@ def invoke(settings: Settings, session: boto3.Session, rows: bytes) -> str:
             raise EndpointError(f"the endpoint refused the rows ({exc.code}): {exc.read().decode().strip()}") from None
     runtime = session.client("sagemaker-runtime")
     try:
-        answer = runtime.invoke_endpoint(EndpointName=settings.endpoint_name, ContentType="text/csv",
-                                         Accept="text/csv", Body=rows)  # fmt: skip
+        answer = runtime.invoke_endpoint(
+            EndpointName=settings.endpoint_name, ContentType="text/csv", Accept="text/csv", Body=rows
+        )
     except runtime.exceptions.ModelError as exc:
         raise EndpointError(model_error_line(settings, exc.response)) from None
     return _answers_table(answer["Body"].read())
@@ -410,8 +463,9 @@ def undeploy(settings: Settings, session: boto3.Session) -> str:
     found = describe(sm, endpoint)
     if found is not None:
         if not is_toolkits(sagemaker_tags(sm, found["EndpointArn"])):
-            raise EndpointError(f"endpoint {endpoint} lacks the toolkit's {TOOLKIT_TAG[0]} tag: it is not ours; "
-                                "left alone")  # fmt: skip
+            raise EndpointError(
+                f"endpoint {endpoint} lacks the toolkit's {TOOLKIT_TAG[0]} tag: it is not ours; left alone"
+            )
         config, model = _serving_objects(sm, found)
         sm.delete_endpoint(EndpointName=endpoint)
         _delete(sm, config, model)

@@ -40,13 +40,26 @@ INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 # What to do, by AWS error code (the codes differ between the query and JSON protocols).
 DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError")
 THROTTLED = (
-    "Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown",
-    "ProvisionedThroughputExceededException", "RequestThrottled", "RequestThrottledException",
-)  # fmt: skip
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "ProvisionedThroughputExceededException",
+    "RequestThrottled",
+    "RequestThrottledException",
+)
 BAD_CREDENTIALS = (
-    "ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId", "UnrecognizedClientException",
-    "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "TokenRefreshRequired",
-)  # fmt: skip
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "RequestExpired",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+    "InvalidToken",
+    "TokenRefreshRequired",
+)
 # How SageMaker answers a Describe of something that does not exist (ValidationException,
 # "Could not find ...") or, for a few resources, ResourceNotFound.
 NOT_FOUND = ("ValidationException", "ResourceNotFound")

@@ -126,7 +126,7 @@ def lint(documents: dict[str, dict[str, Any]], allowlist: list[dict[str, str]]) 
 
     Trust policies have no Resource, which parliament reports as malformed: they are
     checked by tests/test_iam.py instead."""
-    from parliament import analyze_policy_string  # noqa: PLC0415 - slow import, only for this command
+    from parliament import analyze_policy_string
 
     failing, accepted = [], []
     for name in PERMISSION_POLICIES:
@@ -168,9 +168,12 @@ def apply(settings: Settings, documents: dict[str, dict[str, Any]], iam: Any) ->
         log.info("updated the trust policy of %s", role["Arn"])
     except iam.exceptions.NoSuchEntityException:
         role = iam.create_role(
-            RoleName=name, Path=path, AssumeRolePolicyDocument=trust, Tags=tags,
+            RoleName=name,
+            Path=path,
+            AssumeRolePolicyDocument=trust,
+            Tags=tags,
             Description="SageMaker execution role of the Titanic training toolkit",
-        )["Role"]  # fmt: skip
+        )["Role"]
         log.info("created %s", role["Arn"])
     iam.put_role_policy(
         RoleName=name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=json.dumps(documents["execution-role-policy"])
@@ -205,10 +208,14 @@ def _command(args: argparse.Namespace) -> int:
         for line in failing:
             log.error("ERROR: %s", line)
         if failing:
-            raise IamError(f"{len(failing)} parliament finding(s) above; fix the template or justify them in "
-                           "iam/parliament-allowlist.json")  # fmt: skip
-        log.info("parliament: no findings beyond the allow-list (%d accepted, reasons in "
-                 "iam/parliament-allowlist.json)", len(accepted))  # fmt: skip
+            raise IamError(
+                f"{len(failing)} parliament finding(s) above; fix the template or justify them in "
+                "iam/parliament-allowlist.json"
+            )
+        log.info(
+            "parliament: no findings beyond the allow-list (%d accepted, reasons in iam/parliament-allowlist.json)",
+            len(accepted),
+        )
     if args.command == "apply":
         arn = apply(settings, documents, session.client("iam"))
         print(f"ROLE_ARN={arn}    # put this in config.env")

@@ -69,8 +69,10 @@ def compose_file(argv: list[str]) -> Path | None:
 def own_options(argv: list[str]) -> tuple[str, bool, dict[str, str], list[str]]:
     """(serving network, detach, labels, compose's own arguments) from the front of argv."""
     if argv[:1] != [SERVING_FLAG] or len(argv) < 2:
-        raise SystemExit(f"usage: local_compose.py {SERVING_FLAG} NETWORK [{DETACH_FLAG}] [{LABEL_FLAG} K=V ...] "
-                         "-f FILE ...; the toolkit's SDK sessions call it so (launcher/sdk.py)")  # fmt: skip
+        raise SystemExit(
+            f"usage: local_compose.py {SERVING_FLAG} NETWORK [{DETACH_FLAG}] [{LABEL_FLAG} K=V ...] "
+            "-f FILE ...; the toolkit's SDK sessions call it so (launcher/sdk.py)"
+        )
     network, rest, detach, labels = argv[1], argv[2:], False, {}
     while rest[:1] in ([DETACH_FLAG], [LABEL_FLAG]):
         if rest[0] == DETACH_FLAG:

@@ -71,8 +71,12 @@ def cost_so_far(description: dict[str, Any], book: PriceBook, now: datetime) -> 
 def status_rows_aws(settings: Settings, sm: Any, book: PriceBook, now: datetime) -> list[dict[str, Any]]:
     names: list[str] = []
     for status in ("InProgress", None):
-        args: dict[str, Any] = {"NameContains": settings.base_job_name, "SortBy": "CreationTime",
-                                "SortOrder": "Descending", "MaxResults": RECENT}  # fmt: skip
+        args: dict[str, Any] = {
+            "NameContains": settings.base_job_name,
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": RECENT,
+        }
         if status:
             args["StatusEquals"] = status
         for summary in sm.list_training_jobs(**args)["TrainingJobSummaries"]:
@@ -82,15 +86,17 @@ def status_rows_aws(settings: Settings, sm: Any, book: PriceBook, now: datetime)
     rows = []
     for name in names:
         description = watch.describe(sm, name)
-        rows.append({
-            "job": name,
-            "status": description.get("TrainingJobStatus"),
-            "secondary": description.get("SecondaryStatus"),
-            "elapsed_s": _elapsed(description, now),
-            "instance": description.get("ResourceConfig", {}).get("InstanceType"),
-            "spot": bool(description.get("EnableManagedSpotTraining")),
-            "cost_usd": cost_so_far(description, book, now),
-        })  # fmt: skip
+        rows.append(
+            {
+                "job": name,
+                "status": description.get("TrainingJobStatus"),
+                "secondary": description.get("SecondaryStatus"),
+                "elapsed_s": _elapsed(description, now),
+                "instance": description.get("ResourceConfig", {}).get("InstanceType"),
+                "spot": bool(description.get("EnableManagedSpotTraining")),
+                "cost_usd": cost_so_far(description, book, now),
+            }
+        )
     return rows
 
 
@@ -99,15 +105,17 @@ def status_rows_local(runs_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for path in paths:
         record = records.read_record(path)
-        rows.append({
-            "job": record["job_name"],
-            "status": record.get("status"),
-            "secondary": record.get("secondary_status"),
-            "elapsed_s": (record.get("seconds") or {}).get("training"),
-            "instance": (record.get("instance") or {}).get("type"),
-            "spot": (record.get("instance") or {}).get("spot"),
-            "cost_usd": (record.get("cost") or {}).get("cost_usd"),
-        })  # fmt: skip
+        rows.append(
+            {
+                "job": record["job_name"],
+                "status": record.get("status"),
+                "secondary": record.get("secondary_status"),
+                "elapsed_s": (record.get("seconds") or {}).get("training"),
+                "instance": (record.get("instance") or {}).get("type"),
+                "spot": (record.get("instance") or {}).get("spot"),
+                "cost_usd": (record.get("cost") or {}).get("cost_usd"),
+            }
+        )
     return rows
 
 
@@ -119,8 +127,10 @@ def render_status(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         elapsed = "-" if r["elapsed_s"] is None else f"{r['elapsed_s']:.0f}s"
         cost = "-" if r["cost_usd"] is None else f"${r['cost_usd']:.4f}"
-        lines.append(f"{r['job']:<40} {r['status'] or '-':<11} {r['secondary'] or '-':<22} {elapsed:>8} "
-                     f"{r['instance'] or '-':<14} {r['spot']!s:<5} {cost:>10}")  # fmt: skip
+        lines.append(
+            f"{r['job']:<40} {r['status'] or '-':<11} {r['secondary'] or '-':<22} {elapsed:>8} "
+            f"{r['instance'] or '-':<14} {r['spot']!s:<5} {cost:>10}"
+        )
     return "\n".join(lines)
 
 
@@ -136,7 +146,7 @@ def endpoint_log(settings: Settings, session: boto3.Session) -> str:
     /aws/sagemaker/Endpoints/NAME (where AWS's errors point), on the embedded stack `docker logs`
     of its serving containers."""
     if settings.local:
-        from launcher.endpoint import local_containers  # noqa: PLC0415 - endpoints are a second, optional part
+        from launcher.endpoint import local_containers
 
         containers = local_containers(settings.endpoint_name)
         if not containers:
@@ -162,12 +172,14 @@ def stop(
     path = records.record_path(runs_dir, job)
     if path.is_file():
         record = records.read_record(path)
-        record.update({
-            "status": description.get("TrainingJobStatus"),
-            "secondary_status": description.get("SecondaryStatus"),
-            "failure_reason": description.get("FailureReason"),
-            "stopped_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        })  # fmt: skip
+        record.update(
+            {
+                "status": description.get("TrainingJobStatus"),
+                "secondary_status": description.get("SecondaryStatus"),
+                "failure_reason": description.get("FailureReason"),
+                "stopped_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
         records.write_record(runs_dir, record)
         log.info("updated %s", path)
     return description
@@ -181,7 +193,7 @@ def run(settings: Settings, verb: str, runs_dir: Path, job: str, session: boto3.
             book = PriceBook(settings.region, pricing_client(session, settings.region))
             rows = status_rows_aws(settings, session.client("sagemaker"), book, datetime.now(UTC))
         print(render_status(rows), flush=True)
-        from launcher.endpoint import live_summary  # noqa: PLC0415 - endpoints are a second, optional part
+        from launcher.endpoint import live_summary
 
         print(live_summary(settings, session), flush=True)
         return 0
@@ -198,8 +210,10 @@ def run(settings: Settings, verb: str, runs_dir: Path, job: str, session: boto3.
                 raise OperateError(f"no run record for {name} in {runs_dir}")
             print(path.read_text(encoding="utf-8"), end="", flush=True)
         else:
-            raise OperateError(f"local-mode jobs run inside 'make train' and end with it; {name} is not running "
-                               "anywhere to stop (Ctrl-C stops a running 'make train')")  # fmt: skip
+            raise OperateError(
+                f"local-mode jobs run inside 'make train' and end with it; {name} is not running "
+                "anywhere to stop (Ctrl-C stops a running 'make train')"
+            )
         return 0
     sm = session.client("sagemaker")
     if verb == "logs":

@@ -88,14 +88,25 @@ def transform_instance_type(settings: Settings, boto_session: boto3.Session) -> 
         return settings.transform_instance_type
     report = instances.make_report(settings, *instances.aws_clients(settings, boto_session), 4.0)
     if not report["transform_choice"]:
-        raise PredictError("no instance type has quota for transform job usage in this account; request one in "
-                           "Service Quotas (SageMaker, '<type> for transform job usage') or set "
-                           "TRANSFORM_INSTANCE_TYPE")  # fmt: skip
+        raise PredictError(
+            "no instance type has quota for transform job usage in this account; request one in "
+            "Service Quotas (SageMaker, '<type> for transform job usage') or set "
+            "TRANSFORM_INSTANCE_TYPE"
+        )
     return str(report["transform_choice"])
 
 
-def start_transform(settings: Settings, record: dict[str, Any], session: Any, *, name: str, instance_type: str,
-                    input_uri: str, output_uri: str, tags: list[dict[str, str]]) -> None:  # fmt: skip
+def start_transform(
+    settings: Settings,
+    record: dict[str, Any],
+    session: Any,
+    *,
+    name: str,
+    instance_type: str,
+    input_uri: str,
+    output_uri: str,
+    tags: list[dict[str, str]],
+) -> None:
     """Model (named like the job) -> Transformer -> transform. Local mode runs it to the end."""
     model = Model(
         image_uri=record["image"]["uri"],
@@ -115,8 +126,15 @@ def start_transform(settings: Settings, record: dict[str, Any], session: Any, *,
         max_payload=6,
         tags=tags,
     )
-    transformer.transform(input_uri, data_type="S3Prefix", content_type="text/csv", split_type="Line",
-                          job_name=name, wait=settings.local, logs=False)  # fmt: skip
+    transformer.transform(
+        input_uri,
+        data_type="S3Prefix",
+        content_type="text/csv",
+        split_type="Line",
+        job_name=name,
+        wait=settings.local,
+        logs=False,
+    )
 
 
 def output_text(s3: Any, output_uri: str, name: str) -> str:
@@ -150,9 +168,11 @@ def join(ids: list[str], answers: str) -> list[tuple[str, float, int]]:
         by_id[pid] = (probability, survived)
     missing, foreign = [i for i in ids if i not in by_id], sorted(set(by_id) - set(ids))
     if missing or foreign:
-        raise PredictError(f"the answers do not match the input: {len(missing)} PassengerIds unanswered "
-                           f"({', '.join(missing[:5])}), {len(foreign)} unknown "
-                           f"({', '.join(foreign[:5])})")  # fmt: skip
+        raise PredictError(
+            f"the answers do not match the input: {len(missing)} PassengerIds unanswered "
+            f"({', '.join(missing[:5])}), {len(foreign)} unknown "
+            f"({', '.join(foreign[:5])})"
+        )
     return [(pid, *by_id[pid]) for pid in ids]
 
 
@@ -174,8 +194,9 @@ def write_files(folder: Path, files: dict[str, bytes]) -> None:
         (folder / f".{name}.partial").replace(folder / name)
 
 
-def transform_cost(settings: Settings, boto_session: boto3.Session, instance_type: str,
-                   seconds: float | None) -> dict[str, Any]:  # fmt: skip
+def transform_cost(
+    settings: Settings, boto_session: boto3.Session, instance_type: str, seconds: float | None
+) -> dict[str, Any]:
     """Seconds x the type's hourly price. Local runs are not billed (cost None); the on-demand
     figure is what the same seconds would cost on AWS on the type make predict would pick."""
     priced_type = instance_type if not settings.local else settings.transform_instance_type or settings.instance_type
@@ -186,8 +207,15 @@ def transform_cost(settings: Settings, boto_session: boto3.Session, instance_typ
     return cost
 
 
-def run(settings: Settings, runs_dir: Path, test_file: Path, checksums: Path, *, job: str = "",
-        boto_session: boto3.Session | None = None) -> dict[str, Any]:  # fmt: skip
+def run(
+    settings: Settings,
+    runs_dir: Path,
+    test_file: Path,
+    checksums: Path,
+    *,
+    job: str = "",
+    boto_session: boto3.Session | None = None,
+) -> dict[str, Any]:
     record_file = records.verified_record(runs_dir, job, use="predict with")
     record = records.read_record(record_file)
     data, digest = verified_bytes(test_file, checksums)
@@ -200,13 +228,27 @@ def run(settings: Settings, runs_dir: Path, test_file: Path, checksums: Path, *,
     name = names.transform_job(settings.base_job_name, datetime.now(UTC))
     output_uri = f"{settings.predictions_uri}/{name}/raw"
     instance_type = transform_instance_type(settings, boto_session)
-    log.info("transform job %s: model of %s on %s, %d rows of %s", name, record["job_name"], instance_type,
-             len(ids), input_uri)  # fmt: skip
+    log.info(
+        "transform job %s: model of %s on %s, %d rows of %s",
+        name,
+        record["job_name"],
+        instance_type,
+        len(ids),
+        input_uri,
+    )
     clock = time.perf_counter()
     session = sdk.session(settings, boto_session)
     try:
-        start_transform(settings, record, session, name=name, instance_type=instance_type, input_uri=input_uri,
-                        output_uri=output_uri, tags=job_tags(settings, launched_by))  # fmt: skip
+        start_transform(
+            settings,
+            record,
+            session,
+            name=name,
+            instance_type=instance_type,
+            input_uri=input_uri,
+            output_uri=output_uri,
+            tags=job_tags(settings, launched_by),
+        )
     except (ClientError, RuntimeError, OSError) as exc:
         where = "local mode's serving container (its output is above)" if settings.local else "SageMaker"
         raise PredictError(f"transform job {name} could not run in {where}: {exc}") from exc
@@ -220,8 +262,10 @@ def run(settings: Settings, runs_dir: Path, test_file: Path, checksums: Path, *,
         description = _wait_or_interrupt(sm, name)
         seconds = _seconds(description)
     if description["TransformJobStatus"] != "Completed":
-        raise PredictError(f"transform job {name} {description['TransformJobStatus']}: "
-                           f"{description.get('FailureReason', 'no reason given')}")  # fmt: skip
+        raise PredictError(
+            f"transform job {name} {description['TransformJobStatus']}: "
+            f"{description.get('FailureReason', 'no reason given')}"
+        )
     rows = join(ids, output_text(s3, output_uri, name))
     files = {SUBMISSION: table(rows, probabilities=False), PROBABILITIES: table(rows, probabilities=True)}
     folder = f"{settings.predictions_prefix}/{name}"
@@ -261,8 +305,9 @@ def _wait_or_interrupt(sm: Any, name: str) -> dict[str, Any]:
 
     try:
         with watch.sigterm_as_ctrl_c():
-            return watch.until_settled(read, "TransformJobStatus", lambda status: status in watch.FINAL_STATUSES,
-                                       f"transform job {name}")  # fmt: skip
+            return watch.until_settled(
+                read, "TransformJobStatus", lambda status: status in watch.FINAL_STATUSES, f"transform job {name}"
+            )
     except KeyboardInterrupt:
         raise Interrupted(
             f"transform job {name} keeps running on SageMaker and is billed until it ends: stop it with "
@@ -283,10 +328,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     transform = run(load(), args.runs_dir, args.test, args.checksums, job=args.job)
-    log.info("submission: %s (%d rows, %d survivors) and %s", Path(transform["local_dir"]) / SUBMISSION,
-             transform["input"]["rows"], transform["survivors"], transform["submission_uri"])  # fmt: skip
-    log.info("transform %s: %s s on %s, cost %s", transform["name"], transform["seconds"], transform["instance_type"],
-             cost_words(transform["cost"]))  # fmt: skip
+    log.info(
+        "submission: %s (%d rows, %d survivors) and %s",
+        Path(transform["local_dir"]) / SUBMISSION,
+        transform["input"]["rows"],
+        transform["survivors"],
+        transform["submission_uri"],
+    )
+    log.info(
+        "transform %s: %s s on %s, cost %s",
+        transform["name"],
+        transform["seconds"],
+        transform["instance_type"],
+        cost_words(transform["cost"]),
+    )
     return 0
 
 

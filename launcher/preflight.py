@@ -99,8 +99,10 @@ def check_role(session: boto3.Session, settings: Settings, caller: Caller) -> No
         log.warning("cannot read role %s (%s); SageMaker will check it when the job starts", name, error_code(exc))
         return
     if role["Arn"] != settings.role_arn:
-        raise PreflightError(f"ROLE_ARN is {settings.role_arn} but the role's ARN is {role['Arn']}; "
-                             "copy it exactly (the path, e.g. service-role/, is part of the ARN)")  # fmt: skip
+        raise PreflightError(
+            f"ROLE_ARN is {settings.role_arn} but the role's ARN is {role['Arn']}; "
+            "copy it exactly (the path, e.g. service-role/, is part of the ARN)"
+        )
     trust = role["AssumeRolePolicyDocument"]
     trust = json.loads(unquote(trust)) if isinstance(trust, str) else trust
     refused = trust_problems(trust, settings, caller, datetime.now(UTC))

@@ -23,20 +23,61 @@ SNAPSHOT_FILE = Path(__file__).resolve().parent / "data" / "price_snapshot.json"
 PRICING_API_REGIONS = ("us-east-1", "ap-south-1")
 # The usage-type prefix of each region in AWS's price list ("USE1-Train:ml.m5.large").
 USAGE_PREFIX = {
-    "us-east-1": "USE1", "us-east-2": "USE2", "us-west-1": "USW1", "us-west-2": "USW2",
-    "ca-central-1": "CAN1", "sa-east-1": "SAE1", "eu-west-1": "EU", "eu-west-2": "EUW2",
-    "eu-west-3": "EUW3", "eu-central-1": "EUC1", "eu-north-1": "EUN1", "eu-south-1": "EUS1",
-    "ap-northeast-1": "APN1", "ap-northeast-2": "APN2", "ap-northeast-3": "APN3",
-    "ap-southeast-1": "APS1", "ap-southeast-2": "APS2", "ap-south-1": "APS3", "ap-east-1": "APE1",
-    "me-south-1": "MES1", "af-south-1": "AFS1",
-}  # fmt: skip
+    "us-east-1": "USE1",
+    "us-east-2": "USE2",
+    "us-west-1": "USW1",
+    "us-west-2": "USW2",
+    "ca-central-1": "CAN1",
+    "sa-east-1": "SAE1",
+    "eu-west-1": "EU",
+    "eu-west-2": "EUW2",
+    "eu-west-3": "EUW3",
+    "eu-central-1": "EUC1",
+    "eu-north-1": "EUN1",
+    "eu-south-1": "EUS1",
+    "ap-northeast-1": "APN1",
+    "ap-northeast-2": "APN2",
+    "ap-northeast-3": "APN3",
+    "ap-southeast-1": "APS1",
+    "ap-southeast-2": "APS2",
+    "ap-south-1": "APS3",
+    "ap-east-1": "APE1",
+    "me-south-1": "MES1",
+    "af-south-1": "AFS1",
+}
 
 # vCPUs by size, and GiB of memory per vCPU by family (AWS's documented ratios), for
 # specs the Pricing API did not give. Burstable t3 sizes do not follow a ratio.
-_VCPUS = {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32, "9xlarge": 36, "10xlarge": 40,
-          "12xlarge": 48, "16xlarge": 64, "18xlarge": 72, "24xlarge": 96, "32xlarge": 128, "48xlarge": 192}  # fmt: skip
-_GIB_PER_VCPU = {"m4": 4, "m5": 4, "m5d": 4, "m6i": 4, "m7i": 4, "c5": 2, "c5d": 2, "c6i": 2, "c7i": 2,
-                 "r5": 8, "r5d": 8, "r6i": 8, "r7i": 8}  # fmt: skip
+_VCPUS = {
+    "large": 2,
+    "xlarge": 4,
+    "2xlarge": 8,
+    "4xlarge": 16,
+    "8xlarge": 32,
+    "9xlarge": 36,
+    "10xlarge": 40,
+    "12xlarge": 48,
+    "16xlarge": 64,
+    "18xlarge": 72,
+    "24xlarge": 96,
+    "32xlarge": 128,
+    "48xlarge": 192,
+}
+_GIB_PER_VCPU = {
+    "m4": 4,
+    "m5": 4,
+    "m5d": 4,
+    "m6i": 4,
+    "m7i": 4,
+    "c5": 2,
+    "c5d": 2,
+    "c6i": 2,
+    "c7i": 2,
+    "r5": 8,
+    "r5d": 8,
+    "r6i": 8,
+    "r7i": 8,
+}
 _T3 = {"medium": (2, 4), "large": (2, 8), "xlarge": (4, 16), "2xlarge": (8, 32)}
 # Families with GPUs or ML accelerators: not candidates for a CPU job.
 ACCELERATED = re.compile(r"^ml\.(p\d|g\d|inf\d|trn\d|dl\d)")

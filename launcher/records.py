@@ -71,8 +71,10 @@ def verified_record(runs_dir: Path, job: str, use: str) -> Path:
             return path
         if job:
             state = record.get("status") if record.get("status") != "Completed" else "not verified"
-            raise RecordError(f"job {job} is {state}; {use} only a verified model: run 'make verify JOB={job}' "
-                              "(or train a new one with 'make all')")  # fmt: skip
+            raise RecordError(
+                f"job {job} is {state}; {use} only a verified model: run 'make verify JOB={job}' "
+                "(or train a new one with 'make all')"
+            )
     raise RecordError(f"no verified run in {runs_dir}; run 'make all' (train and verify) first")
 
 
@@ -87,8 +89,10 @@ def write_tuned(runs_dir: Path, outcome: dict[str, Any]) -> Path:
 def read_tuned(runs_dir: Path) -> dict[str, Any]:
     path = runs_dir / TUNED_FILE
     if not path.is_file():
-        raise RecordError(f"HYPERPARAMETERS_FROM=tuned, but {path} is missing: run 'make tune-jobs' first, or set "
-                          "HYPERPARAMETERS_FROM=config")  # fmt: skip
+        raise RecordError(
+            f"HYPERPARAMETERS_FROM=tuned, but {path} is missing: run 'make tune-jobs' first, or set "
+            "HYPERPARAMETERS_FROM=config"
+        )
     outcome = read_record(path)
     if not isinstance(outcome.get("hyperparameters"), dict) or not outcome["hyperparameters"]:
         raise RecordError(f"{path} holds no hyperparameters; run 'make tune-jobs' again")

@@ -81,8 +81,10 @@ def ensure_group(sm: Any, settings: Settings, tags: list[dict[str, str]]) -> str
         )["ModelPackageGroupArn"]
     arn = group["ModelPackageGroupArn"]
     if not is_toolkits(sagemaker_tags(sm, arn)):
-        raise RegistryError(f"model package group {name} exists without the toolkit's {TOOLKIT_TAG[0]} tag: it is "
-                            "someone else's; set MODEL_PACKAGE_GROUP to another name")  # fmt: skip
+        raise RegistryError(
+            f"model package group {name} exists without the toolkit's {TOOLKIT_TAG[0]} tag: it is "
+            "someone else's; set MODEL_PACKAGE_GROUP to another name"
+        )
     return arn
 
 
@@ -120,14 +122,20 @@ def register(settings: Settings, runs_dir: Path, job: str, session: boto3.Sessio
     ensure_group(sm, settings, job_tags(settings, caller))
     for version in versions(sm, group):
         if (version.get("CustomerMetadataProperties") or {}).get(TRAINING_JOB_KEY) == record["job_name"]:
-            raise RegistryError(f"job {record['job_name']} is already version {version['ModelPackageVersion']} "
-                                f"of {group} ({version['ModelPackageArn']}); a run is registered once")  # fmt: skip
+            raise RegistryError(
+                f"job {record['job_name']} is already version {version['ModelPackageVersion']} "
+                f"of {group} ({version['ModelPackageArn']}); a run is registered once"
+            )
     metrics_file = Path(record["verification"]["local_dir"]) / "model" / "metrics.json"
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     artifact = urlparse(record["model_artifact"])
     metrics_key = f"{artifact.path.lstrip('/').rsplit('/', 1)[0]}/metrics.json"
-    s3.put_object(Bucket=artifact.netloc, Key=metrics_key, Body=json.dumps(metrics, indent=2).encode(),
-                  ContentType="application/json")  # fmt: skip
+    s3.put_object(
+        Bucket=artifact.netloc,
+        Key=metrics_key,
+        Body=json.dumps(metrics, indent=2).encode(),
+        ContentType="application/json",
+    )
     realtime, transform = supported_types(settings)
     arn = sm.create_model_package(
         ModelPackageGroupName=group,
@@ -145,8 +153,12 @@ def register(settings: Settings, runs_dir: Path, job: str, session: boto3.Sessio
         CustomerMetadataProperties=metadata(record, metrics, launched_by_value(caller)),
     )["ModelPackageArn"]
     version = sm.describe_model_package(ModelPackageName=arn)
-    record["registry"] = {"group": group, "arn": arn, "version": version["ModelPackageVersion"],
-                          "registered_at": str(version.get("CreationTime", ""))}  # fmt: skip
+    record["registry"] = {
+        "group": group,
+        "arn": arn,
+        "version": version["ModelPackageVersion"],
+        "registered_at": str(version.get("CreationTime", "")),
+    }
     records.write_record(runs_dir, record)
     return record["registry"]
 
@@ -193,8 +205,10 @@ def val_auc(s3: Any, version: dict[str, Any]) -> float:
     try:
         metrics = json.loads(s3_bytes(s3, version["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]))
     except (ClientError, ValueError) as exc:
-        raise RegistryError(f"the evaluation report of version {version['ModelPackageVersion']} cannot be read "
-                            f"({exc}); approval needs it") from None  # fmt: skip
+        raise RegistryError(
+            f"the evaluation report of version {version['ModelPackageVersion']} cannot be read "
+            f"({exc}); approval needs it"
+        ) from None
     return float(metrics["val_auc"])
 
 
@@ -212,17 +226,22 @@ def decide(settings: Settings, session: boto3.Session, *, approve: bool, version
     caller = whoami(session).arn
     auc = val_auc(s3, chosen)
     if approve and auc < settings.approval_min_auc:
-        raise RegistryError(f"version {number} has val_auc {auc:.4f}, below APPROVAL_MIN_AUC "
-                            f"{settings.approval_min_auc}; it stays {status} (reject it, or register a better "
-                            "run)")  # fmt: skip
+        raise RegistryError(
+            f"version {number} has val_auc {auc:.4f}, below APPROVAL_MIN_AUC "
+            f"{settings.approval_min_auc}; it stays {status} (reject it, or register a better "
+            "run)"
+        )
     why = f"val_auc {auc:.4f} >= APPROVAL_MIN_AUC {settings.approval_min_auc}" if approve else reason.strip()
     description = f"{'approved' if approve else 'rejected'} by {caller}: {why}"
     if approve and reason.strip():
         description += f"; {reason.strip()}"
     # Sent again: an update that leaves them out must not lose them (moto clears them).
-    sm.update_model_package(ModelPackageArn=chosen["ModelPackageArn"], ModelApprovalStatus=wanted,
-                            ApprovalDescription=description[:1024],
-                            CustomerMetadataProperties=chosen.get("CustomerMetadataProperties") or {})  # fmt: skip
+    sm.update_model_package(
+        ModelPackageArn=chosen["ModelPackageArn"],
+        ModelApprovalStatus=wanted,
+        ApprovalDescription=description[:1024],
+        CustomerMetadataProperties=chosen.get("CustomerMetadataProperties") or {},
+    )
     return f"version {number} of {group}: {status} -> {wanted} ({description})"
 
 
@@ -244,8 +263,10 @@ def table(settings: Settings, session: boto3.Session) -> str:
     if not _group_exists(sm, group):
         return f"no model package group {group} yet; 'make register' creates it"
     serving = deployed_package(sm, settings.endpoint_name)
-    lines = [f"{group} (endpoint {settings.endpoint_name} serves the version marked *)",
-             f"{'':1} {'version':>7}  {'status':<21}  {'val_auc':>7}  {'created':<19}  training job"]  # fmt: skip
+    lines = [
+        f"{group} (endpoint {settings.endpoint_name} serves the version marked *)",
+        f"{'':1} {'version':>7}  {'status':<21}  {'val_auc':>7}  {'created':<19}  training job",
+    ]
     for v in versions(sm, group):
         try:
             auc = f"{val_auc(s3, v):.4f}"
@@ -277,13 +298,18 @@ def _registry(args: argparse.Namespace) -> int:
     session = boto3.Session(region_name=settings.region)
     if args.verb == "register":
         done = register(settings, args.runs_dir, args.job, session)
-        log.info("registered version %s of %s (%s), PendingManualApproval; approve it with 'make approve'",
-                 done["version"], done["group"], done["arn"])  # fmt: skip
+        log.info(
+            "registered version %s of %s (%s), PendingManualApproval; approve it with 'make approve'",
+            done["version"],
+            done["group"],
+            done["arn"],
+        )
     elif args.verb == "models":
         print(table(settings, session), flush=True)
     else:
-        log.info("%s", decide(settings, session, approve=args.verb == "approve", version=args.version,
-                              reason=args.reason))  # fmt: skip
+        log.info(
+            "%s", decide(settings, session, approve=args.verb == "approve", version=args.version, reason=args.reason)
+        )
     return 0
 
 

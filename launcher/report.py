@@ -263,8 +263,11 @@ def _write_reports(args: argparse.Namespace) -> int:
     paths = [records.record_path(args.runs_dir, args.job)] if args.job else sorted(args.runs_dir.glob("*.json"))
     paths = [p for p in paths if p.is_file()]
     if not paths:
-        log.error("ERROR: no run record%s in %s; run 'make train' first", f" for {args.job}" if args.job else "",
-                  args.runs_dir)  # fmt: skip
+        log.error(
+            "ERROR: no run record%s in %s; run 'make train' first",
+            f" for {args.job}" if args.job else "",
+            args.runs_dir,
+        )
         return 1
     instance_report = None
     if args.instance_report.is_file():

@@ -317,15 +317,22 @@ class _RegistryAndEndpoint:
 def _check_registry_and_endpoint(c: _Checker) -> _RegistryAndEndpoint:
     group, endpoint = c.text("MODEL_PACKAGE_GROUP"), c.text("ENDPOINT_NAME")
     _check_name(c, "MODEL_PACKAGE_GROUP", group, names.MODEL_PACKAGE_GROUP_MAX, "a model package group's name")
-    _check_name(c, "ENDPOINT_NAME", endpoint, names.ENDPOINT_NAME_MAX,
-                "before '-v<version>-<timestamp>' in its models' and configs' names")  # fmt: skip
+    _check_name(
+        c,
+        "ENDPOINT_NAME",
+        endpoint,
+        names.ENDPOINT_NAME_MAX,
+        "before '-v<version>-<timestamp>' in its models' and configs' names",
+    )
     memory = c.integer("SERVERLESS_MEMORY_MB", 1024, 6144)
     if memory % 1024:
         c.bad("SERVERLESS_MEMORY_MB", f"is {memory}; serverless endpoints take 1024, 2048, 3072, 4096, 5120 or 6144")
     instance_type = c.text("ENDPOINT_INSTANCE_TYPE")
     if instance_type and instance_type not in instance_types("ProductionVariantInstanceType"):
-        c.bad("ENDPOINT_INSTANCE_TYPE", f"'{instance_type}' is not a SageMaker endpoint instance type; use e.g. "
-              "ml.m5.large")  # fmt: skip
+        c.bad(
+            "ENDPOINT_INSTANCE_TYPE",
+            f"'{instance_type}' is not a SageMaker endpoint instance type; use e.g. ml.m5.large",
+        )
     return _RegistryAndEndpoint(
         model_package_group=group,
         approval_min_auc=c.fraction("APPROVAL_MIN_AUC", 0.5, 1.0),
@@ -339,14 +346,18 @@ def _check_registry_and_endpoint(c: _Checker) -> _RegistryAndEndpoint:
 
 def _check_local_stack(c: _Checker, env: Mapping[str, str]) -> tuple[int, str]:
     """The embedded stack's ports (each its own) and the serving network's name."""
-    ports = {var: c.integer(var, 1024, 65535) for var in ("LOCAL_MOTO_PORT", "LOCAL_REGISTRY_PORT",
-                                                          "LOCAL_SERVING_PORT")}  # fmt: skip
+    ports = {
+        var: c.integer(var, 1024, 65535) for var in ("LOCAL_MOTO_PORT", "LOCAL_REGISTRY_PORT", "LOCAL_SERVING_PORT")
+    }
     if len(set(ports.values())) < len(ports):
         c.bad("LOCAL_SERVING_PORT", "equals another LOCAL_*_PORT; give each embedded service its own port")
     network = c.text("LOCAL_SERVING_NETWORK")
     if network and (not _JOB_RE.match(network) or network == "sagemaker-local"):
-        c.bad("LOCAL_SERVING_NETWORK", f"'{network}' must be letters, digits and inner hyphens, and not "
-              "sagemaker-local (local mode's own network, kept internal for training)")  # fmt: skip
+        c.bad(
+            "LOCAL_SERVING_NETWORK",
+            f"'{network}' must be letters, digits and inner hyphens, and not "
+            "sagemaker-local (local mode's own network, kept internal for training)",
+        )
     return ports["LOCAL_SERVING_PORT"], network
 
 
@@ -444,8 +455,13 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         c.bad("MAX_WAIT", f"is {max_wait} but MAX_RUN is {max_run}; with USE_SPOT=yes set MAX_WAIT >= MAX_RUN")
     volume = c.integer("VOLUME_SIZE_GB", 1, 16384)
     job = c.text("BASE_JOB_NAME")
-    _check_name(c, "BASE_JOB_NAME", job, names.BASE_JOB_NAME_MAX,
-                "before the timestamps of the toolkit's job names (a tuning job's name has at most 32)")  # fmt: skip
+    _check_name(
+        c,
+        "BASE_JOB_NAME",
+        job,
+        names.BASE_JOB_NAME_MAX,
+        "before the timestamps of the toolkit's job names (a tuning job's name has at most 32)",
+    )
     tags = parse_tags(c, env.get("TAGS", ""))
     hyperparameters = parse_hyperparameter_settings(c, env)
     create_bucket = c.yes_no("CREATE_BUCKET")
@@ -535,8 +551,13 @@ def _validate(args: argparse.Namespace) -> int:
         problems.extend(str(exc).splitlines())
     if problems:
         raise SettingsError("\n".join(problems))
-    log.info("config OK: TARGET=%s region=%s bucket=%s instance=%s", settings.target, settings.region,
-             settings.bucket, settings.instance_type)  # fmt: skip
+    log.info(
+        "config OK: TARGET=%s region=%s bucket=%s instance=%s",
+        settings.target,
+        settings.region,
+        settings.bucket,
+        settings.instance_type,
+    )
     return 0
 
 

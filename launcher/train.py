@@ -137,8 +137,10 @@ def check_shards(settings: Settings, s3: Any) -> None:
     if settings.instance_count < 2 or settings.train_distribution != "ShardedByS3Key":
         return
     if settings.local:
-        log.warning("local mode runs only FullyReplicated channels: every container gets every file, and the image "
-                    "trains each host on its own block of the rows; ShardedByS3Key applies on SageMaker")  # fmt: skip
+        log.warning(
+            "local mode runs only FullyReplicated channels: every container gets every file, and the image "
+            "trains each host on its own block of the rows; ShardedByS3Key applies on SageMaker"
+        )
         return
     prefix = f"{settings.data_prefix}/train/"
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=prefix)
@@ -235,10 +237,20 @@ def remove_local_containers(image_uri: str) -> None:
     """Remove the exited containers local mode left for this image (ours only: by image,
     status and local mode's naming), so that repeated runs do not pile them up."""
     listed = subprocess.run(
-        ["docker", "ps", "-a", "--filter", f"ancestor={image_uri}", "--filter", "status=exited",
-         "--format", "{{.ID}} {{.Names}}"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            "docker",
+            "ps",
+            "-a",
+            "--filter",
+            f"ancestor={image_uri}",
+            "--filter",
+            "status=exited",
+            "--format",
+            "{{.ID}} {{.Names}}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     ids = [line.split()[0] for line in listed.stdout.splitlines() if _LOCAL_CONTAINER.match(line.split()[-1])]
     if ids:
         subprocess.run(["docker", "rm", *ids], capture_output=True)
@@ -375,13 +387,15 @@ def run(
             if settings.local:  # finished inside an earlier 'make train': nothing to wait for
                 return _save(runs_dir, record)
         else:
-            record, error = start(settings, image_record, split_dir, runs_dir, boto_session=boto_session,
-                                  session=session)  # fmt: skip
+            record, error = start(
+                settings, image_record, split_dir, runs_dir, boto_session=boto_session, session=session
+            )
             finished = settings.local  # local mode ran the job inside fit()
         if not finished:
             try:
-                watch.follow(sm, boto_session.client("logs"), record["job_name"], sleep=sleep,
-                             poll_seconds=poll_seconds)  # fmt: skip
+                watch.follow(
+                    sm, boto_session.client("logs"), record["job_name"], sleep=sleep, poll_seconds=poll_seconds
+                )
             except KeyboardInterrupt:
                 raise _interrupted(runs_dir, record, sm) from None
             except watch.WatchError as exc:
@@ -442,10 +456,18 @@ def with_tuned(settings: Settings, runs_dir: Path) -> tuple[Settings, dict[str, 
     except records.RecordError as exc:
         raise TrainError(str(exc)) from None
     tuned = {name: str(value) for name, value in outcome["hyperparameters"].items()}
-    log.info("hyperparameters from tuning %s (best %s %s): %s", outcome["name"], outcome["objective"],
-             outcome["best"]["objective"], " ".join(f"{k}={v}" for k, v in sorted(tuned.items())))  # fmt: skip
-    source = {"tuning": outcome["name"], "best_trial": outcome["best"]["job_name"],
-              "objective": {outcome["objective"]: outcome["best"]["objective"]}}  # fmt: skip
+    log.info(
+        "hyperparameters from tuning %s (best %s %s): %s",
+        outcome["name"],
+        outcome["objective"],
+        outcome["best"]["objective"],
+        " ".join(f"{k}={v}" for k, v in sorted(tuned.items())),
+    )
+    source = {
+        "tuning": outcome["name"],
+        "best_trial": outcome["best"]["job_name"],
+        "objective": {outcome["objective"]: outcome["best"]["objective"]},
+    }
     return dataclasses.replace(settings, hyperparameters={**settings.hyperparameters, **tuned}), source
 
 
@@ -488,8 +510,9 @@ def _train(args: argparse.Namespace) -> int:
     if record["status"] != "Completed":
         raise TrainError(f"training job {record['job_name']} {record['status']}: {record['failure_reason']}")
     if args.verify:
-        return verify.main(["--runs-dir", str(args.runs_dir), "--split-dir", str(args.split_dir),
-                            "--job", record["job_name"]])  # fmt: skip
+        return verify.main(
+            ["--runs-dir", str(args.runs_dir), "--split-dir", str(args.split_dir), "--job", record["job_name"]]
+        )
     return 0
 
 

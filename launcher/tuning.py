@@ -106,11 +106,15 @@ def _parameter(where: str, name: str, spec: Any) -> Parameter:
         raise TuneError(f'{where}: {name} needs numbers "min" < "max", got {low!r} and {high!r}')
     allowed = SPECS[name]
     if (spec["type"] == "integer") != (allowed.kind is int):
-        raise TuneError(f"{where}: {name} is {allowed.kind.__name__} in the image; write \"type\": "
-                        f"\"{'integer' if allowed.kind is int else 'continuous'}\"")  # fmt: skip
+        raise TuneError(
+            f'{where}: {name} is {allowed.kind.__name__} in the image; write "type": '
+            f'"{"integer" if allowed.kind is int else "continuous"}"'
+        )
     if low < allowed.low or high > allowed.high:
-        raise TuneError(f"{where}: {name} range [{low:g}, {high:g}] leaves what the image accepts, "
-                        f"[{allowed.low:g}, {allowed.high:g}]")  # fmt: skip
+        raise TuneError(
+            f"{where}: {name} range [{low:g}, {high:g}] leaves what the image accepts, "
+            f"[{allowed.low:g}, {allowed.high:g}]"
+        )
     if scaling not in SCALINGS or (scaling == "Logarithmic" and low <= 0):
         raise TuneError(f"{where}: {name} scaling must be one of {', '.join(SCALINGS)} (Logarithmic needs min > 0)")
     return Parameter(name=name, kind=spec["type"], low=float(low), high=float(high), scaling=scaling)
@@ -158,7 +162,7 @@ def _suggest(trial: Any, space: SearchSpace) -> dict[str, str]:
 
 
 def _sampler(tune: TuneSettings) -> Any:
-    import optuna  # noqa: PLC0415 - only the local search needs it
+    import optuna
 
     if tune.strategy == "Random":
         return optuna.samplers.RandomSampler(seed=tune.seed)
@@ -168,20 +172,23 @@ def _sampler(tune: TuneSettings) -> Any:
 def run_local(settings: Settings, space: SearchSpace, name: str, paths: dict[str, Path], trials: list[Trial]) -> None:
     """TUNE_MAX_JOBS local-mode training jobs, one after another, each proposed by Optuna from
     the results before it; each finished trial is appended to `trials` as it ends."""
-    import optuna  # noqa: PLC0415
+    import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if settings.tune.max_parallel_jobs > 1:
         log.info("the embedded stack runs one trial at a time (TUNE_MAX_PARALLEL_JOBS applies on SageMaker)")
     if settings.tune.early_stopping != "Off":
-        log.info("TUNE_EARLY_STOPPING=%s applies on SageMaker only; local trials run to the end",
-                 settings.tune.early_stopping)  # fmt: skip
+        log.info(
+            "TUNE_EARLY_STOPPING=%s applies on SageMaker only; local trials run to the end",
+            settings.tune.early_stopping,
+        )
     study = optuna.create_study(direction="maximize", sampler=_sampler(settings.tune), study_name=name)
     for number in range(1, settings.tune.max_jobs + 1):
         proposal = study.ask()
         tuned = _suggest(proposal, space)
-        trial_settings = dataclasses.replace(settings, hyperparameters={**settings.hyperparameters, **tuned},
-                                             hyperparameters_from="config")  # fmt: skip
+        trial_settings = dataclasses.replace(
+            settings, hyperparameters={**settings.hyperparameters, **tuned}, hyperparameters_from="config"
+        )
         log.info("trial %d of %d: %s", number, settings.tune.max_jobs, _short(tuned))
         record = train.run(trial_settings, paths["image_record"], paths["split_dir"], paths["runs_dir"])
         record["tuning"] = {"name": name, "trial": number, "search_space_sha256": space.sha256}
@@ -198,9 +205,16 @@ def run_local(settings: Settings, space: SearchSpace, name: str, paths: dict[str
 def _trial_from_record(number: int, record: dict[str, Any], tuned: dict[str, str], objective: str) -> Trial:
     value = record.get("metrics", {}).get(objective) if record.get("status") == "Completed" else None
     cost = record.get("cost") or {}
-    return Trial(number=number, job_name=record["job_name"], status=record.get("status", "Unknown"),
-                 hyperparameters=tuned, objective=value, seconds=(record.get("seconds") or {}).get("training"),
-                 cost_usd=cost.get("cost_usd"), on_demand_cost_usd=cost.get("on_demand_cost_usd"))  # fmt: skip
+    return Trial(
+        number=number,
+        job_name=record["job_name"],
+        status=record.get("status", "Unknown"),
+        hyperparameters=tuned,
+        objective=value,
+        seconds=(record.get("seconds") or {}).get("training"),
+        cost_usd=cost.get("cost_usd"),
+        on_demand_cost_usd=cost.get("on_demand_cost_usd"),
+    )
 
 
 def _short(hyperparameters: dict[str, str]) -> str:
@@ -211,7 +225,7 @@ def _short(hyperparameters: dict[str, str]) -> str:
 
 
 def sagemaker_ranges(space: SearchSpace) -> dict[str, Any]:
-    from sagemaker.tuner import ContinuousParameter, IntegerParameter  # noqa: PLC0415 - heavy import
+    from sagemaker.tuner import ContinuousParameter, IntegerParameter
 
     ranges: dict[str, Any] = {}
     for p in space.parameters:
@@ -223,7 +237,7 @@ def sagemaker_ranges(space: SearchSpace) -> dict[str, Any]:
 
 
 def build_tuner(settings: Settings, space: SearchSpace, image_uri: str, session: Any, launched_by: str) -> Any:
-    from sagemaker.tuner import HyperparameterTuner  # noqa: PLC0415
+    from sagemaker.tuner import HyperparameterTuner
 
     # Trials share no checkpoint prefix: a trial must never resume another trial's trees, and
     # a spot interruption restarts that trial (they are short).
@@ -249,8 +263,13 @@ def start_aws(settings: Settings, space: SearchSpace, name: str, image_uri: str,
     session = sdk.session(settings, boto_session)
     launched_by = whoami(boto_session).arn
     tuner = build_tuner(settings, space, image_uri, session, launched_by)
-    log.info("starting tuning job %s: %d trials, %d at once, %s", name, settings.tune.max_jobs,
-             settings.tune.max_parallel_jobs, settings.tune.strategy)  # fmt: skip
+    log.info(
+        "starting tuning job %s: %d trials, %d at once, %s",
+        name,
+        settings.tune.max_jobs,
+        settings.tune.max_parallel_jobs,
+        settings.tune.strategy,
+    )
     try:
         tuner.fit(train.training_inputs(settings), job_name=name, wait=False, include_cls_metadata=False)
     except Exception as exc:
@@ -273,17 +292,26 @@ def follow_aws(
         with watch.sigterm_as_ctrl_c():
             description = watch.until_settled(
                 lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
-                "HyperParameterTuningJobStatus", lambda status: status in FINAL, f"tuning job {name}",
-                sleep=sleep, poll_seconds=poll_seconds,
-            )  # fmt: skip
+                "HyperParameterTuningJobStatus",
+                lambda status: status in FINAL,
+                f"tuning job {name}",
+                sleep=sleep,
+                poll_seconds=poll_seconds,
+            )
     except KeyboardInterrupt:
         raise TuningInterrupted(follow_up_commands(name)) from None
     except ClientError as exc:
-        raise TuneError(f"cannot read tuning job {name} ({exc}); 'make tune-jobs JOB=<name>' takes a tuning job's "
-                        "name as make tune-jobs printed it") from None  # fmt: skip
+        raise TuneError(
+            f"cannot read tuning job {name} ({exc}); 'make tune-jobs JOB=<name>' takes a tuning job's "
+            "name as make tune-jobs printed it"
+        ) from None
     if description["HyperParameterTuningJobStatus"] != "Completed":
-        log.warning("tuning job %s %s: %s", name, description["HyperParameterTuningJobStatus"],
-                    description.get("FailureReason", "no reason given"))  # fmt: skip
+        log.warning(
+            "tuning job %s %s: %s",
+            name,
+            description["HyperParameterTuningJobStatus"],
+            description.get("FailureReason", "no reason given"),
+        )
     return aws_trials(settings, sm, name, space, boto_session)
 
 
@@ -303,10 +331,18 @@ def aws_trials(settings: Settings, sm: Any, name: str, space: SearchSpace, boto_
         cost = train.run_cost_facts(settings, price, seconds)
         metric = summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
         tuned = {k: str(v) for k, v in summary.get("TunedHyperParameters", {}).items()}
-        trials.append(Trial(number=number, job_name=summary["TrainingJobName"], status=summary["TrainingJobStatus"],
-                            hyperparameters=tuned, objective=metric.get("Value"),
-                            seconds=job.get("TrainingTimeInSeconds"), cost_usd=cost["cost_usd"],
-                            on_demand_cost_usd=cost["on_demand_cost_usd"]))  # fmt: skip
+        trials.append(
+            Trial(
+                number=number,
+                job_name=summary["TrainingJobName"],
+                status=summary["TrainingJobStatus"],
+                hyperparameters=tuned,
+                objective=metric.get("Value"),
+                seconds=job.get("TrainingTimeInSeconds"),
+                cost_usd=cost["cost_usd"],
+                on_demand_cost_usd=cost["on_demand_cost_usd"],
+            )
+        )
     return trials
 
 
@@ -343,8 +379,11 @@ def report_markdown(name: str, settings: Settings, space: SearchSpace, trials: l
         value = "—" if t.objective is None else f"{t.objective:.4f}"
         seconds = "—" if t.seconds is None else f"{t.seconds:g}"
         cells = [t.hyperparameters.get(p, "") for p in tuned]
-        lines.append(f"| {t.number}{mark} | {t.job_name} ({t.status}) | " + " | ".join(cells)
-                     + f" | {value} | {seconds} | {_usd(t.cost_usd)} | {_usd(t.on_demand_cost_usd)} |")  # fmt: skip
+        lines.append(
+            f"| {t.number}{mark} | {t.job_name} ({t.status}) | "
+            + " | ".join(cells)
+            + f" | {value} | {seconds} | {_usd(t.cost_usd)} | {_usd(t.on_demand_cost_usd)} |"
+        )
     total = [t.cost_usd for t in trials if t.cost_usd is not None]
     lines += [
         "",
@@ -360,10 +399,10 @@ def report_markdown(name: str, settings: Settings, space: SearchSpace, trials: l
 
 
 def plot(path: Path, trials: list[Trial], objective: str) -> None:
-    import matplotlib  # noqa: PLC0415 - only the report needs it
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     scored = [(t.number, t.objective) for t in trials if t.objective is not None]
     figure, axes = plt.subplots(figsize=(6, 3.5))
@@ -388,8 +427,10 @@ def write_outcome(
     try:
         parse_hyperparameters(best.hyperparameters)
     except HyperparameterError as exc:
-        raise TuneError(f"the best trial {best.job_name} reports hyperparameters the image refuses ({exc}); "
-                        "nothing was kept for make train") from None  # fmt: skip
+        raise TuneError(
+            f"the best trial {best.job_name} reports hyperparameters the image refuses ({exc}); "
+            "nothing was kept for make train"
+        ) from None
     folder = paths["reports_dir"] / "tuning"
     folder.mkdir(parents=True, exist_ok=True)
     outcome = {
@@ -419,8 +460,10 @@ def run(
     space = load_search_space(REPO / settings.tune.search_space)
     if settings.local:
         if attach:
-            raise TuneError("local tuning runs inside make tune-jobs, so there is nothing to re-attach to; "
-                            "run 'make tune-jobs' without JOB=")  # fmt: skip
+            raise TuneError(
+                "local tuning runs inside make tune-jobs, so there is nothing to re-attach to; "
+                "run 'make tune-jobs' without JOB="
+            )
         name = tuning_name(settings, datetime.now(UTC))
         trials: list[Trial] = []
         try:
@@ -452,8 +495,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    paths = {"image_record": args.image_record, "split_dir": args.split_dir, "runs_dir": args.runs_dir,
-             "reports_dir": args.reports_dir}  # fmt: skip
+    paths = {
+        "image_record": args.image_record,
+        "split_dir": args.split_dir,
+        "runs_dir": args.runs_dir,
+        "reports_dir": args.reports_dir,
+    }
     try:
         outcome = run(load(), paths, attach=args.job)
     except train.Interrupted as stop:
@@ -462,9 +509,15 @@ def _tune(args: argparse.Namespace) -> int:
         ) from None
     best = outcome["best"]
     sys.stdout.write(trial_lines(outcome))
-    log.info("best: trial %d, %s, %s %.4f; report reports/tuning/%s.md; train with them: make train "
-             "HYPERPARAMETERS_FROM=tuned", best["number"], best["job_name"], outcome["objective"], best["objective"],
-             outcome["name"])  # fmt: skip
+    log.info(
+        "best: trial %d, %s, %s %.4f; report reports/tuning/%s.md; train with them: make train "
+        "HYPERPARAMETERS_FROM=tuned",
+        best["number"],
+        best["job_name"],
+        outcome["objective"],
+        best["objective"],
+        outcome["name"],
+    )
     return 0
 
 

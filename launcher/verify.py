@@ -116,8 +116,9 @@ def verify(record_file: Path, split_dir: Path) -> dict[str, Any]:
     for channel, file_name in SPLIT_FILES.items():
         expected = record["data"][channel]["sha256"]
         if sha256_file(split_dir / file_name) != expected:
-            raise VerifyError(f"{split_dir / file_name} is not the data job {record['job_name']} trained on; "
-                              "run 'make data' again")  # fmt: skip
+            raise VerifyError(
+                f"{split_dir / file_name} is not the data job {record['job_name']} trained on; run 'make data' again"
+            )
     job_dir = record_file.parent / record["job_name"]
     archive = download(record["model_artifact"], record["region"])
     members = unpack(archive, job_dir / "model")
@@ -157,8 +158,12 @@ def _verify(args: argparse.Namespace) -> int:
         raise VerifyError(f"no run record{which} in {args.runs_dir}; run 'make train' first")
     record = verify(record_file, args.split_dir)
     checked = record["verification"]["metrics"]
-    log.info("verified %s: %d metrics match (%s)", record["job_name"], len(checked),
-             ", ".join(f"{k} {v['rescored']:.4f}" for k, v in checked.items() if k.startswith("val_")))  # fmt: skip
+    log.info(
+        "verified %s: %d metrics match (%s)",
+        record["job_name"],
+        len(checked),
+        ", ".join(f"{k} {v['rescored']:.4f}" for k, v in checked.items() if k.startswith("val_")),
+    )
     log.info("artifact unpacked in %s", record["verification"]["local_dir"])
     return 0
 

@@ -111,8 +111,9 @@ class LogTail:
     """New lines of every log stream under a prefix of a log group: a training job's (one
     stream per host: JOB/algo-1-...) or an endpoint's (one per instance: AllTraffic/i-...)."""
 
-    def __init__(self, logs: Any, job_name: str, write: Callable[[str], None], group: str = LOG_GROUP,
-                 prefix: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, logs: Any, job_name: str, write: Callable[[str], None], group: str = LOG_GROUP, prefix: str | None = None
+    ) -> None:
         self.logs, self.job_name, self.write = logs, job_name, write
         self.group, self.prefix = group, f"{job_name}/" if prefix is None else prefix
         self.tokens: dict[str, str | None] = {}

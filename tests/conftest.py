@@ -194,8 +194,13 @@ def trained_root(tmp_path_factory: pytest.TempPathFactory, split_dir: Path) -> P
     """An /opt/ml tree after a real training run on this host (model/ and output/data/)."""
     root = make_sm_root(tmp_path_factory.mktemp("trained") / "ml", split_dir)
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(root), "PYTHONPATH": str(REPO / "container")}
-    result = subprocess.run([sys.executable, str(REPO / "container/entrypoint.py"), "train"], env=env,
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(REPO / "container/entrypoint.py"), "train"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return root
 

@@ -33,8 +33,13 @@ _S3_BUCKET = {
     ("GET", ""): "s3:ListBucket",
     ("HEAD", ""): "s3:ListBucket",
 }
-_S3_OBJECT = {"GET": "s3:GetObject", "HEAD": "s3:GetObject", "PUT": "s3:PutObject", "POST": "s3:PutObject",
-              "DELETE": "s3:DeleteObject"}  # fmt: skip
+_S3_OBJECT = {
+    "GET": "s3:GetObject",
+    "HEAD": "s3:GetObject",
+    "PUT": "s3:PutObject",
+    "POST": "s3:PutObject",
+    "DELETE": "s3:DeleteObject",
+}
 
 
 def _s3_action(method: str, url: str) -> str:
@@ -49,8 +54,24 @@ def _s3_action(method: str, url: str) -> str:
         if "tagging" in query:
             return f"s3:{'Get' if method == 'GET' else 'Put'}ObjectTagging"
         return _S3_OBJECT[method]
-    sub = next((k for k in query if k not in ("list-type", "prefix", "delimiter", "encoding-type", "max-keys",
-                                               "continuation-token", "start-after", "fetch-owner")), "")  # fmt: skip
+    sub = next(
+        (
+            k
+            for k in query
+            if k
+            not in (
+                "list-type",
+                "prefix",
+                "delimiter",
+                "encoding-type",
+                "max-keys",
+                "continuation-token",
+                "start-after",
+                "fetch-owner",
+            )
+        ),
+        "",
+    )
     return _S3_BUCKET.get((method, sub), f"s3:UNMAPPED {method} ?{sub}")
 
 

@@ -23,9 +23,17 @@ THEIR_LIFECYCLE = (
 
 def bootstrap(deployed: Path, path_prefix: Path | None = None) -> subprocess.CompletedProcess[str]:
     path = os.pathsep.join(filter(None, [str(path_prefix or ""), str(REPO / ".venv/bin"), os.environ["PATH"]]))
-    env = {**os.environ, "PATH": path, "BUCKET": BUCKET, "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
-           "CREATE_BUCKET": "yes", "ECR_REPOSITORY": REPOSITORY, "DEPLOYED": str(deployed),
-           "LOCAL_EMULATOR": "moto"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PATH": path,
+        "BUCKET": BUCKET,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "CREATE_BUCKET": "yes",
+        "ECR_REPOSITORY": REPOSITORY,
+        "DEPLOYED": str(deployed),
+        "LOCAL_EMULATOR": "moto",
+    }
     return subprocess.run([str(REPO / "scripts/bootstrap.sh")], env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -25,8 +25,13 @@ from titanic_model import checkpoints
 
 def start(root: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(root), "PYTHONPATH": str(REPO / "container")}
-    return subprocess.Popen([sys.executable, str(REPO / "container/entrypoint.py"), "train"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "container/entrypoint.py"), "train"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_checkpoint(folder: Path, process: subprocess.Popen[str], seconds: float = 120) -> None:
@@ -46,8 +51,9 @@ def test_sigterm_checkpoints_exits_promptly_and_a_restart_resumes(tmp_path: Path
     _, err = first.communicate(timeout=120)
     assert first.returncode == 143, err[-2000:]
     assert "Traceback" not in err and "checkpoint saved" in err
-    saved = checkpoints.newest_valid(root / "checkpoints", json.loads(
-        (sorted((root / "checkpoints").glob("*.json"))[-1]).read_text())["fingerprint"])  # fmt: skip
+    saved = checkpoints.newest_valid(
+        root / "checkpoints", json.loads((sorted((root / "checkpoints").glob("*.json"))[-1]).read_text())["fingerprint"]
+    )
     assert saved is not None and 0 < saved.rounds < 1500
     assert not list((root / "model").iterdir())  # nothing that looks like a finished model
     assert not (root / "output/failure").exists()  # an interruption is not a failure

@@ -164,10 +164,27 @@ def start_host(image: str, network: str, host: str, root: Path, *command: str) -
     """One SageMaker host: its name resolvable on the network, its own /opt/ml."""
     name = f"{network}-{host}"
     started = subprocess.run(
-        ["docker", "run", "-d", "--network", network, "--network-alias", host, "--hostname", host,
-         "--name", name, "-v", f"{root}:/opt/ml", image, *command],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            "docker",
+            "run",
+            "-d",
+            "--network",
+            network,
+            "--network-alias",
+            host,
+            "--hostname",
+            host,
+            "--name",
+            name,
+            "-v",
+            f"{root}:/opt/ml",
+            image,
+            *command,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return started.stdout.strip()
 
 
@@ -218,12 +235,17 @@ def test_two_hosts_train_one_model_together(
 
     # One model, from the leader; the follower wrote nothing SageMaker would merge into it.
     assert sorted(p.name for p in (roots["algo-1"] / "model").iterdir()) == [
-        "metrics.json", "model.joblib", "model_card.json"]  # fmt: skip
+        "metrics.json",
+        "model.joblib",
+        "model_card.json",
+    ]
     for folder in ("model", "output"):
         assert not any((roots["algo-2"] / folder).rglob("*")), f"the follower wrote into /opt/ml/{folder}"
     # Every host used the very same fitted transformer.
-    digests = {host: [line.split()[-1] for line in log.splitlines() if "feature transformer sha256" in line]
-               for host, (_, log) in results.items()}  # fmt: skip
+    digests = {
+        host: [line.split()[-1] for line in log.splitlines() if "feature transformer sha256" in line]
+        for host, (_, log) in results.items()
+    }
     assert len(digests["algo-1"]) == 1 and digests["algo-1"] == digests["algo-2"]
 
     card = json.loads((roots["algo-1"] / "model/model_card.json").read_text())
@@ -241,8 +263,10 @@ def test_two_hosts_train_one_model_together(
     distributed_auc = float(roc_auc_score(y_val, survival_probability(model, X_val)))
     assert distributed_auc == pytest.approx(metrics["val_auc"], abs=1e-6)
     single_auc = single_machine_val_auc(split_dir)
-    print(f"validation AUC: distributed ({delivery}) {distributed_auc:.4f}, one machine {single_auc:.4f}, "
-          f"difference {distributed_auc - single_auc:+.4f}")  # fmt: skip
+    print(
+        f"validation AUC: distributed ({delivery}) {distributed_auc:.4f}, one machine {single_auc:.4f}, "
+        f"difference {distributed_auc - single_auc:+.4f}"
+    )
     assert abs(distributed_auc - single_auc) <= AUC_TOLERANCE
 
 
@@ -253,8 +277,23 @@ def test_a_leader_whose_follower_never_connects_fails_in_bounded_time(
     hosts = ["algo-1", "algo-2"]
     root = host_root(tmp_path, split_dir, "algo-1", hosts, {"cluster_timeout": "5"})
     # algo-2 resolves (a container by that name is on the network) but never runs the job.
-    subprocess.run(["docker", "run", "-d", "--network", private_network, "--network-alias", "algo-2",
-                    "--entrypoint", "sleep", image, "600"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--network",
+            private_network,
+            "--network-alias",
+            "algo-2",
+            "--entrypoint",
+            "sleep",
+            image,
+            "600",
+        ],
+        check=True,
+        capture_output=True,
+    )
     code, log = finish(start_host(image, private_network, "algo-1", root, "train"), timeout=120)
     assert code == 1, log[-3000:]
     failure = (root / "output/failure").read_text()

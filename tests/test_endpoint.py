@@ -22,10 +22,18 @@ VERSION = {"ModelPackageArn": ARN, "ModelPackageVersion": 3}
 TAGS = [{"Key": "created-by", "Value": "titanic-sagemaker-toolkit"}]
 ENDPOINT_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/titanic-survival"
 CONFIG_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/c"
-OLD_CONFIG = {"EndpointConfigName": "old-config", "EndpointConfigArn": CONFIG_ARN,
-              "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "old-model",
-                                      "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}],
-              "CreationTime": datetime(2026, 11, 25, tzinfo=UTC)}  # fmt: skip
+OLD_CONFIG = {
+    "EndpointConfigName": "old-config",
+    "EndpointConfigArn": CONFIG_ARN,
+    "ProductionVariants": [
+        {
+            "VariantName": "AllTraffic",
+            "ModelName": "old-model",
+            "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5},
+        }
+    ],
+    "CreationTime": datetime(2026, 11, 25, tzinfo=UTC),
+}
 INSTANCE_CONFIG = {
     **OLD_CONFIG,
     "ProductionVariants": [
@@ -49,8 +57,15 @@ def aws(**changes: str) -> Any:
 
 def described(status: str, config: str, **extra: Any) -> dict[str, Any]:
     now = datetime(2026, 11, 26, tzinfo=UTC)
-    return {"EndpointName": "titanic-survival", "EndpointArn": ENDPOINT_ARN, "EndpointConfigName": config,
-            "EndpointStatus": status, "CreationTime": now, "LastModifiedTime": now, **extra}  # fmt: skip
+    return {
+        "EndpointName": "titanic-survival",
+        "EndpointArn": ENDPOINT_ARN,
+        "EndpointConfigName": config,
+        "EndpointStatus": status,
+        "CreationTime": now,
+        "LastModifiedTime": now,
+        **extra,
+    }
 
 
 NAME = "titanic-survival-v3-20261126000000"  # what names.endpoint_object makes for version 3 then
@@ -73,15 +88,27 @@ def expect_records(stub: Stubber, config: dict[str, Any], serverless: bool = Tru
     """CreateModel as each endpoint type needs it, then CreateEndpointConfig, both named `name`
     and the config's variant naming that model."""
     if serverless:  # no network isolation (serverless excludes it) and one server worker
-        model = {"ModelName": name, "ExecutionRoleArn": ROLE, "Tags": TAGS, "PrimaryContainer": {
-            "ModelPackageName": ARN, "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}}}  # fmt: skip
+        model = {
+            "ModelName": name,
+            "ExecutionRoleArn": ROLE,
+            "Tags": TAGS,
+            "PrimaryContainer": {"ModelPackageName": ARN, "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}},
+        }
     else:
-        model = {"ModelName": name, "PrimaryContainer": {"ModelPackageName": ARN}, "ExecutionRoleArn": ROLE,
-                 "EnableNetworkIsolation": True, "Tags": TAGS}  # fmt: skip
+        model = {
+            "ModelName": name,
+            "PrimaryContainer": {"ModelPackageName": ARN},
+            "ExecutionRoleArn": ROLE,
+            "EnableNetworkIsolation": True,
+            "Tags": TAGS,
+        }
     config = {**config, "ModelName": name}
     stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m"}, model)
-    stub.add_response("create_endpoint_config", {"EndpointConfigArn": CONFIG_ARN},
-                      {"EndpointConfigName": name, "ProductionVariants": [config], "Tags": TAGS})  # fmt: skip
+    stub.add_response(
+        "create_endpoint_config",
+        {"EndpointConfigArn": CONFIG_ARN},
+        {"EndpointConfigName": name, "ProductionVariants": [config], "Tags": TAGS},
+    )
 
 
 def not_found(stub: Stubber) -> None:
@@ -94,8 +121,11 @@ def test_a_first_deploy_is_serverless_and_waits_for_in_service(made: list[str]) 
     with Stubber(sm) as stub:
         not_found(stub)
         expect_records(stub, serverless)
-        stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN},
-                          {"EndpointName": "titanic-survival", "EndpointConfigName": NAME, "Tags": TAGS})  # fmt: skip
+        stub.add_response(
+            "create_endpoint",
+            {"EndpointArn": ENDPOINT_ARN},
+            {"EndpointName": "titanic-survival", "EndpointConfigName": NAME, "Tags": TAGS},
+        )
         stub.add_response("describe_endpoint", described("Creating", "c"))
         stub.add_response("describe_endpoint", described("InService", "c"))
         done = endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
@@ -106,13 +136,18 @@ def test_a_first_deploy_is_serverless_and_waits_for_in_service(made: list[str]) 
 
 def test_an_instance_endpoint_asks_for_one_instance_of_the_configured_type() -> None:
     config = endpoint.variant(aws(ENDPOINT_TYPE="instance", ENDPOINT_INSTANCE_TYPE="ml.c5.large"), "m")
-    assert config == {"VariantName": "AllTraffic", "ModelName": "m", "InstanceType": "ml.c5.large",
-                      "InitialInstanceCount": 1}  # fmt: skip
+    assert config == {
+        "VariantName": "AllTraffic",
+        "ModelName": "m",
+        "InstanceType": "ml.c5.large",
+        "InitialInstanceCount": 1,
+    }
     sm = client()
     with Stubber(sm) as stub:  # the shape is valid to botocore's model
         expect_records(stub, config, serverless=False)
-        endpoint.create_records(aws(ENDPOINT_TYPE="instance", ENDPOINT_INSTANCE_TYPE="ml.c5.large"), sm, VERSION,
-                                NAME, TAGS)  # fmt: skip
+        endpoint.create_records(
+            aws(ENDPOINT_TYPE="instance", ENDPOINT_INSTANCE_TYPE="ml.c5.large"), sm, VERSION, NAME, TAGS
+        )
         stub.assert_no_pending_responses()
 
 
@@ -123,8 +158,11 @@ def test_a_redeploy_updates_the_endpoint_and_removes_the_old_version(made: list[
         stub.add_response("describe_endpoint_config", OLD_CONFIG, {"EndpointConfigName": "old-config"})
         expect_records(stub, {"VariantName": "AllTraffic", "ServerlessConfig": ANY})
         stub.add_response("describe_endpoint_config", OLD_CONFIG, {"EndpointConfigName": "old-config"})
-        stub.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN},
-                          {"EndpointName": "titanic-survival", "EndpointConfigName": NAME})  # fmt: skip
+        stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": ENDPOINT_ARN},
+            {"EndpointName": "titanic-survival", "EndpointConfigName": NAME},
+        )
         stub.add_response("describe_endpoint", described("Updating", "old-config"))
         stub.add_response("describe_endpoint", described("InService", NAME))
         stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": "old-config"})
@@ -145,9 +183,15 @@ def test_a_failed_update_leaves_the_old_version_serving_and_says_so(made: list[s
         stub.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN})
         stub.add_response("describe_endpoint", described("Updating", "old-config"))
         stub.add_response("describe_endpoint", described("RollingBack", "old-config"))
-        stub.add_response("describe_endpoint", described(
-            "InService", "old-config", FailureReason="The primary container for production variant AllTraffic did "
-            "not pass the ping health check."))  # fmt: skip
+        stub.add_response(
+            "describe_endpoint",
+            described(
+                "InService",
+                "old-config",
+                FailureReason="The primary container for production variant AllTraffic did "
+                "not pass the ping health check.",
+            ),
+        )
         stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": NAME})
         stub.add_response("delete_model", {}, {"ModelName": NAME})
         with pytest.raises(
@@ -218,8 +262,9 @@ def test_status_and_cost_show_a_live_instance_endpoints_running_cost() -> None:
             "InitialInstanceCount": 1,
         }
         stub.add_response("describe_endpoint_config", {**OLD_CONFIG, "ProductionVariants": [variant]})
-        line = endpoint.live_summary(aws(ENDPOINT_TYPE="instance"), StubbedSession(sm),
-                                     now=datetime(2026, 11, 26, 18, tzinfo=UTC))  # fmt: skip
+        line = endpoint.live_summary(
+            aws(ENDPOINT_TYPE="instance"), StubbedSession(sm), now=datetime(2026, 11, 26, 18, tzinfo=UTC)
+        )
     assert (
         line
         == "endpoint titanic-survival: InService, c, up 10.0 h; ml.m5.large: $1.1500 so far, billed while it exists"
@@ -236,8 +281,10 @@ def test_an_instance_endpoint_is_not_turned_serverless_and_nothing_is_created() 
     with Stubber(sm) as stub:
         stub.add_response("describe_endpoint", described("InService", "old-config"))
         stub.add_response("describe_endpoint_config", INSTANCE_CONFIG, {"EndpointConfigName": "old-config"})
-        with pytest.raises(endpoint.EndpointError, match="instance-backed and AWS cannot convert it to serverless; it "
-                           "still serves old-config"):  # fmt: skip
+        with pytest.raises(
+            endpoint.EndpointError,
+            match="instance-backed and AWS cannot convert it to serverless; it still serves old-config",
+        ):
             endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
         stub.assert_no_pending_responses()  # no create_model, no create_endpoint_config
 
@@ -252,8 +299,11 @@ def test_a_failed_endpoint_is_replaced_not_updated(made: list[str]) -> None:
         stub.add_response("delete_model", {}, {"ModelName": "old-model"})
         not_found(stub)  # gone
         expect_records(stub, {"VariantName": "AllTraffic", "ServerlessConfig": ANY})
-        stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN},
-                          {"EndpointName": "titanic-survival", "EndpointConfigName": NAME, "Tags": TAGS})  # fmt: skip
+        stub.add_response(
+            "create_endpoint",
+            {"EndpointArn": ENDPOINT_ARN},
+            {"EndpointName": "titanic-survival", "EndpointConfigName": NAME, "Tags": TAGS},
+        )
         stub.add_response("describe_endpoint", described("InService", NAME))
         done = endpoint.deploy_aws(aws(), sm, VERSION, TAGS, sleep=lambda _: None)
         stub.assert_no_pending_responses()
@@ -278,14 +328,23 @@ def test_a_refused_update_leaves_no_new_model_or_config(made: list[str]) -> None
 def test_invoke_shows_the_containers_own_words_and_where_its_log_is() -> None:
     """InvokeEndpoint wraps the container's 4xx as ModelError (424); the line shows the
     container's status and message and the log stream, not the wrapper's text."""
-    runtime = boto3.client("sagemaker-runtime", region_name="us-east-1", aws_access_key_id="x",
-                           aws_secret_access_key="x")  # fmt: skip
+    runtime = boto3.client(
+        "sagemaker-runtime", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     stream = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/titanic-survival"
     session = type("S", (), {"client": lambda self, name: runtime})()
     with Stubber(runtime) as stub:
-        stub.add_client_error("invoke_endpoint", "ModelError", "Received client error (400) from primary", 424,
-                              modeled_fields={"OriginalStatusCode": 400, "LogStreamArn": stream,
-                                              "OriginalMessage": "row 1, column Age: 'x' is not a number"})  # fmt: skip
+        stub.add_client_error(
+            "invoke_endpoint",
+            "ModelError",
+            "Received client error (400) from primary",
+            424,
+            modeled_fields={
+                "OriginalStatusCode": 400,
+                "LogStreamArn": stream,
+                "OriginalMessage": "row 1, column Age: 'x' is not a number",
+            },
+        )
         with pytest.raises(endpoint.EndpointError) as raised:
             endpoint.invoke(aws(), session, b"PassengerId,Age\n1,x\n")
     assert str(raised.value) == (

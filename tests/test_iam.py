@@ -91,15 +91,21 @@ def test_the_jobs_the_sdk_names_are_the_jobs_the_policies_allow(base: str) -> No
     docs = documents(BASE_JOB_NAME=base)
     job = name_from_base(base)
     arn = f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{job}"
-    for action in ("sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:AddTags",
-                   "sagemaker:StopTrainingJob", "sagemaker:ListTags"):  # fmt: skip
+    for action in (
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:DescribeTrainingJob",
+        "sagemaker:AddTags",
+        "sagemaker:StopTrainingJob",
+        "sagemaker:ListTags",
+    ):
         assert allows(docs["runner-policy"], action, arn), action
     assert trusted(docs, arn)
     # make predict names its model and transform job alike (launcher/names.py).
     predict = names.transform_job(base, datetime.now(UTC))
-    for kind, actions in (("model", ("CreateModel", "DeleteModel", "AddTags", "ListTags")),
-                          ("transform-job", ("CreateTransformJob", "DescribeTransformJob", "StopTransformJob",
-                                             "AddTags", "ListTags"))):  # fmt: skip
+    for kind, actions in (
+        ("model", ("CreateModel", "DeleteModel", "AddTags", "ListTags")),
+        ("transform-job", ("CreateTransformJob", "DescribeTransformJob", "StopTransformJob", "AddTags", "ListTags")),
+    ):
         predict_arn = f"arn:aws:sagemaker:us-east-1:123456789012:{kind}/{predict}"
         for action in actions:
             assert allows(docs["runner-policy"], f"sagemaker:{action}", predict_arn), (kind, action)
@@ -119,8 +125,12 @@ def test_tuning_jobs_and_their_trials_are_the_policys_and_nobody_elses() -> None
     docs = documents()
     name = tuning.tuning_name(load(shipped()), datetime.now(UTC))
     arn = f"arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/{name}"
-    for action in ("CreateHyperParameterTuningJob", "DescribeHyperParameterTuningJob",
-                   "ListTrainingJobsForHyperParameterTuningJob", "AddTags"):  # fmt: skip
+    for action in (
+        "CreateHyperParameterTuningJob",
+        "DescribeHyperParameterTuningJob",
+        "ListTrainingJobsForHyperParameterTuningJob",
+        "AddTags",
+    ):
         assert allows(docs["runner-policy"], f"sagemaker:{action}", arn), action
     trial = f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}-001-0a1b2c3d"
     assert allows(docs["runner-policy"], "sagemaker:DescribeTrainingJob", trial)
@@ -302,8 +312,10 @@ def test_the_account_comes_from_the_caller_not_from_role_arn() -> None:
     hosting = names.hosting_source_arn("aws", "us-east-1", "444455556666")
     assert policy.admits(docs["execution-role-trust"], hosting, "444455556666")
     assert not policy.admits(docs["execution-role-trust"], names.hosting_source_arn("aws", "us-east-1", "123456789012"))
-    expected = (r"ROLE_ARN names account 123456789012 \(aws\) but the credentials are for account 444455556666 "
-                r"\(aws\); set ROLE_ARN to arn:aws:iam::444455556666:role")  # fmt: skip
+    expected = (
+        r"ROLE_ARN names account 123456789012 \(aws\) but the credentials are for account 444455556666 "
+        r"\(aws\); set ROLE_ARN to arn:aws:iam::444455556666:role"
+    )
     with pytest.raises(iam.IamError, match=expected):
         iam.check_role_account(load(shipped()), other)
 
@@ -332,7 +344,7 @@ FREE_CALLS = 9  # three users, their policies and keys, before enforcement start
 
 def _moto_api(pipe: Pipeline, path: str, method: str = "POST") -> str:
     request = urllib.request.Request(f"{pipe.endpoint}/moto-api/recorder/{path}", method=method)
-    import ssl  # noqa: PLC0415 - only these helpers need a context
+    import ssl
 
     context = ssl.create_default_context(cafile=str(pipe.root / ".local/tls/cert.pem"))
     with urllib.request.urlopen(request, context=context, timeout=60) as response:
@@ -350,8 +362,12 @@ def _keys(pipe: Pipeline, user: str, policy: dict[str, Any]) -> dict[str, str]:
 def client_as(pipe: Pipeline, keys: dict[str, str], service: str) -> Any:
     return boto3.Session(
         aws_access_key_id=keys["id"], aws_secret_access_key=keys["secret"], region_name="us-east-1"
-    ).client(service, endpoint_url=pipe.endpoint, verify=str(pipe.root / ".local/tls/cert.pem"),
-             config=Config(retries={"max_attempts": 1}))  # fmt: skip
+    ).client(
+        service,
+        endpoint_url=pipe.endpoint,
+        verify=str(pipe.root / ".local/tls/cert.pem"),
+        config=Config(retries={"max_attempts": 1}),
+    )
 
 
 def as_user(keys: dict[str, str]) -> dict[str, str]:
@@ -366,8 +382,9 @@ def tuning_job_on_aws_as(pipe: Pipeline, keys: dict[str, str]) -> dict[str, Any]
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
-        session = boto3.Session(aws_access_key_id=keys["id"], aws_secret_access_key=keys["secret"],
-                                region_name="us-east-1")  # fmt: skip
+        session = boto3.Session(
+            aws_access_key_id=keys["id"], aws_secret_access_key=keys["secret"], region_name="us-east-1"
+        )
         settings = load({**shipped(), **pipe.settings, "TARGET": "aws"})
         space = tuning.load_search_space(REPO / settings.tune.search_space)
         name = tuning.tuning_name(settings, datetime.now(UTC))
@@ -391,8 +408,11 @@ def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Ite
     docs = iam.render(load({**shipped(), **pipe.settings}), CALLER)
     up = pipe.make("local-up")
     assert up.returncode == 0, up.stderr
-    admin = _keys(pipe, "test-admin", {"Version": "2012-10-17",
-                                       "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})  # fmt: skip
+    admin = _keys(
+        pipe,
+        "test-admin",
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
+    )
     setup = _keys(pipe, "toolkit-setup", iam.widen_for_emulator(docs["setup-policy"]))
     runner = _keys(pipe, "toolkit-runner", iam.widen_for_emulator(docs["runner-policy"]))
     bootstrap = pipe.make("bootstrap", **as_user(setup))
@@ -402,16 +422,26 @@ def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Ite
     predict = pipe.make("predict", **as_user(runner))
     tune = pipe.make("tune-jobs", TUNE_MAX_JOBS="2", **as_user(runner))
     tuning_job = tuning_job_on_aws_as(pipe, runner)
-    lifecycle = [pipe.make(verb, **as_user(runner)) for verb in ("register", "approve", "deploy", "invoke", "models",
-                                                                 "undeploy")]  # fmt: skip
+    lifecycle = [
+        pipe.make(verb, **as_user(runner)) for verb in ("register", "approve", "deploy", "invoke", "models", "undeploy")
+    ]
     listing = pipe.make("clean-resources", CONFIRM="yes", **as_user(runner))
     _moto_api(pipe, "stop-recording")
     recording = _moto_api(pipe, "download-recording", method="GET")
-    yield {"pipe": pipe, "bootstrap": bootstrap, "run": run, "predict": predict, "tune": tune, "lifecycle": lifecycle,
-           "tuning_job": tuning_job,
-           "listing": listing,
-           "policy": docs["runner-policy"], "admin": admin, "runner": runner,
-           "used": actions_in(recording)}  # fmt: skip
+    yield {
+        "pipe": pipe,
+        "bootstrap": bootstrap,
+        "run": run,
+        "predict": predict,
+        "tune": tune,
+        "lifecycle": lifecycle,
+        "tuning_job": tuning_job,
+        "listing": listing,
+        "policy": docs["runner-policy"],
+        "admin": admin,
+        "runner": runner,
+        "used": actions_in(recording),
+    }
     pipe.cleanup()
 
 
@@ -484,8 +514,10 @@ def test_make_iam_creates_then_updates_the_role(moto_endpoint: str) -> None:
     assert created["AssumeRolePolicyDocument"] == documents["execution-role-trust"]
     # A stale role: an old trust (one statement, no hosting) and an old inline policy.
     stale_trust = {"Version": "2012-10-17", "Statement": [documents["execution-role-trust"]["Statement"][0]]}
-    stale_policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
-                                                            "Resource": "arn:aws:s3:::old/*"}]}  # fmt: skip
+    stale_policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::old/*"}],
+    }
     client.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(stale_trust))
     client.put_role_policy(RoleName=name, PolicyName=iam.INLINE_POLICY_NAME, PolicyDocument=json.dumps(stale_policy))
     assert iam.apply(settings, documents, client) == ROLE  # updated in place

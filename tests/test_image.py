@@ -50,11 +50,23 @@ def test_trains_as_sagemaker_runs_it(image: str, sm_root: Path) -> None:
     # The artifact loads inside the image itself, from its working directory.
     load = subprocess.run(
         [
-            "docker", "run", "--rm", "--network", "none", "-v", f"{sm_root}:/opt/ml", "--entrypoint", "python",
-            image, "-c", "import joblib; m = joblib.load('/opt/ml/model/model.joblib'); print(type(m).__name__)",
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            f"{sm_root}:/opt/ml",
+            "--entrypoint",
+            "python",
+            image,
+            "-c",
+            "import joblib; m = joblib.load('/opt/ml/model/model.joblib'); print(type(m).__name__)",
         ],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert load.returncode == 0, load.stderr
     assert load.stdout.strip() == "Pipeline"
 
@@ -100,14 +112,18 @@ def test_a_spot_interruption_checkpoints_and_the_restart_resumes(image: str, tmp
     second must continue from it (not start over) and end with the configured trees."""
     root = long_run_root(tmp_path / "ml", split_dir)
     name = f"titanic-spot-{tmp_path.name[-12:].lower().replace('_', '-')}"
-    started = subprocess.run(["docker", "run", "-d", "--name", name, "--network", "none", "-v", f"{root}:/opt/ml",
-                              image, "train"], capture_output=True, text=True)  # fmt: skip
+    started = subprocess.run(
+        ["docker", "run", "-d", "--name", name, "--network", "none", "-v", f"{root}:/opt/ml", image, "train"],
+        capture_output=True,
+        text=True,
+    )
     assert started.returncode == 0, started.stderr
     try:
         deadline = time.monotonic() + 180
         while not list((root / "checkpoints").glob("checkpoint-*.json")):
-            assert time.monotonic() < deadline, subprocess.run(["docker", "logs", name], capture_output=True,
-                                                               text=True).stderr[-2000:]  # fmt: skip
+            assert time.monotonic() < deadline, subprocess.run(
+                ["docker", "logs", name], capture_output=True, text=True
+            ).stderr[-2000:]
             time.sleep(0.1)
         subprocess.run(["docker", "kill", "--signal", "TERM", name], check=True, capture_output=True)
         # SageMaker sends SIGKILL 120 s after SIGTERM: `docker wait` fails past that.

@@ -19,8 +19,15 @@ from titanic_model import inference
 from titanic_model.data import typed
 from titanic_model.server import INVOKE_ENDPOINT_LIMIT, App, ServeError, ServeSettings, load_model
 
-SETTINGS = ServeSettings(address="127.0.0.1", port=8080, workers=2, threads=4, timeout=60,
-                         max_payload=INVOKE_ENDPOINT_LIMIT, lightgbm_threads=1)  # fmt: skip
+SETTINGS = ServeSettings(
+    address="127.0.0.1",
+    port=8080,
+    workers=2,
+    threads=4,
+    timeout=60,
+    max_payload=INVOKE_ENDPOINT_LIMIT,
+    lightgbm_threads=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +40,16 @@ def trained(trained_root: Path) -> dict[str, float]:
     return training_probabilities(trained_root)
 
 
-def call(app: App, path: str, body: bytes = b"", content_type: str = CSV, *, accept: str = "",
-         method: str = "POST", length: int | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+def call(
+    app: App,
+    path: str,
+    body: bytes = b"",
+    content_type: str = CSV,
+    *,
+    accept: str = "",
+    method: str = "POST",
+    length: int | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
         "PATH_INFO": path,
@@ -62,8 +77,9 @@ def probabilities_from_csv(body: bytes) -> dict[str, float]:
     return {row[0]: float(row[1]) for row in csv.reader(io.StringIO(body.decode()))}
 
 
-def test_served_probabilities_are_the_ones_training_computed(app: App, validation: pd.DataFrame,
-                                                             trained: dict[str, float]) -> None:  # fmt: skip
+def test_served_probabilities_are_the_ones_training_computed(
+    app: App, validation: pd.DataFrame, trained: dict[str, float]
+) -> None:
     status, headers, body = call(app, "/invocations", csv_body(validation))
     assert status == 200, body
     assert headers["Content-Type"] == CSV
@@ -74,8 +90,9 @@ def test_served_probabilities_are_the_ones_training_computed(app: App, validatio
     assert all(line.split(",")[2] == str(int(trained[line.split(",")[0]] >= 0.5)) for line in lines)
 
 
-def test_every_content_type_gives_the_same_answers(app: App, validation: pd.DataFrame,
-                                                   trained: dict[str, float]) -> None:  # fmt: skip
+def test_every_content_type_gives_the_same_answers(
+    app: App, validation: pd.DataFrame, trained: dict[str, float]
+) -> None:
     test_order = validation[list(inference.TEST_COLUMNS)]
     records = json.loads(validation.replace({"": None}).to_json(orient="records"))
     bodies = {

@@ -115,11 +115,13 @@ def test_quotas_are_read_across_pages() -> None:
 def test_a_type_missing_from_the_applied_quotas_takes_awss_default() -> None:
     """AWS omits quotas still at their default from ListServiceQuotas: a missing type is not a
     quota of 0. The default fills the gap, an applied value always wins, and each says which."""
-    defaults = [[
-        quota("ml.m5.large for training job usage", 5, "L-611FA074"),  # applied (1) wins over this
-        quota("ml.c5.2xlarge for training job usage", 2, "L-C52XL"),  # only here
-        quota("ml.c5.2xlarge for spot training job usage", 0, "L-C52XLSPOT"),
-    ]]  # fmt: skip
+    defaults = [
+        [
+            quota("ml.m5.large for training job usage", 5, "L-611FA074"),  # applied (1) wins over this
+            quota("ml.c5.2xlarge for training job usage", 2, "L-C52XL"),  # only here
+            quota("ml.c5.2xlarge for spot training job usage", 0, "L-C52XLSPOT"),
+        ]
+    ]
     client, stub = quota_client(SAMPLE_QUOTAS, defaults)
     with stub:
         quotas = instances.training_quotas(client)
@@ -326,8 +328,16 @@ def test_report_has_every_section_and_pictures(tmp_path: Path, sm_root: Path, mo
     for name in drawn:
         assert (tmp_path / "reports" / record["job_name"] / name).read_bytes().startswith(b"\x89PNG")
     text = report.render(record, instance_report, drawn)
-    for section in ("## Summary", "## Flow", "## Resources", "## How to reproduce", "## Instance evidence",
-                    "## Metrics", "## Cost", "## Troubleshooting notes"):  # fmt: skip
+    for section in (
+        "## Summary",
+        "## Flow",
+        "## Resources",
+        "## How to reproduce",
+        "## Instance evidence",
+        "## Metrics",
+        "## Cost",
+        "## Troubleshooting notes",
+    ):
         assert section in text
     assert "20 billable s * $0.115/h / 3600 = $0.000639" in text
     assert "make all \\" in text and "HP_N_ESTIMATORS=300" in text and "INSTANCE_TYPE=ml.m5.large" in text
@@ -364,8 +374,10 @@ def test_the_transform_choice_is_the_cheapest_type_with_transform_quota() -> Non
     cheapest_type, second, third = by_price[0], by_price[1], by_price[-1]
     assert prices[third] > prices[second]
     quota_of = {cheapest_type: 0.0, second: 2.0, third: 5.0}
-    quotas = {t: {"transform": q, "transform_code": f"L-{i}", "transform_source": "applied"}
-              for i, (t, q) in enumerate(quota_of.items())}  # fmt: skip
+    quotas = {
+        t: {"transform": q, "transform_code": f"L-{i}", "transform_source": "applied"}
+        for i, (t, q) in enumerate(quota_of.items())
+    }
     rows = instances.build_rows(book, quotas, 4.0)
     chosen = instances.choose_transform(rows)
     eligible = _eligible_prices(book, quota_of)

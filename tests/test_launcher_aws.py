@@ -124,8 +124,9 @@ def test_a_multi_instance_request(moto_endpoint: str, split_dir: Path, tmp_path:
     assert request["ResourceConfig"] == {"InstanceType": "ml.m5.large", "InstanceCount": count, "VolumeSizeInGB": 5}
     # Rows and histograms cross between instances: that traffic is encrypted.
     assert request["EnableInterContainerTrafficEncryption"] is True
-    distribution = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
-                    for c in request["InputDataConfig"]}  # fmt: skip
+    distribution = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in request["InputDataConfig"]
+    }
     assert distribution == {"train": "FullyReplicated", "validation": "FullyReplicated"}
     assert captured["record"]["instance"]["count"] == count
 
@@ -135,10 +136,13 @@ def test_a_sharded_request_gives_each_instance_whole_files(moto_endpoint: str, s
     s3 = boto3.client("s3", region_name="us-east-1")
     for part in range(3):
         s3.put_object(Bucket="titanic-sagemaker-toolkit-demo", Key=f"titanic/data/train/part-{part}.csv", Body=b"x")
-    captured = captured_create(moto_endpoint, tmp_path, split_dir, INSTANCE_COUNT="2",
-                               TRAIN_DISTRIBUTION="ShardedByS3Key")  # fmt: skip
-    distribution = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
-                    for c in captured["request"]["InputDataConfig"]}  # fmt: skip
+    captured = captured_create(
+        moto_endpoint, tmp_path, split_dir, INSTANCE_COUNT="2", TRAIN_DISTRIBUTION="ShardedByS3Key"
+    )
+    distribution = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+        for c in captured["request"]["InputDataConfig"]
+    }
     assert distribution == {"train": "ShardedByS3Key", "validation": "FullyReplicated"}
 
 
@@ -167,23 +171,58 @@ def test_preflight_passes_on_a_ready_account(moto_endpoint: str) -> None:
     ("seed", "changes", "phrase"),
     [
         ({"role_path": "/"}, {}, "but the role's ARN is arn:aws:iam::123456789012:role/titanic-sagemaker-execution"),
-        ({"trust": {**TRUST, "Statement": [{**TRUST["Statement"][0], "Principal": {"Service": "ec2.amazonaws.com"}}]}},
-         {}, "trust policy would refuse SageMaker for training (make train)"),
+        (
+            {
+                "trust": {
+                    **TRUST,
+                    "Statement": [{**TRUST["Statement"][0], "Principal": {"Service": "ec2.amazonaws.com"}}],
+                }
+            },
+            {},
+            "trust policy would refuse SageMaker for training (make train)",
+        ),
         ({"bucket_region": "eu-west-1"}, {}, "is in eu-west-1 but AWS_REGION is us-east-1"),
         ({}, {"ROLE_ARN": "arn:aws:iam::123456789012:role/service-role/missing"}, "role 'missing' does not exist"),
         ({}, {"BUCKET": "not-there-yet"}, "s3://not-there-yet does not exist; run 'make bootstrap' once"),
         ({}, {"ECR_REPOSITORY": "not-there"}, "ECR_REPOSITORY: not-there does not exist; run 'make bootstrap'"),
-        ({}, {"ROLE_ARN": "arn:aws:iam::999988887777:role/service-role/titanic-sagemaker-execution"},
-         "ROLE_ARN: ROLE_ARN names account 999988887777 (aws) but the credentials are for account 123456789012"),
-        ({"trust": {**TRUST, "Statement": [{**TRUST["Statement"][0], "Condition": {
-            "StringEquals": {"aws:SourceAccount": "999988887777"}}}]}},
-         {}, "would refuse SageMaker for training (make train) (arn:aws:sagemaker:us-east-1:123456789012:"),
-        ({"trust": {**TRUST, "Statement": [{**TRUST["Statement"][0], "Condition": {
-            "ArnLike": {"aws:SourceArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/titanic-*"}}}]}},
-         {"BASE_JOB_NAME": "alice-titanic"}, "for training (make train) (arn:aws:sagemaker:us-east-1:123456789012:"
-         "training-job/alice-titanic-"),
+        (
+            {},
+            {"ROLE_ARN": "arn:aws:iam::999988887777:role/service-role/titanic-sagemaker-execution"},
+            "ROLE_ARN: ROLE_ARN names account 999988887777 (aws) but the credentials are for account 123456789012",
+        ),
+        (
+            {
+                "trust": {
+                    **TRUST,
+                    "Statement": [
+                        {**TRUST["Statement"][0], "Condition": {"StringEquals": {"aws:SourceAccount": "999988887777"}}}
+                    ],
+                }
+            },
+            {},
+            "would refuse SageMaker for training (make train) (arn:aws:sagemaker:us-east-1:123456789012:",
+        ),
+        (
+            {
+                "trust": {
+                    **TRUST,
+                    "Statement": [
+                        {
+                            **TRUST["Statement"][0],
+                            "Condition": {
+                                "ArnLike": {
+                                    "aws:SourceArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/titanic-*"
+                                }
+                            },
+                        }
+                    ],
+                }
+            },
+            {"BASE_JOB_NAME": "alice-titanic"},
+            "for training (make train) (arn:aws:sagemaker:us-east-1:123456789012:training-job/alice-titanic-",
+        ),
     ],
-)  # fmt: skip
+)
 def test_preflight_names_what_is_wrong(moto_endpoint: str, seed: dict, changes: dict, phrase: str) -> None:
     seeded_account(**seed)
     problems = run_preflight(**changes)

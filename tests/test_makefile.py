@@ -142,9 +142,12 @@ def test_a_plan_is_printed_without_running_anything(tmp_path: Path, moto_endpoin
 
 
 def aws_env(endpoint: str, **keys: str) -> dict[str, str]:
-    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": keys.get("id", "testing"),
-            "AWS_SECRET_ACCESS_KEY": keys.get("secret", "testing"), **({"AWS_SESSION_TOKEN": keys["token"]}
-                                                                       if "token" in keys else {})}  # fmt: skip
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": keys.get("id", "testing"),
+        "AWS_SECRET_ACCESS_KEY": keys.get("secret", "testing"),
+        **({"AWS_SESSION_TOKEN": keys["token"]} if "token" in keys else {}),
+    }
 
 
 def test_aws_stamps_are_kept_per_account_and_region(tmp_path: Path, moto_endpoint: str) -> None:

@@ -68,14 +68,20 @@ def test_default_model_beats_both_rules_by_more_than_the_spread() -> None:
 
 
 def test_the_family_rule_is_what_it_says() -> None:
-    train = pd.DataFrame({
-        "Pclass": [3, 3, 3, 1], "Sex": ["female", "male", "female", "male"],
-        "Name": ["Palsson, Mrs. A", "Palsson, Master. B", "Sage, Miss. C", "Astor, Mr. J"],
-    })  # fmt: skip
-    new = pd.DataFrame({
-        "Pclass": [3, 3, 3, 1, 2], "Sex": ["female", "male", "female", "male", "female"],
-        "Name": ["Palsson, Miss. D", "Sage, Master. E", "Sage, Mrs. F", "Astor, Master. G", "Nobody, Mrs. H"],
-    })  # fmt: skip
+    train = pd.DataFrame(
+        {
+            "Pclass": [3, 3, 3, 1],
+            "Sex": ["female", "male", "female", "male"],
+            "Name": ["Palsson, Mrs. A", "Palsson, Master. B", "Sage, Miss. C", "Astor, Mr. J"],
+        }
+    )
+    new = pd.DataFrame(
+        {
+            "Pclass": [3, 3, 3, 1, 2],
+            "Sex": ["female", "male", "female", "male", "female"],
+            "Name": ["Palsson, Miss. D", "Sage, Master. E", "Sage, Mrs. F", "Astor, Master. G", "Nobody, Mrs. H"],
+        }
+    )
     y = pd.Series([0, 0, 1, 1])
     predicted = evaluation.women_and_boys_follow_family(train, y, new).tolist()
     # a woman of a family whose women and boys all died dies; a boy of one whose all lived

@@ -26,8 +26,11 @@ from launcher.settings import SettingsError, load
 
 CALLER = Caller(account="123456789012", partition="aws", arn="arn:aws:iam::123456789012:user/admin")
 NOW = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
-LONGEST = {"BASE_JOB_NAME": "b" * names.BASE_JOB_NAME_MAX, "ENDPOINT_NAME": "e" * names.ENDPOINT_NAME_MAX,
-           "MODEL_PACKAGE_GROUP": "g" * names.MODEL_PACKAGE_GROUP_MAX}  # fmt: skip
+LONGEST = {
+    "BASE_JOB_NAME": "b" * names.BASE_JOB_NAME_MAX,
+    "ENDPOINT_NAME": "e" * names.ENDPOINT_NAME_MAX,
+    "MODEL_PACKAGE_GROUP": "g" * names.MODEL_PACKAGE_GROUP_MAX,
+}
 SHORTEST = {"BASE_JOB_NAME": "b", "ENDPOINT_NAME": "e", "MODEL_PACKAGE_GROUP": "g"}
 
 
@@ -78,8 +81,10 @@ def test_every_name_fits_its_limit_its_grant_the_trust_and_clean_up(values: dict
             assert len(name) <= limit_of(resource_type), (resource_type, name, len(name))
             assert names.NAME_RE.match(name), name
             arn = sagemaker_arn(f"{resource_type}/{name}")
-            granted = [f"arn:aws:sagemaker:us-east-1:123456789012:{resource_type}/{p}"
-                       for p in runner_resources(docs["runner-policy"], resource_type)]  # fmt: skip
+            granted = [
+                f"arn:aws:sagemaker:us-east-1:123456789012:{resource_type}/{p}"
+                for p in runner_resources(docs["runner-policy"], resource_type)
+            ]
             assert any(policy.arn_like(pattern, arn) for pattern in granted), (arn, granted)
             if resource_type in ("training-job", "hyper-parameter-tuning-job", "transform-job"):
                 jobs = {"Statement": docs["execution-role-trust"]["Statement"][:1]}
@@ -103,8 +108,11 @@ def test_the_policies_grant_exactly_the_patterns_names_declares() -> None:
 
 
 def test_a_name_one_longer_than_the_limit_is_refused_with_the_limit() -> None:
-    for var, longest in (("BASE_JOB_NAME", names.BASE_JOB_NAME_MAX), ("ENDPOINT_NAME", names.ENDPOINT_NAME_MAX),
-                         ("MODEL_PACKAGE_GROUP", names.MODEL_PACKAGE_GROUP_MAX)):  # fmt: skip
+    for var, longest in (
+        ("BASE_JOB_NAME", names.BASE_JOB_NAME_MAX),
+        ("ENDPOINT_NAME", names.ENDPOINT_NAME_MAX),
+        ("MODEL_PACKAGE_GROUP", names.MODEL_PACKAGE_GROUP_MAX),
+    ):
         with pytest.raises(SettingsError, match=rf"{var}: .* at most {longest} fit"):
             load({**shipped(), var: "n" * (longest + 1)})
 
@@ -112,10 +120,15 @@ def test_a_name_one_longer_than_the_limit_is_refused_with_the_limit() -> None:
 def test_the_limits_are_the_api_models() -> None:
     """NAME_MAX and TUNING_NAME_MAX as botocore's SageMaker model states them."""
     model = botocore.session.get_session().get_service_model("sagemaker")
-    for shape, limit in (("TrainingJobName", names.NAME_MAX), ("TransformJobName", names.NAME_MAX),
-                         ("ModelName", names.NAME_MAX), ("EndpointConfigName", names.NAME_MAX),
-                         ("EndpointName", names.NAME_MAX), ("EntityName", names.NAME_MAX),
-                         ("HyperParameterTuningJobName", names.TUNING_NAME_MAX)):  # fmt: skip
+    for shape, limit in (
+        ("TrainingJobName", names.NAME_MAX),
+        ("TransformJobName", names.NAME_MAX),
+        ("ModelName", names.NAME_MAX),
+        ("EndpointConfigName", names.NAME_MAX),
+        ("EndpointName", names.NAME_MAX),
+        ("EntityName", names.NAME_MAX),
+        ("HyperParameterTuningJobName", names.TUNING_NAME_MAX),
+    ):
         assert model.shape_for(shape).metadata["max"] == limit, shape
 
 
@@ -161,9 +174,18 @@ def test_the_previous_trust_refused_hosting_and_the_preflight_says_so() -> None:
     them against the literal SageMaker presents for hosting. The preflight now catches it."""
     old = rendered()["execution-role-trust"]["Statement"][0]
     base = "arn:aws:sagemaker:us-east-1:123456789012"
-    old = {**old, "Condition": {"ArnLike": {"aws:SourceArn": [*old["Condition"]["ArnLike"]["aws:SourceArn"],
-                                                              f"{base}:model/titanic-survival-v*",
-                                                              f"{base}:endpoint/titanic-survival"]}}}  # fmt: skip
+    old = {
+        **old,
+        "Condition": {
+            "ArnLike": {
+                "aws:SourceArn": [
+                    *old["Condition"]["ArnLike"]["aws:SourceArn"],
+                    f"{base}:model/titanic-survival-v*",
+                    f"{base}:endpoint/titanic-survival",
+                ]
+            }
+        },
+    }
     trust = {"Version": "2012-10-17", "Statement": [old]}
     assert not policy.admits(trust, names.hosting_source_arn("aws", "us-east-1", "123456789012"))
     refused = preflight.trust_problems(trust, load({**shipped(), "TARGET": "aws"}), CALLER, NOW)

@@ -44,13 +44,18 @@ def described(status: str, secondary: str = "Training", **extra: Any) -> dict[st
     """A DescribeTrainingJob answer with the fields the API reference marks required."""
     now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
     return {
-        "TrainingJobName": JOB, "TrainingJobArn": ARN, "TrainingJobStatus": status, "SecondaryStatus": secondary,
+        "TrainingJobName": JOB,
+        "TrainingJobArn": ARN,
+        "TrainingJobStatus": status,
+        "SecondaryStatus": secondary,
         "ModelArtifacts": {"S3ModelArtifacts": f"s3://b/titanic/output/{JOB}/output/model.tar.gz"},
         "AlgorithmSpecification": {"TrainingImage": "i", "TrainingInputMode": "File"},
         "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 900}, "CreationTime": now,
-        "TrainingStartTime": now, **extra,
-    }  # fmt: skip
+        "StoppingCondition": {"MaxRuntimeInSeconds": 900},
+        "CreationTime": now,
+        "TrainingStartTime": now,
+        **extra,
+    }
 
 
 def no_sleep(_: float) -> None:
@@ -183,14 +188,22 @@ def test_sigterm_while_waiting_leaves_an_in_progress_record_and_the_commands(
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler does not outlive the run
 
     # Later, `make train JOB=...` re-attaches, waits for the end, and completes the record.
-    finished = train.run(aws_settings(), image, split_dir, runs, boto_session=boto3.Session(region_name="us-east-1"),
-                         attach=record["job_name"], sleep=no_sleep)  # fmt: skip
+    finished = train.run(
+        aws_settings(),
+        image,
+        split_dir,
+        runs,
+        boto_session=boto3.Session(region_name="us-east-1"),
+        attach=record["job_name"],
+        sleep=no_sleep,
+    )
     assert finished["job_name"] == record["job_name"] and finished["status"] == "Completed"
     assert records.read_record(records.record_path(runs, record["job_name"]))["status"] == "Completed"
 
 
-def test_re_attaching_to_an_unknown_job_names_the_way_to_find_one(moto_endpoint: str, split_dir: Path,
-                                                                   tmp_path: Path) -> None:  # fmt: skip
+def test_re_attaching_to_an_unknown_job_names_the_way_to_find_one(
+    moto_endpoint: str, split_dir: Path, tmp_path: Path
+) -> None:
     with pytest.raises(train.TrainError, match=r"no run record for nope in .*; 'make status' lists"):
         train.run(aws_settings(), seeded(split_dir, tmp_path), split_dir, tmp_path / "runs", attach="nope")
 
@@ -220,18 +233,31 @@ def test_status_lists_running_and_recent_jobs_with_cost_so_far() -> None:
     now = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
     other = "titanic-lgbm-2026-11-25-09-00-00-000"
     summary = {"TrainingJobName": JOB, "TrainingJobArn": ARN, "CreationTime": now, "TrainingJobStatus": "InProgress"}
-    done = {**summary, "TrainingJobName": other, "TrainingJobArn": ARN.replace(JOB, other),
-            "TrainingJobStatus": "Completed"}  # fmt: skip
+    done = {
+        **summary,
+        "TrainingJobName": other,
+        "TrainingJobArn": ARN.replace(JOB, other),
+        "TrainingJobStatus": "Completed",
+    }
     base = {"NameContains": "titanic-lgbm", "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 10}
     with Stubber(sm) as stub:
-        stub.add_response("list_training_jobs", {"TrainingJobSummaries": [summary]},
-                          {**base, "StatusEquals": "InProgress"})  # fmt: skip
+        stub.add_response(
+            "list_training_jobs", {"TrainingJobSummaries": [summary]}, {**base, "StatusEquals": "InProgress"}
+        )
         stub.add_response("list_training_jobs", {"TrainingJobSummaries": [summary, done]}, base)
-        stub.add_response("describe_training_job", described("InProgress", EnableManagedSpotTraining=True),
-                          {"TrainingJobName": JOB})  # fmt: skip
-        stub.add_response("describe_training_job", {**described("Completed", "Completed"), "TrainingJobName": other,
-                          "BillableTimeInSeconds": 20, "TrainingEndTime": now - timedelta(minutes=29)},
-                          {"TrainingJobName": other})  # fmt: skip
+        stub.add_response(
+            "describe_training_job", described("InProgress", EnableManagedSpotTraining=True), {"TrainingJobName": JOB}
+        )
+        stub.add_response(
+            "describe_training_job",
+            {
+                **described("Completed", "Completed"),
+                "TrainingJobName": other,
+                "BillableTimeInSeconds": 20,
+                "TrainingEndTime": now - timedelta(minutes=29),
+            },
+            {"TrainingJobName": other},
+        )
         rows = operate.status_rows_aws(aws_settings(), sm, PriceBook("us-east-1", None), now)
     assert [r["job"] for r in rows] == [JOB, other]
     running, finished = rows
@@ -248,8 +274,12 @@ DAY = datetime(2026, 11, 26, tzinfo=UTC)
 
 
 def _summary(name: str) -> dict[str, Any]:
-    return {"TrainingJobName": name, "TrainingJobArn": ARN.replace(JOB, name), "TrainingJobStatus": "InProgress",
-            "CreationTime": datetime(2026, 11, 26, tzinfo=UTC)}  # fmt: skip
+    return {
+        "TrainingJobName": name,
+        "TrainingJobArn": ARN.replace(JOB, name),
+        "TrainingJobStatus": "InProgress",
+        "CreationTime": datetime(2026, 11, 26, tzinfo=UTC),
+    }
 
 
 def test_clean_up_stops_only_the_callers_own_tagged_jobs(moto_endpoint: str, tmp_path: Path) -> None:
@@ -261,66 +291,130 @@ def test_clean_up_stops_only_the_callers_own_tagged_jobs(moto_endpoint: str, tmp
         # make tune-jobs' tuning job first (it would start new trials), then training jobs.
         tuning = "titanic-lgbm-261126100000"
         tuning_arn = f"arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/{tuning}"
-        stub.add_response("list_hyper_parameter_tuning_jobs", {"HyperParameterTuningJobSummaries": [
-            {"HyperParameterTuningJobName": tuning, "HyperParameterTuningJobArn": tuning_arn,
-             "HyperParameterTuningJobStatus": "InProgress", "Strategy": "Bayesian", "CreationTime": DAY,
-             "TrainingJobStatusCounters": {}, "ObjectiveStatusCounters": {}}]},
-            {"NameContains": "titanic-lgbm", "StatusEquals": "InProgress"})  # fmt: skip
-        stub.add_response("list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": me}]},
-                          {"ResourceArn": tuning_arn})  # fmt: skip
+        stub.add_response(
+            "list_hyper_parameter_tuning_jobs",
+            {
+                "HyperParameterTuningJobSummaries": [
+                    {
+                        "HyperParameterTuningJobName": tuning,
+                        "HyperParameterTuningJobArn": tuning_arn,
+                        "HyperParameterTuningJobStatus": "InProgress",
+                        "Strategy": "Bayesian",
+                        "CreationTime": DAY,
+                        "TrainingJobStatusCounters": {},
+                        "ObjectiveStatusCounters": {},
+                    }
+                ]
+            },
+            {"NameContains": "titanic-lgbm", "StatusEquals": "InProgress"},
+        )
+        stub.add_response(
+            "list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": me}]}, {"ResourceArn": tuning_arn}
+        )
         stub.add_response("stop_hyper_parameter_tuning_job", {}, {"HyperParameterTuningJobName": tuning})
         listed = {"TrainingJobSummaries": [_summary(n) for n in (mine, teammates, foreign)]}
         stub.add_response("list_training_jobs", listed, {"NameContains": "titanic-lgbm", "StatusEquals": "InProgress"})
-        for name, tags in ((mine, [ours, {"Key": "launched-by", "Value": me}]),
-                           (teammates, [ours, {"Key": "launched-by", "Value": "arn:aws:iam::123456789012:user/bob"}]),
-                           (foreign, [{"Key": "project", "Value": "x"}])):  # fmt: skip
+        for name, tags in (
+            (mine, [ours, {"Key": "launched-by", "Value": me}]),
+            (teammates, [ours, {"Key": "launched-by", "Value": "arn:aws:iam::123456789012:user/bob"}]),
+            (foreign, [{"Key": "project", "Value": "x"}]),
+        ):
             stub.add_response("list_tags", {"Tags": tags}, {"ResourceArn": ARN.replace(JOB, name)})
             if name == mine:
                 stub.add_response("stop_training_job", {}, {"TrainingJobName": mine})
         # make predict's transform jobs and models: the caller's own only, by the same two tags.
         predict = "titanic-lgbm-predict-2026-11-26-10-00-00-000"
         transform_arn = f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{predict}"
-        stub.add_response("list_transform_jobs", {"TransformJobSummaries": [
-            {"TransformJobName": predict, "TransformJobArn": transform_arn, "TransformJobStatus": "InProgress",
-             "CreationTime": datetime(2026, 11, 26, tzinfo=UTC)}]},
-            {"NameContains": "titanic-lgbm-predict", "StatusEquals": "InProgress"})  # fmt: skip
-        stub.add_response("list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": me}]},
-                          {"ResourceArn": transform_arn})  # fmt: skip
+        stub.add_response(
+            "list_transform_jobs",
+            {
+                "TransformJobSummaries": [
+                    {
+                        "TransformJobName": predict,
+                        "TransformJobArn": transform_arn,
+                        "TransformJobStatus": "InProgress",
+                        "CreationTime": datetime(2026, 11, 26, tzinfo=UTC),
+                    }
+                ]
+            },
+            {"NameContains": "titanic-lgbm-predict", "StatusEquals": "InProgress"},
+        )
+        stub.add_response(
+            "list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": me}]}, {"ResourceArn": transform_arn}
+        )
         stub.add_response("stop_transform_job", {}, {"TransformJobName": predict})
         # make deploy's endpoint, its configs and models: a teammate's endpoint is left alone.
         endpoint_arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/titanic-survival"
-        stub.add_response("list_endpoints", {"Endpoints": [
-            {"EndpointName": "titanic-survival", "EndpointArn": endpoint_arn, "EndpointStatus": "InService",
-             "CreationTime": DAY, "LastModifiedTime": DAY}]},
-            {"NameContains": "titanic-survival"})  # fmt: skip
-        stub.add_response("list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": "arn:aws:iam::1:user/bob"}]},
-                          {"ResourceArn": endpoint_arn})  # fmt: skip
+        stub.add_response(
+            "list_endpoints",
+            {
+                "Endpoints": [
+                    {
+                        "EndpointName": "titanic-survival",
+                        "EndpointArn": endpoint_arn,
+                        "EndpointStatus": "InService",
+                        "CreationTime": DAY,
+                        "LastModifiedTime": DAY,
+                    }
+                ]
+            },
+            {"NameContains": "titanic-survival"},
+        )
+        stub.add_response(
+            "list_tags",
+            {"Tags": [ours, {"Key": "launched-by", "Value": "arn:aws:iam::1:user/bob"}]},
+            {"ResourceArn": endpoint_arn},
+        )
         stub.add_response("list_endpoint_configs", {"EndpointConfigs": []}, {"NameContains": "titanic-survival"})
         models = {n: f"arn:aws:sagemaker:us-east-1:123456789012:model/{n}" for n in (predict, predict + "1")}
-        stub.add_response("list_models", {"Models": [
-            {"ModelName": n, "ModelArn": a, "CreationTime": datetime(2026, 11, 26, tzinfo=UTC)}
-            for n, a in models.items()]}, {"NameContains": "titanic-lgbm-predict"})  # fmt: skip
-        stub.add_response("list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": me}]},
-                          {"ResourceArn": models[predict]})  # fmt: skip
+        stub.add_response(
+            "list_models",
+            {
+                "Models": [
+                    {"ModelName": n, "ModelArn": a, "CreationTime": datetime(2026, 11, 26, tzinfo=UTC)}
+                    for n, a in models.items()
+                ]
+            },
+            {"NameContains": "titanic-lgbm-predict"},
+        )
+        stub.add_response(
+            "list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": me}]}, {"ResourceArn": models[predict]}
+        )
         stub.add_response("delete_model", {}, {"ModelName": predict})
-        stub.add_response("list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": "arn:aws:iam::1:user/bob"}]},
-                          {"ResourceArn": models[predict + "1"]})  # fmt: skip
+        stub.add_response(
+            "list_tags",
+            {"Tags": [ours, {"Key": "launched-by", "Value": "arn:aws:iam::1:user/bob"}]},
+            {"ResourceArn": models[predict + "1"]},
+        )
         stub.add_response("list_models", {"Models": []}, {"NameContains": "titanic-survival"})
         stub.add_client_error("describe_model_package_group", "ValidationException", "does not exist", 400)
-        plan = cleanup.run(aws_settings(), "resources", WithSageMaker(sm), confirm=True, deployed=tmp_path,
-                           image_record=tmp_path / "image.json")  # fmt: skip
+        plan = cleanup.run(
+            aws_settings(),
+            "resources",
+            WithSageMaker(sm),
+            confirm=True,
+            deployed=tmp_path,
+            image_record=tmp_path / "image.json",
+        )
         stub.assert_no_pending_responses()  # exactly one stop of each job kind and one DeleteModel, all the caller's
     assert plan.found == 4
 
 
 # Every call clean-up makes to find what exists. Only "not found" means "nothing there".
 DISCOVERY_CALLS = [
-    ("sagemaker", "ListHyperParameterTuningJobs"), ("sagemaker", "ListTrainingJobs"),
-    ("sagemaker", "ListTransformJobs"), ("sagemaker", "ListEndpoints"), ("sagemaker", "ListEndpointConfigs"),
-    ("sagemaker", "ListModels"), ("sagemaker", "DescribeModelPackageGroup"), ("sagemaker", "ListModelPackages"),
-    ("ecr", "DescribeRepositories"), ("ecr", "ListTagsForResource"), ("ecr", "ListImages"),
+    ("sagemaker", "ListHyperParameterTuningJobs"),
+    ("sagemaker", "ListTrainingJobs"),
+    ("sagemaker", "ListTransformJobs"),
+    ("sagemaker", "ListEndpoints"),
+    ("sagemaker", "ListEndpointConfigs"),
+    ("sagemaker", "ListModels"),
+    ("sagemaker", "DescribeModelPackageGroup"),
+    ("sagemaker", "ListModelPackages"),
+    ("ecr", "DescribeRepositories"),
+    ("ecr", "ListTagsForResource"),
+    ("ecr", "ListImages"),
     ("s3", "ListObjectsV2"),
-]  # fmt: skip
+]
 
 
 def failing(service: str, operation: str, code: str) -> Any:
@@ -352,8 +446,9 @@ def test_every_failed_discovery_is_an_error_never_nothing_to_delete(
     stamp = tmp_path / "uploaded"
     stamp.touch()
     with pytest.raises(cleanup.CleanupError, match=rf"failed .*{code}"):
-        cleanup.run(aws_settings(), "resources", session, confirm=True, deployed=tmp_path,
-                    image_record=tmp_path / "image.json")  # fmt: skip
+        cleanup.run(
+            aws_settings(), "resources", session, confirm=True, deployed=tmp_path, image_record=tmp_path / "image.json"
+        )
     assert stamp.exists()
 
 
@@ -371,11 +466,28 @@ def test_a_teammates_endpoint_whose_tags_are_denied_is_left_alone(tmp_path: Path
     with Stubber(sm) as stub:
         for method, key in empty.items():
             stub.add_response(method, {key: []})
-        stub.add_response("list_endpoints", {"Endpoints": [
-            {"EndpointName": name, "EndpointArn": arn + name, "EndpointStatus": "InService", "CreationTime": DAY,
-             "LastModifiedTime": DAY} for name in ("titanic-survival-2", "titanic-survival")]})  # fmt: skip
-        stub.add_client_error("list_tags", "AccessDeniedException", "not yours", 400,
-                              expected_params={"ResourceArn": arn + "titanic-survival"})  # fmt: skip
+        stub.add_response(
+            "list_endpoints",
+            {
+                "Endpoints": [
+                    {
+                        "EndpointName": name,
+                        "EndpointArn": arn + name,
+                        "EndpointStatus": "InService",
+                        "CreationTime": DAY,
+                        "LastModifiedTime": DAY,
+                    }
+                    for name in ("titanic-survival-2", "titanic-survival")
+                ]
+            },
+        )
+        stub.add_client_error(
+            "list_tags",
+            "AccessDeniedException",
+            "not yours",
+            400,
+            expected_params={"ResourceArn": arn + "titanic-survival"},
+        )
         stub.add_response("list_endpoint_configs", {"EndpointConfigs": []})
         stub.add_response("list_models", {"Models": []})
         stub.add_response("list_models", {"Models": []})
@@ -393,10 +505,14 @@ def test_make_logs_shows_the_endpoints_log_on_aws(capsys: pytest.CaptureFixture[
     group = "/aws/sagemaker/Endpoints/titanic-survival"
     session = type("S", (), {"client": lambda self, name: logs})()
     with Stubber(logs) as stub:
-        stub.add_response("describe_log_streams", {"logStreams": [{"logStreamName": "AllTraffic/i-0abc"}]},
-                          {"logGroupName": group, "orderBy": "LogStreamName"})  # fmt: skip
-        stub.add_response("get_log_events", {"events": [{"timestamp": 1, "message": "row 1: bad Age"}],
-                                             "nextForwardToken": "f/1"})  # fmt: skip
+        stub.add_response(
+            "describe_log_streams",
+            {"logStreams": [{"logStreamName": "AllTraffic/i-0abc"}]},
+            {"logGroupName": group, "orderBy": "LogStreamName"},
+        )
+        stub.add_response(
+            "get_log_events", {"events": [{"timestamp": 1, "message": "row 1: bad Age"}], "nextForwardToken": "f/1"}
+        )
         stub.add_response("get_log_events", {"events": [], "nextForwardToken": "f/1"})
         text = operate.endpoint_log(aws_settings(), session)
     assert text == "i-0abc | row 1: bad Age\n"
@@ -404,9 +520,12 @@ def test_make_logs_shows_the_endpoints_log_on_aws(capsys: pytest.CaptureFixture[
 
 @pytest.mark.usefixtures("moto_endpoint")
 def test_sigterm_through_make_trains_main_exits_130_and_prints_the_commands(
-    split_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+    split_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """The path a person or cron meets: `python -m launcher.train` (what make train runs), a
     SIGTERM while the job runs on SageMaker, exit 130, the record summary on stdout and the
     follow/stop/re-attach commands on stderr."""

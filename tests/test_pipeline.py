@@ -189,7 +189,10 @@ def test_two_instances_train_one_verified_model(pipe: Pipeline) -> None:
     assert len(card["distributed"]["hosts"]) == 2 and card["distributed"]["shares"] == "replicated"
     assert sorted(card["distributed"]["rows_per_host"].values()) == [356, 356]
     assert sorted(p.name for p in (pipe.root / "runs" / record["job_name"] / "model").iterdir()) == [
-        "metrics.json", "model.joblib", "model_card.json"]  # fmt: skip
+        "metrics.json",
+        "model.joblib",
+        "model_card.json",
+    ]
 
 
 def test_local_mode_without_sharding_is_noticed_not_double_counted(pipe: Pipeline) -> None:
@@ -305,14 +308,29 @@ def test_a_fresh_empty_moto_behind_the_old_stack_id_is_noticed(pipe: Pipeline) -
     wait_gone(old)
     port = pipe.settings["LOCAL_MOTO_PORT"]
     fresh = subprocess.Popen(  # what the interrupted local-up had started, and nothing more
-        [str(Path(pipe.settings["VENV"]) / "bin/moto_server"), "-H", "127.0.0.1", "-p", port,
-         "-c", str(state / "tls/cert.pem"), "-k", str(state / "tls/key.pem")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        [
+            str(Path(pipe.settings["VENV"]) / "bin/moto_server"),
+            "-H",
+            "127.0.0.1",
+            "-p",
+            port,
+            "-c",
+            str(state / "tls/cert.pem"),
+            "-k",
+            str(state / "tls/key.pem"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     (state / "moto.pid").write_text(f"{fresh.pid}\n")
     for _ in range(100):
-        if subprocess.run(["curl", "-fsk", f"https://127.0.0.1:{port}/moto-api/data.json"],
-                          capture_output=True).returncode == 0:  # fmt: skip
+        if (
+            subprocess.run(
+                ["curl", "-fsk", f"https://127.0.0.1:{port}/moto-api/data.json"], capture_output=True
+            ).returncode
+            == 0
+        ):
             break
         time.sleep(0.2)
     else:
@@ -337,10 +355,13 @@ def test_a_recycled_pid_is_not_taken_for_the_stack(pipe: Pipeline, tmp_path: Pat
         check = subprocess.run([str(pipe.root / "scripts/local-stack.sh"), "check", str(state)], capture_output=True)
         assert check.returncode != 0  # same pids would pass a pid-only check; the start times differ
         (state / "stack-id").write_text(stack_id)
-        real = subprocess.run([str(pipe.root / "scripts/local-stack.sh"), "check", str(state)], capture_output=True,
-                              text=True)  # fmt: skip
-        assert real.returncode == 0 and real.stdout.split() == [pipe.settings["LOCAL_MOTO_PORT"],
-                                                                pipe.settings["LOCAL_REGISTRY_PORT"]]  # fmt: skip
+        real = subprocess.run(
+            [str(pipe.root / "scripts/local-stack.sh"), "check", str(state)], capture_output=True, text=True
+        )
+        assert real.returncode == 0 and real.stdout.split() == [
+            pipe.settings["LOCAL_MOTO_PORT"],
+            pipe.settings["LOCAL_REGISTRY_PORT"],
+        ]
     finally:
         for process in strangers:
             process.kill()
@@ -352,8 +373,9 @@ def test_local_down_stops_exactly_what_local_up_started(pipe: Pipeline) -> None:
     # A bystander of the same program on another port: local-down must not take it for its own.
     bystander = subprocess.Popen(
         [str(Path(pipe.settings["VENV"]) / "bin/moto_server"), "-H", "127.0.0.1", "-p", str(free_port())],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert pipe.make("local-down").returncode == 0
         for pid in pids:
@@ -383,8 +405,13 @@ def test_an_identical_rebuild_pushes_nothing_and_a_new_base_pushes_a_new_tag(pip
     first_id = json.loads((pipe.root / "build/local/image.json").read_text())["image_id"]
 
     other_base = f"{offline_base}-alt"
-    subprocess.run(["docker", "build", "-q", "-t", other_base, "-"], input=f"FROM {offline_base}\nLABEL alt=1\n",
-                   text=True, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["docker", "build", "-q", "-t", other_base, "-"],
+        input=f"FROM {offline_base}\nLABEL alt=1\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     try:
         rebased = pipe.make("push", BASE_IMAGE=other_base)
         record = json.loads((pipe.root / "build/local/image.json").read_text())
@@ -435,8 +462,14 @@ def test_verify_never_unpickles_on_this_machine(pipe: Pipeline, tmp_path: Path) 
     payload = f"import os\nclass Evil:\n    def __reduce__(self):\n        return (os.system, ('touch {marker}',))\n"
     planted = tmp_path / "planted"
     planted.mkdir()
-    subprocess.run([str(Path(pipe.settings["VENV"]) / "bin/python"), "-c",
-                    payload + f"import joblib; joblib.dump(Evil(), '{planted}/model.joblib')"], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            str(Path(pipe.settings["VENV"]) / "bin/python"),
+            "-c",
+            payload + f"import joblib; joblib.dump(Evil(), '{planted}/model.joblib')",
+        ],
+        check=True,
+    )
     members = pipe.root / "runs" / job / "model"
     (planted / "metrics.json").write_bytes((members / "metrics.json").read_bytes())
     archive = tmp_path / "model.tar.gz"
@@ -503,8 +536,9 @@ def test_an_untagged_repository_is_not_ours(pipe: Pipeline) -> None:
         assert f"not ours, left alone: ECR repository {repo['repositoryName']}" in listed.stderr
         assert ecr.list_images(repositoryName=repo["repositoryName"])["imageIds"]
     finally:
-        ecr.tag_resource(resourceArn=repo["repositoryArn"], tags=[{"Key": "created-by",
-                                                                   "Value": "titanic-sagemaker-toolkit"}])  # fmt: skip
+        ecr.tag_resource(
+            resourceArn=repo["repositoryArn"], tags=[{"Key": "created-by", "Value": "titanic-sagemaker-toolkit"}]
+        )
 
 
 @pytest.mark.parametrize(
@@ -565,8 +599,9 @@ def test_predict_writes_a_kaggle_submission_equal_to_the_models_own_predictions(
     uploaded = pipe.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
     assert uploaded == (job_dir / "submission.csv").read_bytes()
     # Local mode's serving container is gone, and its network published on loopback only.
-    left = subprocess.run(["docker", "ps", "-a", "--filter", "name=-algo-", "--format", "{{.Image}}"],
-                          capture_output=True, text=True).stdout  # fmt: skip
+    left = subprocess.run(
+        ["docker", "ps", "-a", "--filter", "name=-algo-", "--format", "{{.Image}}"], capture_output=True, text=True
+    ).stdout
     assert pipe.settings["ECR_REPOSITORY"] not in left
     inspect = ["docker", "network", "inspect", "--format", "{{json .Options}}", "sagemaker-local-serving"]
     options = subprocess.run(inspect, capture_output=True, text=True, check=True).stdout
@@ -611,8 +646,12 @@ def own_predictions(pipe: Pipeline, job: str) -> dict[str, float]:
 
 def serving_containers(pipe: Pipeline) -> list[str]:
     """This copy's endpoint containers (a developer's own endpoint of the same name is another stack's)."""
-    labels = ["--filter", "label=com.titanic-toolkit.endpoint=titanic-survival",
-              "--filter", f"label=com.titanic-toolkit.stack={pipe.endpoint}"]  # fmt: skip
+    labels = [
+        "--filter",
+        "label=com.titanic-toolkit.endpoint=titanic-survival",
+        "--filter",
+        f"label=com.titanic-toolkit.stack={pipe.endpoint}",
+    ]
     listed = subprocess.run(["docker", "ps", "-q", *labels], capture_output=True, text=True, check=True).stdout
     return listed.split()
 

@@ -84,9 +84,15 @@ def test_a_changed_test_file_is_refused(tmp_path: Path) -> None:
 
 
 def record(runs: Path, job: str = JOB, **changes: Any) -> Path:
-    body = {"job_name": job, "status": "Completed", "model_artifact": ARTIFACT, "region": "us-east-1",
-            "image": {"uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:sha256-0", "digest": "x"},
-            "verification": {"verified": True}, **changes}  # fmt: skip
+    body = {
+        "job_name": job,
+        "status": "Completed",
+        "model_artifact": ARTIFACT,
+        "region": "us-east-1",
+        "image": {"uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:sha256-0", "digest": "x"},
+        "verification": {"verified": True},
+        **changes,
+    }
     runs.mkdir(parents=True, exist_ok=True)
     path = runs / f"{job}.json"
     path.write_text(json.dumps(body))
@@ -115,17 +121,22 @@ def test_serving_containers_go_on_the_serving_network_and_training_stays_interna
     compose = {
         "version": "2.3",
         "services": {
-            "algo-1-abcde": {"command": "serve", "ports": ["8080:8080"],
-                             "networks": {"sagemaker-local": {"aliases": ["algo-1-abcde"]}}},
+            "algo-1-abcde": {
+                "command": "serve",
+                "ports": ["8080:8080"],
+                "networks": {"sagemaker-local": {"aliases": ["algo-1-abcde"]}},
+            },
             "algo-2-fghij": {"command": "train", "networks": {"sagemaker-local": {"aliases": ["algo-2-fghij"]}}},
         },
         "networks": {"sagemaker-local": {"name": "sagemaker-local"}},
-    }  # fmt: skip
+    }
     out = local_compose.rewrite(compose, "toolkit-serving")
     assert out["services"]["algo-1-abcde"]["networks"] == {"toolkit-serving": {"aliases": ["algo-1-abcde"]}}
     assert out["services"]["algo-2-fghij"]["networks"] == {"sagemaker-local": {"aliases": ["algo-2-fghij"]}}
-    assert out["networks"] == {"sagemaker-local": {"external": True, "name": "sagemaker-local"},
-                               "toolkit-serving": {"external": True, "name": "toolkit-serving"}}  # fmt: skip
+    assert out["networks"] == {
+        "sagemaker-local": {"external": True, "name": "sagemaker-local"},
+        "toolkit-serving": {"external": True, "name": "toolkit-serving"},
+    }
     yaml.safe_dump(out)  # still a compose file
 
 
@@ -172,12 +183,20 @@ def test_the_aws_requests_and_a_submission_joined_from_shuffled_answers(
     assert model["PrimaryContainer"] == {"Image": record_image(runs), "Environment": {}, "ModelDataUrl": ARTIFACT}
     assert job["BatchStrategy"] == "MultiRecord" and job["MaxPayloadInMB"] == 6
     assert job["TransformInput"] == {
-        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
-                                        "S3Uri": "s3://titanic-sagemaker-toolkit-demo/titanic/data/test/test.csv"}},
-        "ContentType": "text/csv", "SplitType": "Line"}  # fmt: skip
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": "s3://titanic-sagemaker-toolkit-demo/titanic/data/test/test.csv",
+            }
+        },
+        "ContentType": "text/csv",
+        "SplitType": "Line",
+    }
     assert job["TransformOutput"] == {
         "S3OutputPath": f"s3://titanic-sagemaker-toolkit-demo/titanic/predictions/{name}/raw",
-        "Accept": "text/csv", "AssembleWith": "Line"}  # fmt: skip
+        "Accept": "text/csv",
+        "AssembleWith": "Line",
+    }
     assert job["TransformResources"] == {"InstanceType": "ml.m5.large", "InstanceCount": 1}
     for request in (model, job):
         tags = {t["Key"]: t["Value"] for t in request["Tags"]}
@@ -209,10 +228,14 @@ def test_the_transform_output_is_found_by_listing_not_by_guessing_keys() -> None
     prefix = f"titanic/predictions/{name}/raw"
     there = f"{prefix}/{name}/test.csv.out"  # local mode's layout
     with Stubber(s3) as stub:
-        stub.add_response("list_objects_v2", {"Contents": [{"Key": there}], "IsTruncated": False},
-                          {"Bucket": "b", "Prefix": f"{prefix}/"})  # fmt: skip
-        stub.add_response("get_object", {"Body": StreamingBody(io.BytesIO(b"892,0.1,0\n"), 10)},
-                          {"Bucket": "b", "Key": there})  # fmt: skip
+        stub.add_response(
+            "list_objects_v2",
+            {"Contents": [{"Key": there}], "IsTruncated": False},
+            {"Bucket": "b", "Prefix": f"{prefix}/"},
+        )
+        stub.add_response(
+            "get_object", {"Body": StreamingBody(io.BytesIO(b"892,0.1,0\n"), 10)}, {"Bucket": "b", "Key": there}
+        )
         assert predict.output_text(s3, f"s3://b/{prefix}", name) == "892,0.1,0\n"
         stub.assert_no_pending_responses()
     with Stubber(s3) as stub:

@@ -50,10 +50,22 @@ def test_a_changed_source_is_refused(tmp_path: Path) -> None:
 def test_cli_reports_a_missing_source_in_one_line(tmp_path: Path) -> None:
     """As make runs it: one ERROR line on stderr naming the file and the fix, no traceback, exit 1."""
     result = subprocess.run(
-        [sys.executable, "-m", "launcher.prepare_data", "--source", str(tmp_path / "nope.csv"),
-         "--checksums", str(SUMS), "--out", str(tmp_path / "o")],
-        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": f"{REPO / 'container'}:{REPO}"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "launcher.prepare_data",
+            "--source",
+            str(tmp_path / "nope.csv"),
+            "--checksums",
+            str(SUMS),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": f"{REPO / 'container'}:{REPO}"},
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
     lines = result.stderr.splitlines()

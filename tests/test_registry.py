@@ -30,11 +30,18 @@ def verified_run(runs: Path, job: str, val_auc: float) -> None:
     model_dir = runs / job / "model"
     model_dir.mkdir(parents=True)
     (model_dir / "metrics.json").write_text(json.dumps({"val_auc": val_auc, "val_accuracy": 0.85}))
-    records.write_record(runs, {
-        "job_name": job, "status": "Completed", "model_artifact": f"s3://{BUCKET}/{key}", "image": IMAGE,
-        "data": {"train": {"sha256": "t" * 64}, "validation": {"sha256": "v" * 64}}, "toolkit_commit": "abc123",
-        "verification": {"verified": True, "local_dir": str(runs / job), "model_tar_sha256": "m" * 64},
-    })  # fmt: skip
+    records.write_record(
+        runs,
+        {
+            "job_name": job,
+            "status": "Completed",
+            "model_artifact": f"s3://{BUCKET}/{key}",
+            "image": IMAGE,
+            "data": {"train": {"sha256": "t" * 64}, "validation": {"sha256": "v" * 64}},
+            "toolkit_commit": "abc123",
+            "verification": {"verified": True, "local_dir": str(runs / job), "model_tar_sha256": "m" * 64},
+        },
+    )
 
 
 @pytest.fixture
@@ -64,8 +71,9 @@ def test_register_pins_the_image_by_digest_and_keeps_the_runs_facts(account: bot
     assert registry.val_auc(account.client("s3"), version) == 0.89  # the report round-trips through S3
     kept = records.read_record(records.record_path(runs, "titanic-lgbm-2026-11-26-10-00-00-001"))
     assert kept["registry"]["version"] == 1
-    tags = sm.list_tags(ResourceArn=sm.describe_model_package_group(ModelPackageGroupName="titanic-survival")[
-        "ModelPackageGroupArn"])["Tags"]  # fmt: skip
+    tags = sm.list_tags(
+        ResourceArn=sm.describe_model_package_group(ModelPackageGroupName="titanic-survival")["ModelPackageGroupArn"]
+    )["Tags"]
     assert {"Key": "created-by", "Value": "titanic-sagemaker-toolkit"} in tags
 
 
@@ -80,8 +88,9 @@ def test_a_run_is_registered_once_and_an_unverified_one_never(account: boto3.Ses
         registry.register(settings(), runs, "titanic-lgbm-failed", account)
 
 
-def test_the_approval_gate_refuses_a_weak_version_and_records_who_approved(account: boto3.Session,
-                                                                          tmp_path: Path) -> None:  # fmt: skip
+def test_the_approval_gate_refuses_a_weak_version_and_records_who_approved(
+    account: boto3.Session, tmp_path: Path
+) -> None:
     runs = tmp_path / "runs"
     verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-001", 0.84)
     registry.register(settings(), runs, "", account)
@@ -131,7 +140,8 @@ def test_image_by_digest_keeps_a_registry_port() -> None:
         == f"127.0.0.1:5055/repo@{digest}"
     )
     assert registry.image_by_digest({"uri": "1.dkr.ecr.us-east-1.amazonaws.com/a/b:t", "digest": digest}).endswith(
-        f"/a/b@{digest}")  # fmt: skip
+        f"/a/b@{digest}"
+    )
 
 
 def test_the_requests_as_they_leave_botocore(account: boto3.Session, tmp_path: Path) -> None:
@@ -157,7 +167,8 @@ def test_the_requests_as_they_leave_botocore(account: boto3.Session, tmp_path: P
         assert "ml.m5.large" in spec[kind] and len(spec[kind]) <= registry.MAX_TYPES
     assert create["ModelMetrics"]["ModelQuality"]["Statistics"] == {
         "ContentType": "application/json",
-        "S3Uri": f"s3://{BUCKET}/titanic/output/titanic-lgbm-2026-11-26-10-00-00-001/output/metrics.json"}  # fmt: skip
+        "S3Uri": f"s3://{BUCKET}/titanic/output/titanic-lgbm-2026-11-26-10-00-00-001/output/metrics.json",
+    }
     assert "Tags" not in create  # AWS refuses tags on a version in a group (it takes the group's)
     assert update["ModelApprovalStatus"] == "Approved" and update["ApprovalDescription"].startswith("approved by ")
     assert update["CustomerMetadataProperties"]["TrainingJob"] == "titanic-lgbm-2026-11-26-10-00-00-001"
@@ -182,10 +193,16 @@ def test_metadata_values_fit_aws_alphabet_and_length_for_the_longest_inputs() ->
     """Outside a git checkout the commit was 'unknown (not a git checkout)' (parentheses are
     refused), and a 256-character repository name makes the image URI longer than 256."""
     repository = "r" * 256
-    record = {"job_name": "j", "image": {"uri": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{repository}:sha256-"
-                                                + "a" * 64, "digest": "sha256:" + "d" * 64},
-              "data": {"train": {"sha256": "t" * 64}, "validation": {"sha256": "v" * 64}},
-              "toolkit_commit": records.toolkit_commit(Path("/")), "verification": {}}  # fmt: skip
+    record = {
+        "job_name": "j",
+        "image": {
+            "uri": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{repository}:sha256-" + "a" * 64,
+            "digest": "sha256:" + "d" * 64,
+        },
+        "data": {"train": {"sha256": "t" * 64}, "validation": {"sha256": "v" * 64}},
+        "toolkit_commit": records.toolkit_commit(Path("/")),
+        "verification": {},
+    }
     meta = registry.metadata(record, {"val_auc": 0.9}, "arn:aws:sts::1:assumed-role/r/a,b (c)")
     for key, value in meta.items():
         assert ALPHABET.match(value) and "(" not in value and "," not in value, (key, value)

@@ -33,8 +33,9 @@ class Server:
     def connection(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
 
-    def post(self, body: bytes, content_type: str = CSV, accept: str = "",
-             conn: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:  # fmt: skip
+    def post(
+        self, body: bytes, content_type: str = CSV, accept: str = "", conn: http.client.HTTPConnection | None = None
+    ) -> tuple[int, bytes]:
         conn = conn or self.connection()
         headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {})}
         conn.request("POST", "/invocations", body, headers)
@@ -46,23 +47,44 @@ class Server:
 def trained(image: str, tmp_path_factory: pytest.TempPathFactory, split_dir: Path) -> Path:
     """An /opt/ml tree after `docker run IMAGE train`: the model the server will load."""
     root = make_sm_root(tmp_path_factory.mktemp("serving") / "ml", split_dir)
-    result = subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{root}:/opt/ml", image, "train"],
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "-v", f"{root}:/opt/ml", image, "train"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return root
 
 
 def start(image: str, model_dir: Path, *extra: str, port: int = 8080) -> str:
     return subprocess.run(
-        ["docker", "run", "-d", "--read-only", "--tmpfs", "/tmp", "-p", f"127.0.0.1::{port}",
-         "-v", f"{model_dir}:/opt/ml/model:ro", *extra, image, "serve"],
-        capture_output=True, text=True, check=True, timeout=120,
-    ).stdout.strip()  # fmt: skip
+        [
+            "docker",
+            "run",
+            "-d",
+            "--read-only",
+            "--tmpfs",
+            "/tmp",
+            "-p",
+            f"127.0.0.1::{port}",
+            "-v",
+            f"{model_dir}:/opt/ml/model:ro",
+            *extra,
+            image,
+            "serve",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.strip()
 
 
 def host_port(container: str, port: int = 8080) -> tuple[str, int]:
-    published = subprocess.run(["docker", "port", container, f"{port}/tcp"], capture_output=True, text=True,
-                               check=True).stdout.split()[0]  # fmt: skip
+    published = subprocess.run(
+        ["docker", "port", container, f"{port}/tcp"], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
     address, _, number = published.rpartition(":")
     return address, int(number)
 
@@ -119,13 +141,20 @@ def served_csv(body: bytes) -> dict[str, float]:
 
 
 def test_the_image_declares_it_honours_bind_to_port(image: str) -> None:
-    labels = json.loads(subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", image],
-                                       capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    labels = json.loads(
+        subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", image],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     assert labels["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
 
 
-def test_predictions_equal_trainings_own_in_every_format(server: Server, validation: pd.DataFrame,
-                                                         expected: dict[str, float]) -> None:  # fmt: skip
+def test_predictions_equal_trainings_own_in_every_format(
+    server: Server, validation: pd.DataFrame, expected: dict[str, float]
+) -> None:
     body = validation.to_csv(index=False).encode()
     status, answer = server.post(body)
     assert status == 200, answer
@@ -133,15 +162,18 @@ def test_predictions_equal_trainings_own_in_every_format(server: Server, validat
     headerless = validation.drop(columns=["Survived"]).to_csv(index=False, header=False).encode()
     assert served_csv(server.post(headerless)[1]) == expected
     records = json.loads(validation.replace({"": None}).to_json(orient="records"))
-    for content_type, payload in ((JSON, json.dumps({"instances": records})),
-                                  (JSONLINES, "".join(json.dumps(r) + "\n" for r in records))):  # fmt: skip
+    for content_type, payload in (
+        (JSON, json.dumps({"instances": records})),
+        (JSONLINES, "".join(json.dumps(r) + "\n" for r in records)),
+    ):
         status, answer = server.post(payload.encode(), content_type, accept=JSON)
         assert status == 200, answer
         assert {str(p["PassengerId"]): p["probability"] for p in json.loads(answer)["predictions"]} == expected
 
 
-def test_bad_requests_answer_their_status_and_leave_the_server_well(server: Server, validation: pd.DataFrame,
-                                                                    expected: dict[str, float]) -> None:  # fmt: skip
+def test_bad_requests_answer_their_status_and_leave_the_server_well(
+    server: Server, validation: pd.DataFrame, expected: dict[str, float]
+) -> None:
     conn = server.connection()  # one keep-alive connection, as batch transform uses
     good = validation.head(5).to_csv(index=False).encode()
     cases: list[tuple[BadRequest | None, bytes, str]] = [(c, c.body, c.content_type) for c in BAD_REQUESTS]
@@ -158,8 +190,9 @@ def test_bad_requests_answer_their_status_and_leave_the_server_well(server: Serv
         assert status == 200 and served_csv(answer) == {k: expected[k] for k in validation.head(5)["PassengerId"]}
 
 
-def test_many_requests_at_once_get_their_own_answers(server: Server, validation: pd.DataFrame,
-                                                     expected: dict[str, float]) -> None:  # fmt: skip
+def test_many_requests_at_once_get_their_own_answers(
+    server: Server, validation: pd.DataFrame, expected: dict[str, float]
+) -> None:
     rows = [validation.iloc[[i]].to_csv(index=False).encode() for i in range(len(validation))]
 
     def ask(body: bytes) -> dict[str, float]:
@@ -184,8 +217,9 @@ def test_execution_parameters_tell_batch_transform_what_to_send(server: Server) 
     assert parameters["MaxPayloadInMB"] == 6 and parameters["MaxConcurrentTransforms"] >= 1
 
 
-def test_sigterm_lets_the_request_in_flight_finish(image: str, trained: Path, validation: pd.DataFrame,
-                                                   expected: dict[str, float]) -> None:  # fmt: skip
+def test_sigterm_lets_the_request_in_flight_finish(
+    image: str, trained: Path, validation: pd.DataFrame, expected: dict[str, float]
+) -> None:
     container = start(image, trained / "model")
     try:
         _, port = host_port(container)
@@ -221,7 +255,11 @@ def test_bind_to_port_moves_the_server(image: str, trained: Path) -> None:
 
 
 def test_a_missing_model_stops_the_server_with_the_reason(image: str, tmp_path: Path) -> None:
-    result = subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{tmp_path}:/opt/ml/model:ro",
-                             image, "serve"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "-v", f"{tmp_path}:/opt/ml/model:ro", image, "serve"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert "/opt/ml/model/model.joblib is missing" in result.stderr

@@ -15,8 +15,17 @@ import pytest
 from conftest import REPO
 
 SCRIPT = REPO / "scripts/setup-machine.sh"
-STACK = ["docker.io", "docker-compose", "debootstrap", "docker-registry", "make", "curl", "openssl", "procps",
-         "python3-venv"]  # fmt: skip
+STACK = [
+    "docker.io",
+    "docker-compose",
+    "debootstrap",
+    "docker-registry",
+    "make",
+    "curl",
+    "openssl",
+    "procps",
+    "python3-venv",
+]
 REAL_TOOLS = ("bash", "sh", "grep", "dirname", "basename", "tail", "sleep", "nohup", "env", "cat", "touch", "rm")
 
 SHIMS = {
@@ -70,11 +79,17 @@ class Machine:
         if self.engine_up:
             (state / "engine-up").touch()
         variables = {
-            "PATH": str(bin_dir), "SHIM_LOG": str(self.log), "SHIM_STATE": str(state),
-            "SHIM_INSTALLED": " ".join(self.installed), "SHIM_UID": str(self.uid),
-            "SHIM_SUDO": "yes" if self.sudo else "no", "SHIM_DOCKERD": self.dockerd,
-            "DOCKERD_LOG": str(self.root / "dockerd.log"), "DOCKERD_WAIT": "2", **env,
-        }  # fmt: skip
+            "PATH": str(bin_dir),
+            "SHIM_LOG": str(self.log),
+            "SHIM_STATE": str(state),
+            "SHIM_INSTALLED": " ".join(self.installed),
+            "SHIM_UID": str(self.uid),
+            "SHIM_SUDO": "yes" if self.sudo else "no",
+            "SHIM_DOCKERD": self.dockerd,
+            "DOCKERD_LOG": str(self.root / "dockerd.log"),
+            "DOCKERD_WAIT": "2",
+            **env,
+        }
         return subprocess.run(
             ["/bin/bash", str(SCRIPT), need], env=variables, capture_output=True, text=True, timeout=60
         )

@@ -36,8 +36,16 @@ def space_file(tmp_path: Path, parameters: dict[str, Any], objective: str = "val
 
 
 def trial(number: int, objective: float | None, status: str = "Completed") -> tuning.Trial:
-    return tuning.Trial(number=number, job_name=f"job-{number}", status=status, hyperparameters={"num_leaves": "8"},
-                        objective=objective, seconds=3.0, cost_usd=None, on_demand_cost_usd=0.0001)  # fmt: skip
+    return tuning.Trial(
+        number=number,
+        job_name=f"job-{number}",
+        status=status,
+        hyperparameters={"num_leaves": "8"},
+        objective=objective,
+        seconds=3.0,
+        cost_usd=None,
+        on_demand_cost_usd=0.0001,
+    )
 
 
 def test_the_shipped_search_space_is_within_what_the_image_accepts() -> None:
@@ -52,14 +60,17 @@ def test_the_shipped_search_space_is_within_what_the_image_accepts() -> None:
         ({"trees": {"type": "integer", "min": 1, "max": 5}}, "val_auc", "'trees' is not a hyperparameter of the image"),
         ({"num_leaves": {"type": "continuous", "min": 4, "max": 8}}, "val_auc", "num_leaves is int in the image"),
         ({"num_leaves": {"type": "integer", "min": 1, "max": 8}}, "val_auc", "leaves what the image accepts, [2,"),
-        ({"subsample": {"type": "continuous", "min": 0.9, "max": 0.5}}, "val_auc", "needs numbers \"min\" < \"max\""),
-        ({"reg_lambda": {"type": "continuous", "min": 0, "max": 5, "scaling": "Logarithmic"}}, "val_auc",
-         "Logarithmic needs min > 0"),
-        ({"subsample": {"min": 0.5, "max": 0.9}}, "val_auc", "needs \"type\": one of continuous, integer"),
-        ({}, "val_auc", "\"parameters\" must map at least one hyperparameter"),
-        ({"subsample": {"type": "continuous", "min": 0.5, "max": 0.9}}, "auc", "\"objective\" must be a metric"),
+        ({"subsample": {"type": "continuous", "min": 0.9, "max": 0.5}}, "val_auc", 'needs numbers "min" < "max"'),
+        (
+            {"reg_lambda": {"type": "continuous", "min": 0, "max": 5, "scaling": "Logarithmic"}},
+            "val_auc",
+            "Logarithmic needs min > 0",
+        ),
+        ({"subsample": {"min": 0.5, "max": 0.9}}, "val_auc", 'needs "type": one of continuous, integer'),
+        ({}, "val_auc", '"parameters" must map at least one hyperparameter'),
+        ({"subsample": {"type": "continuous", "min": 0.5, "max": 0.9}}, "auc", '"objective" must be a metric'),
     ],
-)  # fmt: skip
+)
 def test_a_bad_search_space_is_named_with_the_fix(
     tmp_path: Path, parameters: dict, objective: str, phrase: str
 ) -> None:
@@ -107,8 +118,16 @@ def test_the_outcome_is_written_and_refuses_hyperparameters_the_image_does_not_k
     assert (tmp_path / "reports/tuning/t-1.png").read_bytes()[:4] == b"\x89PNG"
     assert records.read_tuned(paths["runs_dir"])["best"]["number"] == 2
     # moto's tuning job reports a made-up best job: nothing of it may reach make train.
-    fake = tuning.Trial(number=1, job_name="FakeTrainingJobName", status="Completed", hyperparameters={"string": "x"},
-                        objective=1.0, seconds=None, cost_usd=None, on_demand_cost_usd=None)  # fmt: skip
+    fake = tuning.Trial(
+        number=1,
+        job_name="FakeTrainingJobName",
+        status="Completed",
+        hyperparameters={"string": "x"},
+        objective=1.0,
+        seconds=None,
+        cost_usd=None,
+        on_demand_cost_usd=None,
+    )
     with pytest.raises(tuning.TuneError, match="reports hyperparameters the image refuses"):
         tuning.write_outcome({**paths, "runs_dir": tmp_path / "other"}, "t-2", settings(), space, [fake])
     assert not (tmp_path / "other").exists()
@@ -117,8 +136,15 @@ def test_the_outcome_is_written_and_refuses_hyperparameters_the_image_does_not_k
 def test_train_takes_the_tuned_values_over_config_and_records_where_from(tmp_path: Path) -> None:
     with pytest.raises(train.TrainError, match="run 'make tune-jobs' first, or set HYPERPARAMETERS_FROM=config"):
         train.with_tuned(settings(HYPERPARAMETERS_FROM="tuned"), tmp_path)
-    records.write_tuned(tmp_path, {"name": "t-1", "objective": "val_auc", "hyperparameters": {"num_leaves": "20"},
-                                   "best": {"job_name": "job-2", "objective": 0.9}})  # fmt: skip
+    records.write_tuned(
+        tmp_path,
+        {
+            "name": "t-1",
+            "objective": "val_auc",
+            "hyperparameters": {"num_leaves": "20"},
+            "best": {"job_name": "job-2", "objective": 0.9},
+        },
+    )
     tuned, source = train.with_tuned(settings(HYPERPARAMETERS_FROM="tuned"), tmp_path)
     assert tuned.hyperparameters["num_leaves"] == "20"
     assert tuned.hyperparameters["n_estimators"] == "200"  # config.env's value, not tuned
@@ -138,12 +164,21 @@ def test_ctrl_c_keeps_the_report_of_the_trials_that_finished(
         if done:
             raise train.Interrupted({"job_name": "titanic-lgbm-trial-2", "status": "Stopped"})
         done.append(trial_settings.hyperparameters)
-        return {"job_name": "titanic-lgbm-trial-1", "status": "Completed", "metrics": {"val_auc": 0.87},
-                "seconds": {"training": 3.0}, "cost": {"cost_usd": None, "on_demand_cost_usd": 0.0001}}  # fmt: skip
+        return {
+            "job_name": "titanic-lgbm-trial-1",
+            "status": "Completed",
+            "metrics": {"val_auc": 0.87},
+            "seconds": {"training": 3.0},
+            "cost": {"cost_usd": None, "on_demand_cost_usd": 0.0001},
+        }
 
     monkeypatch.setattr(train, "run", one_job)
-    paths = {"runs_dir": tmp_path / "runs", "reports_dir": tmp_path / "reports", "image_record": tmp_path / "i.json",
-             "split_dir": split_dir}  # fmt: skip
+    paths = {
+        "runs_dir": tmp_path / "runs",
+        "reports_dir": tmp_path / "reports",
+        "image_record": tmp_path / "i.json",
+        "split_dir": split_dir,
+    }
     with pytest.raises(train.Interrupted):
         tuning.run(settings(TUNE_MAX_JOBS="3"), paths)
     outcome = records.read_tuned(paths["runs_dir"])
@@ -160,12 +195,15 @@ def test_ctrl_c_keeps_the_report_of_the_trials_that_finished(
 
 def test_the_create_tuning_job_request(moto_endpoint: str) -> None:
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="titanic-sagemaker-toolkit-demo")
-    aws = settings(TARGET="aws", TUNE_MAX_JOBS="20", TUNE_MAX_PARALLEL_JOBS="4", TUNE_EARLY_STOPPING="Auto",
-                   INSTANCE_COUNT="2")  # fmt: skip
+    aws = settings(
+        TARGET="aws", TUNE_MAX_JOBS="20", TUNE_MAX_PARALLEL_JOBS="4", TUNE_EARLY_STOPPING="Auto", INSTANCE_COUNT="2"
+    )
     sent: list[dict[str, Any]] = []
     session = boto3.Session(region_name="us-east-1")
-    session.events.register("provide-client-params.sagemaker.CreateHyperParameterTuningJob",
-                            lambda params, **_: sent.append(json.loads(json.dumps(params, default=str))))  # fmt: skip
+    session.events.register(
+        "provide-client-params.sagemaker.CreateHyperParameterTuningJob",
+        lambda params, **_: sent.append(json.loads(json.dumps(params, default=str))),
+    )
     space = tuning.load_search_space(SHIPPED_SPACE)
     uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:t"
     caller = boto3.client("sts", region_name="us-east-1").get_caller_identity()["Arn"]
@@ -181,10 +219,18 @@ def test_the_create_tuning_job_request(moto_endpoint: str) -> None:
     assert config["TrainingJobEarlyStoppingType"] == "Auto"
     ranges = config["ParameterRanges"]
     learning_rate = next(r for r in ranges["ContinuousParameterRanges"] if r["Name"] == "learning_rate")
-    assert learning_rate == {"Name": "learning_rate", "MinValue": "0.01", "MaxValue": "0.2",
-                             "ScalingType": "Logarithmic"}  # fmt: skip
+    assert learning_rate == {
+        "Name": "learning_rate",
+        "MinValue": "0.01",
+        "MaxValue": "0.2",
+        "ScalingType": "Logarithmic",
+    }
     assert {r["Name"] for r in ranges["IntegerParameterRanges"]} == {
-        "n_estimators", "num_leaves", "max_depth", "min_child_samples"}  # fmt: skip
+        "n_estimators",
+        "num_leaves",
+        "max_depth",
+        "min_child_samples",
+    }
     definition = request["TrainingJobDefinition"]
     assert definition["AlgorithmSpecification"]["TrainingImage"] == uri
     assert definition["AlgorithmSpecification"]["MetricDefinitions"] == [
@@ -194,7 +240,10 @@ def test_the_create_tuning_job_request(moto_endpoint: str) -> None:
     static = definition["StaticHyperParameters"]
     assert "learning_rate" not in static and static["random_state"] == "42"
     assert definition["HyperParameterTuningResourceConfig"] == {
-        "InstanceCount": 2, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 5}  # fmt: skip
+        "InstanceCount": 2,
+        "InstanceType": "ml.m5.large",
+        "VolumeSizeInGB": 5,
+    }
     assert definition["EnableNetworkIsolation"] is True and definition["EnableInterContainerTrafficEncryption"] is True
     assert definition["EnableManagedSpotTraining"] is True
     assert definition["StoppingCondition"] == {"MaxRuntimeInSeconds": 900, "MaxWaitTimeInSeconds": 1800}
@@ -215,20 +264,32 @@ def test_the_trials_of_a_finished_tuning_job_with_their_cost(moto_endpoint: str)
     sm = boto3.client("sagemaker", region_name="us-east-1")
     started = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
     summaries = [
-        {"TrainingJobName": f"titanic-lgbm-261126083001-00{n}-0a1b2c3{n}", "TrainingJobArn": f"arn:x:{n}",
-         "CreationTime": started.replace(minute=n), "TrainingJobStatus": status,
-         "TunedHyperParameters": {"num_leaves": str(4 * n)},
-         **({"FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "val_auc", "Value": v}} if v else {})}
+        {
+            "TrainingJobName": f"titanic-lgbm-261126083001-00{n}-0a1b2c3{n}",
+            "TrainingJobArn": f"arn:x:{n}",
+            "CreationTime": started.replace(minute=n),
+            "TrainingJobStatus": status,
+            "TunedHyperParameters": {"num_leaves": str(4 * n)},
+            **({"FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "val_auc", "Value": v}} if v else {}),
+        }
         for n, status, v in ((2, "Completed", 0.88), (1, "Completed", 0.86), (3, "Failed", None))
-    ]  # fmt: skip
+    ]
     with Stubber(sm) as stub:
-        stub.add_response("list_training_jobs_for_hyper_parameter_tuning_job", {"TrainingJobSummaries": summaries},
-                          {"HyperParameterTuningJobName": "titanic-lgbm-261126083001"})  # fmt: skip
+        stub.add_response(
+            "list_training_jobs_for_hyper_parameter_tuning_job",
+            {"TrainingJobSummaries": summaries},
+            {"HyperParameterTuningJobName": "titanic-lgbm-261126083001"},
+        )
         for n in (1, 2, 3):
             name = f"titanic-lgbm-261126083001-00{n}-0a1b2c3{n}"
             stub.add_response("describe_training_job", described_job(name, n), {"TrainingJobName": name})
-        trials = tuning.aws_trials(aws, sm, "titanic-lgbm-261126083001", tuning.load_search_space(SHIPPED_SPACE),
-                                   boto3.Session(region_name="us-east-1"))  # fmt: skip
+        trials = tuning.aws_trials(
+            aws,
+            sm,
+            "titanic-lgbm-261126083001",
+            tuning.load_search_space(SHIPPED_SPACE),
+            boto3.Session(region_name="us-east-1"),
+        )
     assert [t.number for t in trials] == [1, 2, 3]  # in the order SageMaker started them
     assert [t.objective for t in trials] == [0.86, 0.88, None]
     assert trials[0].hyperparameters == {"num_leaves": "4"}
@@ -239,13 +300,18 @@ def test_the_trials_of_a_finished_tuning_job_with_their_cost(moto_endpoint: str)
 
 def described_job(name: str, n: int) -> dict[str, Any]:
     return {
-        "TrainingJobName": name, "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}",
+        "TrainingJobName": name,
+        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}",
         "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": "x"},
         "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 2, "VolumeSizeInGB": 5},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 900}, "CreationTime": datetime(2026, 11, 26, tzinfo=UTC),
-        "ModelArtifacts": {"S3ModelArtifacts": "s3://b/k"}, "TrainingJobStatus": "Completed",
-        "SecondaryStatus": "Completed", "TrainingTimeInSeconds": 54, "BillableTimeInSeconds": 20,
-    }  # fmt: skip
+        "StoppingCondition": {"MaxRuntimeInSeconds": 900},
+        "CreationTime": datetime(2026, 11, 26, tzinfo=UTC),
+        "ModelArtifacts": {"S3ModelArtifacts": "s3://b/k"},
+        "TrainingJobStatus": "Completed",
+        "SecondaryStatus": "Completed",
+        "TrainingTimeInSeconds": 54,
+        "BillableTimeInSeconds": 20,
+    }
 
 
 def _tuning_description(status: str) -> dict[str, Any]:
@@ -253,10 +319,14 @@ def _tuning_description(status: str) -> dict[str, Any]:
         "HyperParameterTuningJobName": "titanic-lgbm-261126083001",
         "HyperParameterTuningJobArn": "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/x",
         "HyperParameterTuningJobConfig": {
-            "Strategy": "Bayesian", "ResourceLimits": {"MaxNumberOfTrainingJobs": 10, "MaxParallelTrainingJobs": 2}},
-        "HyperParameterTuningJobStatus": status, "CreationTime": datetime(2026, 11, 26, tzinfo=UTC),
-        "TrainingJobStatusCounters": {}, "ObjectiveStatusCounters": {},
-    }  # fmt: skip
+            "Strategy": "Bayesian",
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 10, "MaxParallelTrainingJobs": 2},
+        },
+        "HyperParameterTuningJobStatus": status,
+        "CreationTime": datetime(2026, 11, 26, tzinfo=UTC),
+        "TrainingJobStatusCounters": {},
+        "ObjectiveStatusCounters": {},
+    }
 
 
 def test_ctrl_c_while_a_tuning_job_runs_leaves_it_running(moto_endpoint: str) -> None:
@@ -267,11 +337,19 @@ def test_ctrl_c_while_a_tuning_job_runs_leaves_it_running(moto_endpoint: str) ->
         raise KeyboardInterrupt
 
     with Stubber(sm) as stub:
-        stub.add_response("describe_hyper_parameter_tuning_job", _tuning_description("InProgress"),
-                          {"HyperParameterTuningJobName": name})  # fmt: skip
+        stub.add_response(
+            "describe_hyper_parameter_tuning_job",
+            _tuning_description("InProgress"),
+            {"HyperParameterTuningJobName": name},
+        )
         with pytest.raises(tuning.TuningInterrupted) as stopped:
-            tuning.follow_aws(settings(TARGET="aws"), tuning.load_search_space(SHIPPED_SPACE), name,
-                              WithSageMaker(sm), sleep=interrupt)  # fmt: skip
+            tuning.follow_aws(
+                settings(TARGET="aws"),
+                tuning.load_search_space(SHIPPED_SPACE),
+                name,
+                WithSageMaker(sm),
+                sleep=interrupt,
+            )
         stub.assert_no_pending_responses()  # nothing was stopped
     commands = str(stopped.value)
     assert f"make tune-jobs JOB={name}" in commands and f"--hyper-parameter-tuning-job-name {name}" in commands
@@ -285,18 +363,42 @@ def test_re_attaching_to_a_tuning_job_writes_its_report(moto_endpoint: str, tmp_
     trial_name = f"{name}-001-0a1b2c3d"
     with Stubber(sm) as stub:
         for status in ("InProgress", "Completed"):
-            stub.add_response("describe_hyper_parameter_tuning_job", _tuning_description(status),
-                              {"HyperParameterTuningJobName": name})  # fmt: skip
-        stub.add_response("list_training_jobs_for_hyper_parameter_tuning_job", {"TrainingJobSummaries": [
-            {"TrainingJobName": trial_name, "TrainingJobArn": "arn:x", "CreationTime": datetime(2026, 11, 26,
-             tzinfo=UTC), "TrainingJobStatus": "Completed", "TunedHyperParameters": {"num_leaves": "12"},
-             "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "val_auc", "Value": 0.9}}]},
-            {"HyperParameterTuningJobName": name})  # fmt: skip
+            stub.add_response(
+                "describe_hyper_parameter_tuning_job",
+                _tuning_description(status),
+                {"HyperParameterTuningJobName": name},
+            )
+        stub.add_response(
+            "list_training_jobs_for_hyper_parameter_tuning_job",
+            {
+                "TrainingJobSummaries": [
+                    {
+                        "TrainingJobName": trial_name,
+                        "TrainingJobArn": "arn:x",
+                        "CreationTime": datetime(2026, 11, 26, tzinfo=UTC),
+                        "TrainingJobStatus": "Completed",
+                        "TunedHyperParameters": {"num_leaves": "12"},
+                        "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "val_auc", "Value": 0.9},
+                    }
+                ]
+            },
+            {"HyperParameterTuningJobName": name},
+        )
         stub.add_response("describe_training_job", described_job(trial_name, 1), {"TrainingJobName": trial_name})
         paths = {"runs_dir": tmp_path / "runs", "reports_dir": tmp_path / "reports"}
-        outcome = tuning.write_outcome(paths, name, settings(TARGET="aws"), tuning.load_search_space(SHIPPED_SPACE),
-                                       tuning.follow_aws(settings(TARGET="aws"), tuning.load_search_space(
-                                           SHIPPED_SPACE), name, WithSageMaker(sm), sleep=lambda _: None))  # fmt: skip
+        outcome = tuning.write_outcome(
+            paths,
+            name,
+            settings(TARGET="aws"),
+            tuning.load_search_space(SHIPPED_SPACE),
+            tuning.follow_aws(
+                settings(TARGET="aws"),
+                tuning.load_search_space(SHIPPED_SPACE),
+                name,
+                WithSageMaker(sm),
+                sleep=lambda _: None,
+            ),
+        )
         stub.assert_no_pending_responses()
     assert outcome["hyperparameters"] == {"num_leaves": "12"} and outcome["target"] == "aws"
     with pytest.raises(tuning.TuneError, match="nothing to re-attach to"):

@@ -54,8 +54,9 @@ class Cluster:
             config = json.loads(path.read_text(encoding="utf-8"))
             current, hosts = str(config["current_host"]), tuple(sorted(str(h) for h in config["hosts"]))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ClusterError(f"{path} is not SageMaker's resource configuration ({exc}); it needs "
-                               "'current_host' and 'hosts'") from None  # fmt: skip
+            raise ClusterError(
+                f"{path} is not SageMaker's resource configuration ({exc}); it needs 'current_host' and 'hosts'"
+            ) from None
         if current not in hosts:
             raise ClusterError(f"{path}: current_host {current!r} is not one of the hosts {', '.join(hosts)}")
         return cls(current_host=current, hosts=hosts)
@@ -150,8 +151,10 @@ class Link:
             try:
                 chunk = self.sock.recv(min(left, 1 << 20))
             except TimeoutError:
-                raise ClusterError(f"host {self.peer} sent no {kind} within {self.timeout:g} s; see that host's log, "
-                                   "or raise cluster_timeout") from None  # fmt: skip
+                raise ClusterError(
+                    f"host {self.peer} sent no {kind} within {self.timeout:g} s; see that host's log, "
+                    "or raise cluster_timeout"
+                ) from None
             except OSError as exc:
                 raise ClusterError(f"lost host {self.peer} while waiting for {kind} ({exc})") from None
             if not chunk:
@@ -164,8 +167,13 @@ class Link:
         self.sock.close()
 
 
-def connect(cluster: Cluster, address: str, timeout: float, port: int = RENDEZVOUS_PORT,
-            clock: Callable[[], float] = time.monotonic) -> Link:  # fmt: skip
+def connect(
+    cluster: Cluster,
+    address: str,
+    timeout: float,
+    port: int = RENDEZVOUS_PORT,
+    clock: Callable[[], float] = time.monotonic,
+) -> Link:
     """A follower's link to the leader, retrying until the leader listens or `timeout` passes."""
     deadline = clock() + timeout
     while True:

@@ -189,8 +189,10 @@ def typed(frame: pd.DataFrame, require_label: bool, locate: Locator) -> pd.DataF
         if None in values:
             position = values.index(None)
             shown = "(blank)" if _blank(raw[position]) else repr(raw[position])
-            raise DataError(f"{locate(int(frame.index[position]))}: {column} is {shown}, expected {expected}; "
-                            "fix or remove that row")  # fmt: skip
+            raise DataError(
+                f"{locate(int(frame.index[position]))}: {column} is {shown}, expected {expected}; "
+                "fix or remove that row"
+            )
         converted[column] = values
     converted["Pclass"] = [int(level) for level in converted["Pclass"]]  # type: ignore[call-overload]
     dtypes = {**dict.fromkeys(_COUNTS, int), **dict.fromkeys(_AMOUNTS, float), "Pclass": int, LABEL: int}

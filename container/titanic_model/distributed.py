@@ -138,8 +138,14 @@ def fit(
     mode, files = _agree_on_shares(cluster, links, train)
     share = train.frame if mode == SHARDED else block(train.frame, cluster.rank, cluster.size)
     _check_share(cluster, share)
-    log.info("host %s (%d of %d): %d rows of the train channel (%s)", cluster.current_host, cluster.rank + 1,
-             cluster.size, len(share), mode)  # fmt: skip
+    log.info(
+        "host %s (%d of %d): %d rows of the train channel (%s)",
+        cluster.current_host,
+        cluster.rank + 1,
+        cluster.size,
+        len(share),
+        mode,
+    )
     transformer, everything, rows = _one_transformer(cluster, links, hp, share)
     X, y = features_and_label(share)
     classifier = LGBMClassifier(**hp.lightgbm_params(), **network_params(cluster, addresses, hp.cluster_timeout))

@@ -75,8 +75,12 @@ class Scores:
     oof: np.ndarray  # shape (repeats, rows)
 
     def summary(self) -> dict[str, float]:
-        return {"accuracy_mean": _round(self.accuracy.mean()), "accuracy_sd": _round(_sd(self.accuracy)),
-                "auc_mean": _round(self.auc.mean()), "auc_sd": _round(_sd(self.auc))}  # fmt: skip
+        return {
+            "accuracy_mean": _round(self.accuracy.mean()),
+            "accuracy_sd": _round(_sd(self.accuracy)),
+            "auc_mean": _round(self.auc.mean()),
+            "auc_sd": _round(_sd(self.auc)),
+        }
 
 
 def _sd(values: np.ndarray) -> float:
@@ -154,8 +158,9 @@ def weakest_groups(X: pd.DataFrame, y: pd.Series, oof: np.ndarray, smallest: int
     correct = ((oof >= THRESHOLD) == y.to_numpy()).mean(axis=0)
     boys = X["Name"].map(extract_title) == "Master"
     who = np.where(X["Sex"] == "female", "women", np.where(boys, "boys", "men"))
-    frame = pd.DataFrame({"group": [f"{w}, class {c}" for w, c in zip(who, X["Pclass"], strict=True)],
-                          "correct": correct})  # fmt: skip
+    frame = pd.DataFrame(
+        {"group": [f"{w}, class {c}" for w, c in zip(who, X["Pclass"], strict=True)], "correct": correct}
+    )
     table = frame.groupby("group")["correct"].agg(["mean", "size"]).reset_index()
     table = table[table["size"] >= smallest].sort_values("mean")
     return [{"group": r.group, "rows": int(r.size), "accuracy": _round(r.mean)} for r in table.itertuples()]

@@ -24,8 +24,15 @@ from sklearn.base import BaseEstimator, TransformerMixin
 # Kaggle columns the features are computed from; PassengerId and Survived are not used.
 RAW_FEATURE_COLUMNS = ("Pclass", "Name", "Sex", "Age", "SibSp", "Parch", "Ticket", "Fare", "Cabin", "Embarked")
 FEATURE_SETS = ("groups", "full")
-GROUP_COLUMNS = ("pclass", "is_female", "is_boy", "family_wc_known", "family_wc_survival", "ticket_wc_known",
-                 "ticket_wc_survival")  # fmt: skip
+GROUP_COLUMNS = (
+    "pclass",
+    "is_female",
+    "is_boy",
+    "family_wc_known",
+    "family_wc_survival",
+    "ticket_wc_known",
+    "ticket_wc_survival",
+)
 
 # French and archaic forms folded into the four common titles before counting.
 _TITLE_ALIASES = {"Mlle": "Miss", "Ms": "Miss", "Mme": "Mrs", "Lady": "Mrs", "Sir": "Mr"}

@@ -28,8 +28,9 @@ def build_model(hp: Hyperparameters, feature_set: str = "groups") -> Pipeline:
     )
 
 
-def fit_model(hp: Hyperparameters, X: pd.DataFrame, y: pd.Series, checkpoint_dir: Path | None = None,
-              print_: str = "") -> Pipeline:  # fmt: skip
+def fit_model(
+    hp: Hyperparameters, X: pd.DataFrame, y: pd.Series, checkpoint_dir: Path | None = None, print_: str = ""
+) -> Pipeline:
     """The fitted pipeline. With a checkpoint folder, boosting resumes from the newest valid
     checkpoint there, saves new ones as it goes, and stops cleanly on SIGTERM."""
     model = build_model(hp)

@@ -44,9 +44,17 @@ GRACEFUL_SECONDS = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
 WORKER_BOOT_ERROR = 3  # gunicorn halts the whole server when a worker exits with this
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
-            413: "Content Too Large", 415: "Unsupported Media Type", 500: "Internal Server Error",
-            503: "Service Unavailable"}  # fmt: skip
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 class ServeError(RuntimeError):
@@ -95,17 +103,20 @@ def _whole(env: dict[str, str], name: str, default: int, high: int = 1024) -> in
 
 def load_model(model_dir: Path, lightgbm_threads: int) -> Any:
     """The pipeline training saved, with LightGBM held to this worker's share of the CPUs."""
-    import joblib  # noqa: PLC0415 - the worker's import, not the master's
+    import joblib
 
     path = model_dir / contract.MODEL_FILE
     if not path.is_file():
-        raise ServeError(f"{path} is missing; SageMaker unpacks model.tar.gz there: point the model at a training "
-                         "job's artifact")  # fmt: skip
+        raise ServeError(
+            f"{path} is missing; SageMaker unpacks model.tar.gz there: point the model at a training job's artifact"
+        )
     try:
         model = joblib.load(path)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same problem to the user
-        raise ServeError(f"{path} cannot be loaded ({type(exc).__name__}: {exc}); it must come from this image's "
-                         "training, whose libraries match") from None  # fmt: skip
+        raise ServeError(
+            f"{path} cannot be loaded ({type(exc).__name__}: {exc}); it must come from this image's "
+            "training, whose libraries match"
+        ) from None
     model.named_steps["model"].set_params(n_jobs=lightgbm_threads)
     return model
 
@@ -114,13 +125,16 @@ class App:
     """The WSGI application: /ping, /invocations, /execution-parameters."""
 
     def __init__(self, model: Any, settings: ServeSettings) -> None:
-        from titanic_model import inference  # noqa: PLC0415 - pandas et al., in the worker
+        from titanic_model import inference
 
         self.inference = inference
         self.model = model
         self.settings = settings
-        self.routes = {"/ping": ("GET", self.ping), "/invocations": ("POST", self.invocations),
-                       "/execution-parameters": ("GET", self.execution_parameters)}  # fmt: skip
+        self.routes = {
+            "/ping": ("GET", self.ping),
+            "/invocations": ("POST", self.invocations),
+            "/execution-parameters": ("GET", self.execution_parameters),
+        }
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
@@ -217,12 +231,14 @@ def gunicorn_options(settings: ServeSettings) -> dict[str, Any]:
 
 def run(paths: contract.Paths, settings: ServeSettings) -> None:
     """Serve until SIGTERM; returns when gunicorn has shut down gracefully."""
-    from gunicorn.app.base import BaseApplication  # noqa: PLC0415
+    from gunicorn.app.base import BaseApplication
 
     model_file = paths.model_dir / contract.MODEL_FILE
     if not model_file.is_file():
-        raise ServeError(f"{model_file} is missing; SageMaker unpacks the model's model.tar.gz into "
-                         f"{paths.model_dir}: give the model a training job's artifact")  # fmt: skip
+        raise ServeError(
+            f"{model_file} is missing; SageMaker unpacks the model's model.tar.gz into "
+            f"{paths.model_dir}: give the model a training job's artifact"
+        )
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -238,8 +254,14 @@ def run(paths: contract.Paths, settings: ServeSettings) -> None:
                 log.error("cannot serve: %s", exc)
                 sys.exit(WORKER_BOOT_ERROR)
 
-    log.info("serving %s on port %d: %d workers x %d threads, LightGBM %d thread(s) each", model_file, settings.port,
-             settings.workers, settings.threads, settings.lightgbm_threads)  # fmt: skip
+    log.info(
+        "serving %s on port %d: %d workers x %d threads, LightGBM %d thread(s) each",
+        model_file,
+        settings.port,
+        settings.workers,
+        settings.threads,
+        settings.lightgbm_threads,
+    )
     Server().run()
 
 

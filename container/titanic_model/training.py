@@ -194,8 +194,12 @@ def run_training(paths: contract.Paths, overrides: dict[str, str]) -> dict[str, 
 
 def run_distributed(paths: contract.Paths, hp: Hyperparameters, cluster: Cluster) -> dict[str, float]:
     """One model from every host (titanic_model.distributed); only the leader writes."""
-    log.info("multi-instance training: host %s of %s; leader %s; no checkpoints (a restarted job starts over)",
-             cluster.current_host, ", ".join(cluster.hosts), cluster.leader)  # fmt: skip
+    log.info(
+        "multi-instance training: host %s of %s; leader %s; no checkpoints (a restarted job starts over)",
+        cluster.current_host,
+        ", ".join(cluster.hosts),
+        cluster.leader,
+    )
     addresses = resolve(cluster.hosts, hp.cluster_timeout)
     with peers(cluster, addresses, hp.cluster_timeout) as links:
         channels = read_channels(paths)
@@ -207,7 +211,14 @@ def run_distributed(paths: contract.Paths, hp: Hyperparameters, cluster: Cluster
         # Only a single machine estimates unseen passengers: 15 more fits of all the rows on
         # one host is exactly what a multi-instance job exists to avoid.
         skipped = {"skipped": f"multi-instance training ({cluster.size} hosts); a single-instance job estimates it"}
-        metrics = write_artifacts(paths, model, hp, (everything, channels[1]), started=started,
-                                  card_extra={"distributed": facts}, unseen=skipped)  # fmt: skip
+        metrics = write_artifacts(
+            paths,
+            model,
+            hp,
+            (everything, channels[1]),
+            started=started,
+            card_extra={"distributed": facts},
+            unseen=skipped,
+        )
         distributed.release(links)
         return metrics
