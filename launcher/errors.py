@@ -79,7 +79,8 @@ def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
-def _endpoint_hint() -> str:
+def endpoint_hint() -> str:
+    """What to check when an AWS endpoint does not answer (scripts/lib.sh says the same)."""
     where = os.environ.get("AWS_ENDPOINT_URL")
     if where:
         return f"is the embedded AWS at {where} up? run 'make local-status' / 'make local-up'"
@@ -117,9 +118,9 @@ def describe(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, NoRegionError):
         return "no AWS region is set; set AWS_REGION in config.env", 1
     if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
-        return f"{exc}; {_endpoint_hint()}", 1
+        return f"{exc}; {endpoint_hint()}", 1
     if isinstance(exc, BotoCoreError):
-        return f"an AWS call failed before AWS answered ({type(exc).__name__}: {exc}); {_endpoint_hint()}", 1
+        return f"an AWS call failed before AWS answered ({type(exc).__name__}: {exc}); {endpoint_hint()}", 1
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted; nothing the toolkit started is left running", INTERRUPTED
     first = str(exc).splitlines()[0] if str(exc) else ""

@@ -3,13 +3,15 @@
 # checking that tools and variables are there before anything is changed.
 # Source it; do not run it.
 
-# What the toolkit tags its own resources with (launcher/settings.py TOOLKIT_TAG says the same).
+# What the toolkit tags its own resources with (launcher/settings.py TOOLKIT_TAG; the two are
+# proven equal by tests/test_scripts_lib.py).
 # shellcheck disable=SC2034  # used by the scripts that source this file
 readonly TOOLKIT_TAG_KEY=created-by TOOLKIT_TAG_VALUE=titanic-sagemaker-toolkit
 
 # One prefix per script, so interleaved `make` output says who spoke.
 _LIB_NAME=$(basename "${BASH_SOURCE[1]:-$0}" .sh)
 
+# log MESSAGE...: one line on stderr, prefixed with the calling script's name.
 log() { printf '[%s] %s\n' "$_LIB_NAME" "$*" >&2; }
 
 # die MESSAGE: one line that names the problem and the fix, then exit 1.
@@ -18,6 +20,7 @@ die() {
   exit 1
 }
 
+# require_cmd NAME...: dies naming the first command that is not on PATH.
 require_cmd() {
   local cmd
   for cmd in "$@"; do
@@ -25,6 +28,7 @@ require_cmd() {
   done
 }
 
+# require_var NAME...: dies naming the first variable that is empty or unset.
 require_var() {
   local var
   for var in "$@"; do
@@ -32,37 +36,27 @@ require_var() {
   done
 }
 
-# True when a Docker engine answers (not just a client on PATH).
+# docker_engine_up: true when a Docker engine answers (not just a client on PATH).
 docker_engine_up() { docker info >/dev/null 2>&1; }
 
+# require_docker: dies unless a docker client is on PATH and an engine answers it.
 require_docker() {
   require_cmd docker
   docker_engine_up || die "no Docker engine answers on ${DOCKER_HOST:-/var/run/docker.sock}; start it (e.g. 'sudo dockerd &' or 'sudo systemctl start docker') and rerun"
 }
 
-# What to check when an AWS endpoint does not answer: the embedded stack, or the network.
+# endpoint_hint: prints what to check when an AWS endpoint does not answer (reads
+# AWS_ENDPOINT_URL): the embedded stack, or the network. launcher/errors.py says the same.
 endpoint_hint() {
   if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
     printf "is the embedded AWS at %s up? run 'make local-status' / 'make local-up'" "$AWS_ENDPOINT_URL"
   else
-    printf 'check the network, the proxy and AWS_REGION'
+    printf 'check the network, any proxy, and AWS_REGION'
   fi
 }
 
-# retry N DELAY CMD...: run CMD up to N times, doubling DELAY between tries.
-retry() {
-  local tries=$1 delay=$2 n=1
-  shift 2
-  until "$@"; do
-    ((n >= tries)) && return 1
-    log "attempt $n/$tries failed: $*; retrying in ${delay}s"
-    sleep "$delay"
-    n=$((n + 1))
-    delay=$((delay * 2))
-  done
-}
-
-# The AWS partition a region belongs to, for ARNs (arn:aws-cn:..., arn:aws-us-gov:...).
+# partition_of_region REGION: prints the AWS partition the region belongs to, for ARNs
+# (aws, aws-cn, aws-us-gov).
 partition_of_region() {
   case "$1" in
     cn-*) echo aws-cn ;;
@@ -73,7 +67,8 @@ partition_of_region() {
 
 # GetBucketLocation, not HeadBucket: HeadBucket needs s3:ListBucket without a prefix, which
 # the runner policy grants only for the toolkit's prefixes (iam/runner-policy.json).
-bucket_state() { # prints: exists | missing | forbidden
+# bucket_state: prints exists, missing or forbidden for $BUCKET; dies when S3 does not answer.
+bucket_state() {
   local err
   if err=$(aws s3api get-bucket-location --bucket "$BUCKET" 2>&1 >/dev/null); then
     echo exists

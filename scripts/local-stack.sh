@@ -170,7 +170,7 @@ ensure_serving_network() {
     docker network rm "$LOCAL_SERVING_NETWORK" >/dev/null ||
       die "Docker network $LOCAL_SERVING_NETWORK exists with other settings and is in use; stop its containers (docker network inspect $LOCAL_SERVING_NETWORK) and rerun"
   fi
-  docker network create --label created-by=titanic-sagemaker-toolkit \
+  docker network create --label "$TOOLKIT_TAG_KEY=$TOOLKIT_TAG_VALUE" \
     -o com.docker.network.bridge.host_binding_ipv4=127.0.0.1 \
     -o com.docker.network.bridge.enable_ip_masquerade=false "$LOCAL_SERVING_NETWORK" >/dev/null
 }
