@@ -20,6 +20,7 @@ from launcher import errors
 from launcher.errors import ToolkitError
 
 log = logging.getLogger("lock")
+LOCK_WAIT_RANGE = (0, 86400)  # seconds a stage may wait for another run's lock
 DEFAULT_LOCK_FILE = "build/toolkit.lock"
 
 
@@ -68,9 +69,13 @@ def _run_locked(args: list[str]) -> int:
         log.error("ERROR: usage: python -m launcher.lock -- COMMAND [ARGS...]")
         return 2
     raw_wait = os.environ.get("LOCK_WAIT", "0")
-    if not raw_wait.isdigit():
-        raise ToolkitError(f"LOCK_WAIT is '{raw_wait}'; set it to a whole number of seconds (0: do not wait)")
-    fd = acquire(Path(os.environ.get("LOCK_FILE", DEFAULT_LOCK_FILE)), int(raw_wait))
+    if raw_wait.isdigit() and int(raw_wait) <= LOCK_WAIT_RANGE[1]:  # validated by make; else the settings' check
+        wait = int(raw_wait)
+    else:
+        from launcher.settings import lock_wait
+
+        wait = lock_wait({"LOCK_WAIT": raw_wait})
+    fd = acquire(Path(os.environ.get("LOCK_FILE", DEFAULT_LOCK_FILE)), wait)
     os.set_inheritable(fd, True)
     # exec: the stage becomes this process and keeps the descriptor, so the lock lives
     # exactly as long as the stage does, and signals reach the stage directly.

@@ -22,6 +22,7 @@ from titanic_model.hyperparameters import SPECS, HyperparameterError, parse_hype
 
 from launcher import errors, names
 from launcher.errors import ToolkitError
+from launcher.lock import LOCK_WAIT_RANGE
 
 log = logging.getLogger("settings")
 
@@ -81,7 +82,6 @@ class Settings:
     data_prefix: str
     output_prefix: str
     checkpoint_prefix: str
-    create_bucket: bool
     ecr_repository: str
     role_arn: str
     instance_type: str
@@ -94,20 +94,20 @@ class Settings:
     tags: dict[str, str]
     hyperparameters: dict[str, str]
     tune: TuneSettings  # make tune-jobs
-    lock_wait: int = 0
-    predictions_prefix: str = "titanic/predictions"
-    transform_instance_type: str = ""  # empty: the instance report's cheapest with transform quota
-    local_serving_port: int = 8080
-    local_serving_network: str = "sagemaker-local-serving"
-    model_package_group: str = "titanic-survival"
-    approval_min_auc: float = 0.85
-    endpoint_name: str = "titanic-survival"
-    endpoint_type: str = "serverless"
-    serverless_memory_mb: int = 2048
-    serverless_max_concurrency: int = 5
-    endpoint_instance_type: str = "ml.m5.large"
-    train_distribution: str = "FullyReplicated"
-    hyperparameters_from: str = "config"  # or "tuned": make tune-jobs' best, over HP_*
+    # The defaults of every field are config.env's, and only there: load() fills each one.
+    predictions_prefix: str
+    transform_instance_type: str  # empty: the instance report's cheapest with transform quota
+    local_serving_port: int
+    local_serving_network: str
+    model_package_group: str
+    approval_min_auc: float
+    endpoint_name: str
+    endpoint_type: str
+    serverless_memory_mb: int
+    serverless_max_concurrency: int
+    endpoint_instance_type: str
+    train_distribution: str
+    hyperparameters_from: str  # or "tuned": make tune-jobs' best, over HP_*
 
     @property
     def local(self) -> bool:
@@ -301,20 +301,15 @@ def _check_tune(c: _Checker) -> TuneSettings:
     )
 
 
-@dataclass(frozen=True)
-class _RegistryAndEndpoint:
-    """The registry's and the endpoint's settings."""
-
-    model_package_group: str
-    approval_min_auc: float
-    endpoint_name: str
-    endpoint_type: str
-    serverless_memory_mb: int
-    serverless_max_concurrency: int
-    endpoint_instance_type: str
-
-
-def _check_registry_and_endpoint(c: _Checker) -> _RegistryAndEndpoint:
+def _check_serving(c: _Checker, env: Mapping[str, str]) -> dict[str, Any]:
+    """make predict's transform, the registry and the endpoint."""
+    transform_type = env.get("TRANSFORM_INSTANCE_TYPE", "").strip()
+    if transform_type and transform_type not in instance_types("TransformInstanceType"):
+        c.bad(
+            "TRANSFORM_INSTANCE_TYPE",
+            f"'{transform_type}' is not a SageMaker batch transform instance type; use e.g. ml.m5.large, or leave it "
+            "empty for the instance report's cheapest type with transform quota",
+        )
     group, endpoint = c.text("MODEL_PACKAGE_GROUP"), c.text("ENDPOINT_NAME")
     _check_name(c, "MODEL_PACKAGE_GROUP", group, names.MODEL_PACKAGE_GROUP_MAX, "a model package group's name")
     _check_name(
@@ -333,19 +328,23 @@ def _check_registry_and_endpoint(c: _Checker) -> _RegistryAndEndpoint:
             "ENDPOINT_INSTANCE_TYPE",
             f"'{instance_type}' is not a SageMaker endpoint instance type; use e.g. ml.m5.large",
         )
-    return _RegistryAndEndpoint(
-        model_package_group=group,
-        approval_min_auc=c.fraction("APPROVAL_MIN_AUC", 0.5, 1.0),
-        endpoint_name=endpoint,
-        endpoint_type=c.choice("ENDPOINT_TYPE", ("serverless", "instance")),
-        serverless_memory_mb=memory,
-        serverless_max_concurrency=c.integer("SERVERLESS_MAX_CONCURRENCY", 1, 200),
-        endpoint_instance_type=instance_type,
-    )
+    return {
+        "transform_instance_type": transform_type,
+        "model_package_group": group,
+        "approval_min_auc": c.fraction("APPROVAL_MIN_AUC", 0.5, 1.0),
+        "endpoint_name": endpoint,
+        "endpoint_type": c.choice("ENDPOINT_TYPE", ("serverless", "instance")),
+        "serverless_memory_mb": memory,
+        "serverless_max_concurrency": c.integer("SERVERLESS_MAX_CONCURRENCY", 1, 200),
+        "endpoint_instance_type": instance_type,
+    }
 
 
-def _check_local_stack(c: _Checker, env: Mapping[str, str]) -> tuple[int, str]:
-    """The embedded stack's ports (each its own) and the serving network's name."""
+def _check_local_stack(c: _Checker, target: str) -> dict[str, Any]:
+    """The embedded stack's ports (each its own) and the serving network's name; on AWS they
+    are not read, and local mode's own defaults stand in."""
+    if target != "local":
+        return {"local_serving_port": 8080, "local_serving_network": "sagemaker-local-serving"}
     ports = {
         var: c.integer(var, 1024, 65535) for var in ("LOCAL_MOTO_PORT", "LOCAL_REGISTRY_PORT", "LOCAL_SERVING_PORT")
     }
@@ -358,7 +357,16 @@ def _check_local_stack(c: _Checker, env: Mapping[str, str]) -> tuple[int, str]:
             f"'{network}' must be letters, digits and inner hyphens, and not "
             "sagemaker-local (local mode's own network, kept internal for training)",
         )
-    return ports["LOCAL_SERVING_PORT"], network
+    return {"local_serving_port": ports["LOCAL_SERVING_PORT"], "local_serving_network": network}
+
+
+def lock_wait(env: Mapping[str, str]) -> int:
+    """LOCK_WAIT by the settings' own rule and words (the lock asks, when run on its own)."""
+    c = _Checker(env)
+    seconds = c.integer("LOCK_WAIT", *LOCK_WAIT_RANGE)
+    if c.problems:
+        raise SettingsError("\n".join(c.problems))
+    return int(seconds)
 
 
 def launched_by_value(principal_arn: str) -> str:
@@ -415,10 +423,8 @@ def parse_hyperparameter_settings(c: _Checker, env: Mapping[str, str]) -> dict[s
     return chosen
 
 
-def load(env: Mapping[str, str] | None = None) -> Settings:
-    """Read and check every setting; raise SettingsError listing each broken rule."""
-    env = os.environ if env is None else env
-    c = _Checker(env)
+def _check_where(c: _Checker) -> dict[str, Any]:
+    """Where it runs and what it writes: target, region, bucket and prefixes, repository, role."""
     target = c.choice("TARGET", ("local", "aws"))
     region = c.text("AWS_REGION")
     if region and region not in _sagemaker_regions():
@@ -432,6 +438,18 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         c.bad("ECR_REPOSITORY", f"'{repository}' is not a valid ECR name; use lowercase letters, digits, and ._-/")
     role = c.text("ROLE_ARN")
     _check_role(c, role)
+    return {
+        "target": target,
+        "region": region,
+        "bucket": bucket,
+        **{var.lower(): prefix for var, prefix in prefixes.items()},
+        "ecr_repository": repository,
+        "role_arn": role,
+    }
+
+
+def _check_training(c: _Checker, env: Mapping[str, str]) -> dict[str, Any]:
+    """The training job: instances, spot, limits, names, tags, hyperparameters."""
     instance_type = c.text("INSTANCE_TYPE")
     if instance_type and instance_type not in instance_types("TrainingInstanceType"):
         c.bad(
@@ -439,21 +457,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             f"'{instance_type}' is not a SageMaker training instance type; use e.g. ml.m5.large "
             "(make instance-report lists the ones available to you)",
         )
-    transform_type = env.get("TRANSFORM_INSTANCE_TYPE", "").strip()
-    if transform_type and transform_type not in instance_types("TransformInstanceType"):
-        c.bad(
-            "TRANSFORM_INSTANCE_TYPE",
-            f"'{transform_type}' is not a SageMaker batch transform instance type; use e.g. ml.m5.large, or leave it "
-            "empty for the instance report's cheapest type with transform quota",
-        )
-    count = c.integer("INSTANCE_COUNT", 1, MAX_INSTANCE_COUNT)
-    distribution = c.choice("TRAIN_DISTRIBUTION", DISTRIBUTIONS)
     use_spot = c.yes_no("USE_SPOT")
     max_run = c.integer("MAX_RUN", 60, MAX_RUN_LIMIT)
     max_wait = c.integer("MAX_WAIT", 60, MAX_RUN_LIMIT)
     if use_spot and max_wait < max_run:
         c.bad("MAX_WAIT", f"is {max_wait} but MAX_RUN is {max_run}; with USE_SPOT=yes set MAX_WAIT >= MAX_RUN")
-    volume = c.integer("VOLUME_SIZE_GB", 1, 16384)
     job = c.text("BASE_JOB_NAME")
     _check_name(
         c,
@@ -462,51 +470,51 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         names.BASE_JOB_NAME_MAX,
         "before the timestamps of the toolkit's job names (a tuning job's name has at most 32)",
     )
-    tags = parse_tags(c, env.get("TAGS", ""))
-    hyperparameters = parse_hyperparameter_settings(c, env)
-    create_bucket = c.yes_no("CREATE_BUCKET")
-    c.fraction("VALIDATION_FRACTION", 0.05, 0.5)
+    return {
+        "instance_type": instance_type,
+        "instance_count": c.integer("INSTANCE_COUNT", 1, MAX_INSTANCE_COUNT),
+        "train_distribution": c.choice("TRAIN_DISTRIBUTION", DISTRIBUTIONS),
+        "use_spot": use_spot,
+        "max_run": max_run,
+        "max_wait": max_wait,
+        "volume_size_gb": c.integer("VOLUME_SIZE_GB", 1, 16384),
+        "base_job_name": job,
+        "tags": parse_tags(c, env.get("TAGS", "")),
+        "hyperparameters": parse_hyperparameter_settings(c, env),
+        "hyperparameters_from": c.choice("HYPERPARAMETERS_FROM", ("config", "tuned")),
+    }
+
+
+def _check_read_by_scripts(c: _Checker) -> None:
+    """Settings that make, bash or the lock read themselves: checked here, not kept."""
+    c.yes_no("CREATE_BUCKET")  # scripts/bootstrap.sh
+    c.fraction("VALIDATION_FRACTION", 0.05, 0.5)  # the data stage
     c.integer("SPLIT_SEED", 0, 2**32 - 1)
-    c.image("BASE_IMAGE")
+    c.image("BASE_IMAGE")  # scripts/build-image.sh
     c.image("OFFLINE_BASE_IMAGE")
     c.choice("BASE_IMAGE_FALLBACK", ("offline", "none"))
-    lock_wait = c.integer("LOCK_WAIT", 0, 86400)
-    c.choice("MACHINE_SETUP", ("auto", "off"))
-    serving_port, serving_network = _check_local_stack(c, env) if target == "local" else (8080, "")
-    registry_and_endpoint = _check_registry_and_endpoint(c)
-    tune = _check_tune(c)
-    hyperparameters_from = c.choice("HYPERPARAMETERS_FROM", ("config", "tuned"))
+    c.integer("LOCK_WAIT", *LOCK_WAIT_RANGE)  # launcher/lock.py
+    c.choice("MACHINE_SETUP", ("auto", "off"))  # scripts/setup-machine.sh
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every setting; raise SettingsError listing each broken rule. Each concern
+    has its own check, returning its fields: a new setting needs config.env, one line in one
+    check, its field, and its row in docs/reference.md."""
+    env = os.environ if env is None else env
+    c = _Checker(env)
+    where = _check_where(c)
+    fields = {
+        **where,
+        **_check_training(c, env),
+        **_check_serving(c, env),
+        **_check_local_stack(c, where["target"]),
+        "tune": _check_tune(c),
+    }
+    _check_read_by_scripts(c)
     if c.problems:
         raise SettingsError("\n".join(c.problems))
-    return Settings(
-        target=target,
-        region=region,
-        bucket=bucket,
-        data_prefix=prefixes["DATA_PREFIX"],
-        output_prefix=prefixes["OUTPUT_PREFIX"],
-        checkpoint_prefix=prefixes["CHECKPOINT_PREFIX"],
-        create_bucket=create_bucket,
-        ecr_repository=repository,
-        role_arn=role,
-        instance_type=instance_type,
-        instance_count=count,
-        use_spot=use_spot,
-        max_run=max_run,
-        max_wait=max_wait,
-        volume_size_gb=volume,
-        base_job_name=job,
-        tags=tags,
-        hyperparameters=hyperparameters,
-        lock_wait=lock_wait,
-        predictions_prefix=prefixes["PREDICTIONS_PREFIX"],
-        transform_instance_type=transform_type,
-        local_serving_port=serving_port,
-        local_serving_network=serving_network or "sagemaker-local-serving",
-        **vars(registry_and_endpoint),
-        train_distribution=distribution,
-        hyperparameters_from=hyperparameters_from,
-        tune=tune,
-    )
+    return Settings(**fields)
 
 
 def check_config_file(path: Path) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import REPO, shipped
 
+from launcher import lock
 from launcher.settings import Settings, SettingsError, check_config_file, load
 
 
@@ -125,3 +126,16 @@ def test_config_file_lines_that_could_be_code_are_refused(tmp_path, line: str) -
 
 def test_the_shipped_config_file_passes_its_own_syntax_check() -> None:
     assert check_config_file(REPO / "config.env") == []
+
+
+@pytest.mark.parametrize("value", ["soon", "99999999", "-1"])
+def test_the_lock_refuses_a_bad_lock_wait_with_the_settings_own_words(
+    value: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """LOCK_WAIT has one rule and one wording: the settings', also when the lock runs alone."""
+    monkeypatch.setenv("LOCK_WAIT", value)
+    assert lock.main(["--", "true"]) == 1  # refused before the command could run
+    with pytest.raises(SettingsError) as caught:
+        load({**shipped(), "LOCK_WAIT": value})
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert lines == [f"ERROR: {caught.value}"]
