@@ -12,6 +12,7 @@ import boto3
 
 from launcher import errors
 from launcher.errors import ToolkitError
+from launcher.pricing import usd
 
 COLUMNS = ("job", "target", "status", "instance", "spot", "train s", "bill s", "savings", "USD/h", "cost", "on demand")
 
@@ -33,8 +34,8 @@ def row(record: dict[str, Any]) -> list[str]:
         _num(None if record["target"] == "local" else seconds.get("billable"), "{:g}"),
         _num(cost.get("spot_savings"), "{:.0%}"),
         _num(cost.get("usd_per_hour"), "{:.4f}") + ("*" if "snapshot" in cost.get("price_source", "") else ""),
-        _num(cost.get("cost_usd"), "${:.6f}") if record["target"] != "local" else "not billed",
-        _num(cost.get("on_demand_cost_usd"), "${:.6f}"),
+        usd(cost.get("cost_usd"), unknown="-") if record["target"] != "local" else "not billed",
+        usd(cost.get("on_demand_cost_usd"), unknown="-"),
     ]
 
 
@@ -42,9 +43,7 @@ def table(records: list[dict[str, Any]]) -> str:
     rows = [list(COLUMNS), *[row(r) for r in records]]
     billed = [r["cost"]["cost_usd"] for r in records if (r.get("cost") or {}).get("cost_usd") is not None]
     on_demand = [r["cost"]["on_demand_cost_usd"] for r in records if (r.get("cost") or {}).get("on_demand_cost_usd")]
-    rows.append(
-        ["total", "", f"{len(records)} runs", "", "", "", "", "", "", f"${sum(billed):.6f}", f"${sum(on_demand):.6f}"]
-    )
+    rows.append(["total", "", f"{len(records)} runs", "", "", "", "", "", "", usd(sum(billed)), usd(sum(on_demand))])
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -38,7 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from launcher import errors, names, registry, watch
 from launcher.caller import sagemaker_tags, whoami
 from launcher.errors import NOT_FOUND, ToolkitError, error_code
-from launcher.pricing import PriceBook, pricing_client
+from launcher.pricing import PriceBook, pricing_client, usd
 from launcher.settings import TOOLKIT_TAG, Settings, is_toolkits, job_tags, load
 
 log = logging.getLogger("endpoint")
@@ -90,8 +90,8 @@ def cost_words(settings: Settings, session: boto3.Session | None) -> str:
         gb = settings.serverless_memory_mb / 1024
         per_request = gb * SERVERLESS_USD_PER_GB_SECOND * 0.05  # a 50 ms request
         return (
-            f"serverless, {settings.serverless_memory_mb} MB: ${SERVERLESS_USD_PER_GB_SECOND:.7f} per GB-second "
-            f"while a request runs (about ${per_request:.9f} for a 50 ms request) + "
+            f"serverless, {settings.serverless_memory_mb} MB: {usd(SERVERLESS_USD_PER_GB_SECOND, 7)} per GB-second "
+            f"while a request runs (about {usd(per_request, 9)} for a 50 ms request) + "
             f"${SERVERLESS_USD_PER_GB_DATA}/GB of data; nothing while idle (AWS's price page, "
             "us-east-1)"
         )
@@ -101,7 +101,7 @@ def cost_words(settings: Settings, session: boto3.Session | None) -> str:
         return f"instance {settings.endpoint_instance_type}: no price known; billed per hour while it exists"
     return (
         f"instance {settings.endpoint_instance_type}: ${price.usd_per_hour}/hour, "
-        f"${price.usd_per_hour * 730:.2f}/month while it exists ({price.source}; its training price)"
+        f"{usd(price.usd_per_hour * 730, 2)}/month while it exists ({price.source}; its training price)"
     )
 
 
@@ -388,9 +388,7 @@ def live_summary(settings: Settings, session: boto3.Session, now: datetime | Non
     if "ServerlessConfig" in config:
         return f"{where}; serverless: billed per request only (nothing while idle)"
     price, _ = PriceBook(settings.region, pricing_client(session, settings.region)).lookup(config["InstanceType"])
-    so_far = (
-        "unknown" if price is None else f"${hours * price.usd_per_hour * config.get('InitialInstanceCount', 1):.4f}"
-    )
+    so_far = "unknown" if price is None else usd(hours * price.usd_per_hour * config.get("InitialInstanceCount", 1), 4)
     return f"{where}; {config['InstanceType']}: {so_far} so far, billed while it exists"
 
 

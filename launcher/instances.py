@@ -27,7 +27,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from launcher import errors
-from launcher.pricing import ACCELERATED, PriceBook, pricing_client, snapshot
+from launcher.pricing import ACCELERATED, PriceBook, pricing_client, snapshot, usd
 from launcher.settings import Settings, instance_types, load
 
 log = logging.getLogger("instance-report")
@@ -256,7 +256,8 @@ def make_report(settings: Settings, pricing_client: Any, quota_client: Any, min_
     price_note = "Pricing API" if book.api_failed is None else f"snapshot where marked (Pricing API: {book.api_failed})"
     reason = ""
     if chosen:
-        reason = f"${chosen.usd_per_hour:.4f}/h, {chosen.memory_gib:g} GiB, {chosen.vcpu} vCPU ({chosen.price_source})"
+        price = usd(chosen.usd_per_hour, 4)
+        reason = f"{price}/h, {chosen.memory_gib:g} GiB, {chosen.vcpu} vCPU ({chosen.price_source})"
     return {
         "taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "region": settings.region,

@@ -26,7 +26,7 @@ import boto3
 
 from launcher import errors, names, records, watch
 from launcher.errors import ToolkitError
-from launcher.pricing import PriceBook, pricing_client
+from launcher.pricing import PriceBook, pricing_client, usd
 from launcher.settings import Settings, load
 
 log = logging.getLogger("operate")
@@ -47,11 +47,10 @@ def job_name_or_latest(runs_dir: Path, job: str) -> str:
 
 
 def _elapsed(description: dict[str, Any], now: datetime) -> float | None:
+    """From the start to the end, or to now while it runs."""
     started = description.get("TrainingStartTime") or description.get("CreationTime")
-    if not isinstance(started, datetime):
-        return None
     ended = description.get("TrainingEndTime")
-    return ((ended if isinstance(ended, datetime) else now) - started).total_seconds()
+    return watch.seconds_between(started, ended if isinstance(ended, datetime) else now)
 
 
 def cost_so_far(description: dict[str, Any], book: PriceBook, now: datetime) -> float | None:
@@ -126,7 +125,7 @@ def render_status(rows: list[dict[str, Any]]) -> str:
     lines = [header]
     for r in rows:
         elapsed = "-" if r["elapsed_s"] is None else f"{r['elapsed_s']:.0f}s"
-        cost = "-" if r["cost_usd"] is None else f"${r['cost_usd']:.4f}"
+        cost = usd(r["cost_usd"], 4, unknown="-")
         lines.append(
             f"{r['job']:<40} {r['status'] or '-':<11} {r['secondary'] or '-':<22} {elapsed:>8} "
             f"{r['instance'] or '-':<14} {r['spot']!s:<5} {cost:>10}"

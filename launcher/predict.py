@@ -32,7 +32,7 @@ from launcher import errors, instances, names, records, sdk, watch
 from launcher.caller import whoami
 from launcher.errors import StillRunning, ToolkitError
 from launcher.prepare_data import verified_bytes
-from launcher.pricing import PriceBook, pricing_client, run_cost
+from launcher.pricing import PriceBook, pricing_client, run_cost, usd
 from launcher.settings import Settings, job_tags, load
 from launcher.train import remove_local_containers
 
@@ -185,15 +185,6 @@ def table(rows: list[tuple[str, float, int]], probabilities: bool) -> bytes:
     return buffer.getvalue().encode()
 
 
-def write_files(folder: Path, files: dict[str, bytes]) -> None:
-    """Every file complete or none: each is written beside, then renamed into place."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        (folder / f".{name}.partial").write_bytes(data)
-    for name in files:
-        (folder / f".{name}.partial").replace(folder / name)
-
-
 def transform_cost(
     settings: Settings, boto_session: boto3.Session, instance_type: str, seconds: float | None
 ) -> dict[str, Any]:
@@ -271,7 +262,7 @@ def run(
     folder = f"{settings.predictions_prefix}/{name}"
     for file_name, body in files.items():
         s3.put_object(Bucket=settings.bucket, Key=f"{folder}/{file_name}", Body=body, ContentType="text/csv")
-    write_files(runs_dir / record["job_name"], files)
+    records.write_files(runs_dir / record["job_name"], files)
     transform = {
         "name": name,
         "model_name": name,
@@ -291,10 +282,7 @@ def run(
 
 
 def _seconds(description: dict[str, Any]) -> float | None:
-    started, ended = description.get("TransformStartTime"), description.get("TransformEndTime")
-    if isinstance(started, datetime) and isinstance(ended, datetime):
-        return round((ended - started).total_seconds(), 1)
-    return None
+    return watch.seconds_between(description.get("TransformStartTime"), description.get("TransformEndTime"))
 
 
 def _wait_or_interrupt(sm: Any, name: str) -> dict[str, Any]:
@@ -347,10 +335,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 def cost_words(cost: dict[str, Any]) -> str:
     on_demand = cost.get("on_demand_cost_usd")
-    same = "unknown" if on_demand is None else f"${on_demand:.6f}"
+    same = usd(on_demand)
     if cost.get("cost_usd") is None:
         return f"nothing (local run; the same time on AWS on {cost['instance_type']}: {same})"
-    return f"${cost['cost_usd']:.6f} at ${cost['usd_per_hour']}/h {cost['instance_type']} ({cost['price_basis']})"
+    return f"{usd(cost['cost_usd'])} at ${cost['usd_per_hour']}/h {cost['instance_type']} ({cost['price_basis']})"
 
 
 if __name__ == "__main__":

@@ -17,6 +17,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+
+def usd(value: float | None, digits: int = 6, unknown: str = "unknown") -> str:
+    """A dollar amount as every report writes it ('$0.000639'), or `unknown` when there is none."""
+    return unknown if value is None else f"${value:.{digits}f}"
+
+
 log = logging.getLogger("pricing")
 SNAPSHOT_FILE = Path(__file__).resolve().parent / "data" / "price_snapshot.json"
 # The Pricing API answers only from these two regions, for every region's prices.

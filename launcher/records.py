@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher.errors import ToolkitError
+from launcher.pricing import usd
 
 
 def toolkit_commit(repo: Path) -> str:
@@ -26,12 +27,18 @@ def record_path(runs_dir: Path, job_name: str) -> Path:
     return runs_dir / f"{job_name}.json"
 
 
+def write_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Every file complete or none: each is written beside its place, then all are renamed in,
+    so a reader sees the old files or the new ones, whole."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / f".{name}.partial").write_bytes(data)
+    for name in files:
+        (folder / f".{name}.partial").replace(folder / name)
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> Path:
-    """Written beside its place and renamed in: a reader sees the old file or the new, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    partial.replace(path)
+    write_files(path.parent, {path.name: (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode()})
     return path
 
 
@@ -99,10 +106,6 @@ def read_tuned(runs_dir: Path) -> dict[str, Any]:
     return outcome
 
 
-def _usd(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.6f}"
-
-
 def cost_line(cost: dict[str, Any]) -> str:
     """'$0.000639 (on demand $0.001725, spot savings 63%) at $0.115/h ml.m5.large (source)'."""
     if not cost:
@@ -110,11 +113,11 @@ def cost_line(cost: dict[str, Any]) -> str:
     price = "no price known"
     if cost.get("usd_per_hour") is not None:
         price = f"${cost['usd_per_hour']}/h {cost['instance_type']} ({cost['price_source']})"
-    on_demand = _usd(cost.get("on_demand_cost_usd"))
+    on_demand = usd(cost.get("on_demand_cost_usd"))
     if cost.get("cost_usd") is None:
         return f"not billed (local run); this training time on AWS on demand: {on_demand} at {price}"
     savings = "unknown" if cost.get("spot_savings") is None else f"{cost['spot_savings']:.0%}"
-    return f"{_usd(cost['cost_usd'])} (on demand {on_demand}, spot savings {savings}) at {price}"
+    return f"{usd(cost['cost_usd'])} (on demand {on_demand}, spot savings {savings}) at {price}"
 
 
 def summary(record: dict[str, Any]) -> str:

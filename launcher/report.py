@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from launcher import errors, records
+from launcher.pricing import usd
 
 log = logging.getLogger("report")
 FLOW = """```
@@ -151,8 +152,8 @@ def cost_section(record: dict[str, Any]) -> list[str]:
     if cost.get("usd_per_hour") is not None and record["target"] == "aws" and seconds.get("billable") is not None:
         price = cost["usd_per_hour"]
         lines.append(
-            f"- arithmetic: {seconds['billable']} billable s * ${price}/h / 3600 = ${cost['cost_usd']:.6f}; "
-            f"on demand {seconds['training']} s * ${price}/h / 3600 = ${cost['on_demand_cost_usd']:.6f}"
+            f"- arithmetic: {seconds['billable']} billable s * ${price}/h / 3600 = {usd(cost['cost_usd'])}; "
+            f"on demand {seconds['training']} s * ${price}/h / 3600 = {usd(cost['on_demand_cost_usd'])}"
         )
     if "snapshot" in cost.get("price_source", ""):
         lines.append("- the price is from the committed snapshot, not a live Pricing API answer")

@@ -22,6 +22,7 @@ from titanic_model.hyperparameters import SPECS, HyperparameterError, parse_hype
 
 from launcher import errors, names
 from launcher.errors import ToolkitError
+from launcher.local_compose import SDK_NETWORK
 from launcher.lock import LOCK_WAIT_RANGE
 
 log = logging.getLogger("settings")
@@ -351,11 +352,11 @@ def _check_local_stack(c: _Checker, target: str) -> dict[str, Any]:
     if len(set(ports.values())) < len(ports):
         c.bad("LOCAL_SERVING_PORT", "equals another LOCAL_*_PORT; give each embedded service its own port")
     network = c.text("LOCAL_SERVING_NETWORK")
-    if network and (not _JOB_RE.match(network) or network == "sagemaker-local"):
+    if network and (not _JOB_RE.match(network) or network == SDK_NETWORK):
         c.bad(
             "LOCAL_SERVING_NETWORK",
             f"'{network}' must be letters, digits and inner hyphens, and not "
-            "sagemaker-local (local mode's own network, kept internal for training)",
+            f"{SDK_NETWORK} (local mode's own network, kept internal for training)",
         )
     return {"local_serving_port": ports["LOCAL_SERVING_PORT"], "local_serving_network": network}
 

@@ -198,8 +198,8 @@ def job_outcome(settings: Settings, session: Any, s3: Any, job_name: str, error:
         status = "Failed" if status in ("Completed", "Unknown", "InProgress") else status
     started, ended = description.get("TrainingStartTime"), description.get("TrainingEndTime")
     training_seconds = description.get("TrainingTimeInSeconds")
-    if training_seconds is None and isinstance(started, datetime) and isinstance(ended, datetime):
-        training_seconds = round((ended - started).total_seconds(), 1)
+    if training_seconds is None:
+        training_seconds = watch.seconds_between(started, ended)
     return {
         "status": status,
         "failure_reason": failure,

@@ -35,13 +35,13 @@ from titanic_model.metrics import METRIC_DEFINITIONS
 from launcher import errors, names, records, sdk, train, watch
 from launcher.caller import whoami
 from launcher.errors import StillRunning, ToolkitError
+from launcher.pricing import usd
 from launcher.settings import Settings, TuneSettings, job_tags, load
 
 log = logging.getLogger("tune")
 REPO = Path(__file__).resolve().parent.parent
 KINDS = ("continuous", "integer")
 SCALINGS = ("Auto", "Linear", "Logarithmic")
-FINAL = ("Completed", "Failed", "Stopped")
 
 
 class TuneError(ToolkitError):
@@ -293,7 +293,7 @@ def follow_aws(
             description = watch.until_settled(
                 lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
                 "HyperParameterTuningJobStatus",
-                lambda status: status in FINAL,
+                lambda status: status in watch.FINAL_STATUSES,
                 f"tuning job {name}",
                 sleep=sleep,
                 poll_seconds=poll_seconds,
@@ -358,7 +358,7 @@ def best_of(trials: list[Trial]) -> Trial:
 
 
 def _usd(value: float | None) -> str:
-    return "—" if value is None else f"${value:.6f}"
+    return usd(value, unknown="—")
 
 
 def report_markdown(name: str, settings: Settings, space: SearchSpace, trials: list[Trial], best: Trial) -> str:

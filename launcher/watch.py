@@ -14,6 +14,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -66,6 +67,14 @@ def until_settled(
         if settled(status):
             return description
         sleep(poll_seconds)
+
+
+def seconds_between(started: object, ended: object) -> float | None:
+    """Seconds from `started` to `ended` (two datetimes from a Describe call), to a tenth; None
+    when either is missing."""
+    if isinstance(started, datetime) and isinstance(ended, datetime):
+        return round((ended - started).total_seconds(), 1)
+    return None
 
 
 def is_final(description: dict[str, Any]) -> bool:

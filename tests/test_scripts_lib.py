@@ -44,3 +44,12 @@ def test_every_library_function_says_what_it_does() -> None:
     for number, line in enumerate(lines):
         if re.match(r"^[a-z_]+\(\) *\{", line):
             assert lines[number - 1].startswith("# "), f"lib.sh: {line.split('(')[0]} has no comment"
+
+
+def test_local_modes_network_is_named_alike_in_bash_and_python() -> None:
+    """The SDK's own training network: local-stack.sh creates it internal, local_compose.py
+    keeps training containers on it, the settings refuse it for serving."""
+    from launcher.local_compose import SDK_NETWORK
+
+    stated = re.search(r"^readonly SM_NETWORK=(\S+)$", (REPO / "scripts/local-stack.sh").read_text(), re.M)
+    assert stated and stated.group(1) == SDK_NETWORK
