@@ -20,6 +20,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 from pipeline import free_port
 
+from launcher.settings import Settings, load
+
 REPO = Path(__file__).resolve().parent.parent
 # The SDK's v2 deprecation banner, as make suppresses it for the launcher.
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
@@ -97,6 +99,22 @@ def shipped() -> dict[str, str]:
             key, _, value = line.partition("=")
             settings[key] = value
     return settings
+
+
+def settings_for(**changes: str) -> Settings:
+    """The shipped settings with these changes, checked by the toolkit's own loader."""
+    return load({**shipped(), **changes})
+
+
+def aws_settings(**changes: str) -> Settings:
+    """The shipped settings on TARGET=aws, with these changes."""
+    return settings_for(**{"TARGET": "aws", **changes})
+
+
+def offline_client(service: str) -> Any:
+    """A client with dummy credentials for botocore's Stubber: every request it would send is
+    checked against the API model, and none leaves this process."""
+    return boto3.client(service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
-from conftest import shipped
+from conftest import aws_settings, offline_client
 
 from launcher import endpoint, names
-from launcher.settings import load
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/titanic-survival/3"
 ROLE = "arn:aws:iam::123456789012:role/service-role/titanic-sagemaker-execution"
@@ -48,11 +47,10 @@ INSTANCE_CONFIG = {
 
 
 def client() -> Any:
-    return boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    return offline_client("sagemaker")
 
 
-def aws(**changes: str) -> Any:
-    return load({**shipped(), "TARGET": "aws", **changes})
+aws = aws_settings
 
 
 def described(status: str, config: str, **extra: Any) -> dict[str, Any]:
@@ -243,7 +241,7 @@ class StubbedSession(boto3.Session):
     def client(self, name: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         if name == "sagemaker":
             return self.sm
-        denied = boto3.client(name, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+        denied = offline_client(name)
         stub = Stubber(denied)
         stub.add_client_error("get_products", "AccessDeniedException", "no pricing here", 400)
         stub.activate()  # the Pricing API refuses: the dated snapshot answers
@@ -328,9 +326,7 @@ def test_a_refused_update_leaves_no_new_model_or_config(made: list[str]) -> None
 def test_invoke_shows_the_containers_own_words_and_where_its_log_is() -> None:
     """InvokeEndpoint wraps the container's 4xx as ModelError (424); the line shows the
     container's status and message and the log stream, not the wrapper's text."""
-    runtime = boto3.client(
-        "sagemaker-runtime", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
+    runtime = offline_client("sagemaker-runtime")
     stream = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/titanic-survival"
     session = type("S", (), {"client": lambda self, name: runtime})()
     with Stubber(runtime) as stub:

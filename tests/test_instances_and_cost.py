@@ -11,10 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import shipped
+from conftest import offline_client, shipped
 from titanic_model import cli, contract
 
 from launcher import costs, instances, preflight, records, report
@@ -74,7 +73,7 @@ def quota_client(
     pages: list[list[dict[str, Any]]], defaults: list[list[dict[str, Any]]] | None = None
 ) -> tuple[Any, Stubber]:
     """Applied quotas (ListServiceQuotas), then AWS's defaults (ListAWSDefaultServiceQuotas)."""
-    client = boto3.client("service-quotas", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    client = offline_client("service-quotas")
     stub = Stubber(client)
     _add_pages(stub, "list_service_quotas", pages)
     _add_pages(stub, "list_aws_default_service_quotas", defaults or [[]])
@@ -134,7 +133,7 @@ def test_a_type_missing_from_the_applied_quotas_takes_awss_default() -> None:
 
 def stubbed_pricing(prices: dict[str, str | None]) -> Any:
     """A real Pricing client whose get_products answers come from `prices` (None: empty list)."""
-    client = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    client = offline_client("pricing")
     stub = Stubber(client)
     for instance_type in instance_types("TrainingInstanceType"):
         if instances.ACCELERATED.match(instance_type):
@@ -199,7 +198,7 @@ def test_a_missing_price_falls_back_to_the_labelled_snapshot() -> None:
 
 
 def test_pricing_api_unreachable_uses_the_snapshot_for_everything() -> None:
-    client = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    client = offline_client("pricing")
     stub = Stubber(client)
     stub.add_client_error("get_products", "AccessDeniedException", "not authorized to perform pricing:GetProducts")
     stub.activate()

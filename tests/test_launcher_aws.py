@@ -13,7 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import shipped
+from conftest import aws_settings, shipped
 from sagemaker.telemetry.telemetry_logging import TELEMETRY_OPT_OUT_PATH
 from sagemaker.utils import resolve_value_from_config
 
@@ -25,10 +25,6 @@ TRUST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
-
-
-def aws_settings(**changes: str):
-    return load({**shipped(), "TARGET": "aws", **changes})
 
 
 def seeded_account(role_path: str = "/service-role/", trust: dict = TRUST, bucket_region: str = "us-east-1") -> None:

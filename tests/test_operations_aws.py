@@ -21,23 +21,17 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from conftest import WithSageMaker, shipped
+from conftest import WithSageMaker, aws_settings, offline_client, shipped
 
 from launcher import cleanup, errors, operate, records, train, watch
 from launcher.pricing import PriceBook
-from launcher.settings import load
 
 JOB = "titanic-lgbm-2026-11-26-10-00-00-000"
 ARN = f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{JOB}"
 ROLE = "arn:aws:iam::123456789012:role/service-role/titanic-sagemaker-execution"
 
 
-def aws_settings(**changes: str):
-    return load({**shipped(), "TARGET": "aws", **changes})
-
-
-def client(service: str) -> Any:
-    return boto3.client(service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+client = offline_client
 
 
 def described(status: str, secondary: str = "Training", **extra: Any) -> dict[str, Any]:

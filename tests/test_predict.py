@@ -19,7 +19,7 @@ import pytest
 import yaml
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from conftest import REPO, shipped
+from conftest import REPO, offline_client, shipped
 from sagemaker.local.image import _SageMakerContainer
 from titanic_model import inference
 from titanic_model.server import load_model
@@ -223,7 +223,7 @@ def test_the_transform_output_is_found_by_listing_not_by_guessing_keys() -> None
     """S3 answers GetObject of a missing key with 403 AccessDenied, not 404, to a caller that
     may not list that prefix: guessing SageMaker's key first would end in 'denied' when local
     mode's key is the one there. The prefix is listed and only what exists is read."""
-    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    s3 = offline_client("s3")
     name = "titanic-lgbm-predict-20261204120000"
     prefix = f"titanic/predictions/{name}/raw"
     there = f"{prefix}/{name}/test.csv.out"  # local mode's layout

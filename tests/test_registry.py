@@ -10,17 +10,15 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import shipped
+from conftest import settings_for
 
 from launcher import metadata, records, registry
-from launcher.settings import load
 
 BUCKET = "titanic-sagemaker-toolkit-demo"
 IMAGE = {"uri": "127.0.0.1:5055/titanic-lightgbm:sha256-abc", "digest": "sha256:" + "d" * 64, "image_id": "x"}
 
 
-def settings(**changes: str) -> Any:
-    return load({**shipped(), **changes})
+settings = settings_for
 
 
 def verified_run(runs: Path, job: str, val_auc: float) -> None:

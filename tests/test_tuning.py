@@ -17,16 +17,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import REPO, WithSageMaker, shipped
+from conftest import REPO, WithSageMaker, settings_for
 
 from launcher import records, sdk, train, tuning
-from launcher.settings import load
 
 SHIPPED_SPACE = REPO / "launcher/search-space.json"
 
 
-def settings(**changes: str):
-    return load({**shipped(), **changes})
+settings = settings_for
 
 
 def space_file(tmp_path: Path, parameters: dict[str, Any], objective: str = "val_auc") -> Path:
