@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from conftest import REPO, shipped
 from lightgbm import LGBMClassifier
 from titanic_model.hyperparameters import (
     SPECS,
@@ -86,3 +89,25 @@ def test_lightgbm_params_carry_every_model_setting() -> None:
     assert parse_hyperparameters({"subsample": "1.0"}).lightgbm_params()["subsample_freq"] == 0  # no bagging asked
     assert params["n_jobs"] == 1
     LGBMClassifier(**params)  # every key is one of LightGBM's
+
+
+def test_the_defaults_stated_elsewhere_are_the_images_own() -> None:
+    """The image's Hyperparameters defaults and SPECS ranges are the source; docs/image.md's
+    table and config.env's HP_* restate them, and must say exactly the same."""
+    defaults = Hyperparameters().as_dict()
+    table = {}
+    for line in (REPO / "docs/image.md").read_text().splitlines():
+        match = re.match(
+            r"^\s*\| `(\w+)` \| ([^|]+) \| (int|float) ([-0-9.e]+)\u2013([-0-9.\u00b2\u00b3\u00b9e]+)", line
+        )
+        if match:
+            table[match.group(1)] = (match.group(2).strip(), match.group(3), match.group(4))
+    assert set(table) == set(SPECS) == set(defaults)
+    for name, (default, kind, low) in table.items():
+        spec = SPECS[name]
+        assert spec.kind(default) == defaults[name], name
+        assert kind == spec.kind.__name__ and float(low) == spec.low, name
+    for key, value in shipped().items():
+        if key.startswith("HP_") and value:
+            name = key.removeprefix("HP_").lower()
+            assert SPECS[name].kind(value) == defaults[name], key
