@@ -117,6 +117,16 @@ def offline_client(service: str) -> Any:
     return boto3.client(service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
 
 
+class OneClientSession:
+    """A boto3 session stand-in whose every client is the one given (a stubbed client)."""
+
+    def __init__(self, client: Any) -> None:
+        self.given = client
+
+    def client(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return self.given
+
+
 @pytest.fixture(scope="session")
 def offline_base() -> str:
     """No image can be pulled here: a Python base built from Debian packages, once per machine."""

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
-from conftest import aws_settings, offline_client
+from conftest import OneClientSession, aws_settings, offline_client
 
 from launcher import endpoint, names
 
@@ -109,6 +109,15 @@ def expect_records(stub: Stubber, config: dict[str, Any], serverless: bool = Tru
     )
 
 
+def expect_update_of_a_serving_endpoint(stub: Stubber) -> None:
+    """What a redeploy asks before UpdateEndpoint: the endpoint, its config's type, the new
+    version's records, the config it replaces."""
+    stub.add_response("describe_endpoint", described("InService", "old-config"))
+    stub.add_response("describe_endpoint_config", OLD_CONFIG)
+    expect_records(stub, {"VariantName": "AllTraffic", "ServerlessConfig": ANY})
+    stub.add_response("describe_endpoint_config", OLD_CONFIG)
+
+
 def not_found(stub: Stubber) -> None:
     stub.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint", 400)
 
@@ -174,10 +183,7 @@ def test_a_redeploy_updates_the_endpoint_and_removes_the_old_version(made: list[
 def test_a_failed_update_leaves_the_old_version_serving_and_says_so(made: list[str]) -> None:
     sm = client()
     with Stubber(sm) as stub:
-        stub.add_response("describe_endpoint", described("InService", "old-config"))
-        stub.add_response("describe_endpoint_config", OLD_CONFIG)
-        expect_records(stub, {"VariantName": "AllTraffic", "ServerlessConfig": ANY})
-        stub.add_response("describe_endpoint_config", OLD_CONFIG)
+        expect_update_of_a_serving_endpoint(stub)
         stub.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN})
         stub.add_response("describe_endpoint", described("Updating", "old-config"))
         stub.add_response("describe_endpoint", described("RollingBack", "old-config"))
@@ -228,7 +234,7 @@ def test_the_cost_is_said_before_deploying(monkeypatch: pytest.MonkeyPatch, capl
         return "done"
 
     monkeypatch.setattr(endpoint, "deploy_aws", deploying)
-    session = type("S", (), {"client": lambda self, name: client()})()
+    session = OneClientSession(client())
     assert endpoint.deploy(aws(), session) == "done"
     assert events == ["deploy"]
 
@@ -311,10 +317,7 @@ def test_a_failed_endpoint_is_replaced_not_updated(made: list[str]) -> None:
 def test_a_refused_update_leaves_no_new_model_or_config(made: list[str]) -> None:
     sm = client()
     with Stubber(sm) as stub:
-        stub.add_response("describe_endpoint", described("InService", "old-config"))
-        stub.add_response("describe_endpoint_config", OLD_CONFIG)
-        expect_records(stub, {"VariantName": "AllTraffic", "ServerlessConfig": ANY})
-        stub.add_response("describe_endpoint_config", OLD_CONFIG)
+        expect_update_of_a_serving_endpoint(stub)
         stub.add_client_error("update_endpoint", "ValidationException", "Cannot update in-progress endpoint", 400)
         stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": NAME})
         stub.add_response("delete_model", {}, {"ModelName": NAME})
@@ -328,7 +331,7 @@ def test_invoke_shows_the_containers_own_words_and_where_its_log_is() -> None:
     container's status and message and the log stream, not the wrapper's text."""
     runtime = offline_client("sagemaker-runtime")
     stream = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/titanic-survival"
-    session = type("S", (), {"client": lambda self, name: runtime})()
+    session = OneClientSession(runtime)
     with Stubber(runtime) as stub:
         stub.add_client_error(
             "invoke_endpoint",

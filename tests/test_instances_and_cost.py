@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
-from conftest import offline_client, shipped
+from conftest import OneClientSession, offline_client, shipped
 from titanic_model import cli, contract
 
 from launcher import costs, instances, preflight, records, report
@@ -405,7 +405,7 @@ def test_the_quota_covers_what_the_command_runs_at_once(changes: dict[str, str],
     """INSTANCE_COUNT instances per job, TUNE_MAX_PARALLEL_JOBS jobs at once for make tune-jobs:
     a quota of 1 passes one instance, and refuses more before anything is spent."""
     client, stub = quota_client(SAMPLE_QUOTAS)
-    session = type("S", (), {"client": lambda self, name, **_: client})()
+    session = OneClientSession(client)
     settings = load({**shipped(), "TARGET": "aws", "USE_SPOT": "no", "TUNE_MAX_JOBS": "4", **changes})
     with stub:
         if fails:

@@ -21,7 +21,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from conftest import WithSageMaker, aws_settings, offline_client, shipped
+from conftest import OneClientSession, WithSageMaker, aws_settings, offline_client, shipped
 
 from launcher import cleanup, errors, operate, records, train, watch
 from launcher.pricing import PriceBook
@@ -497,7 +497,7 @@ def test_a_teammates_endpoint_whose_tags_are_denied_is_left_alone(tmp_path: Path
 def test_make_logs_shows_the_endpoints_log_on_aws(capsys: pytest.CaptureFixture[str]) -> None:
     logs = client("logs")
     group = "/aws/sagemaker/Endpoints/titanic-survival"
-    session = type("S", (), {"client": lambda self, name: logs})()
+    session = OneClientSession(logs)
     with Stubber(logs) as stub:
         stub.add_response(
             "describe_log_streams",
