@@ -185,16 +185,16 @@ def create_records(settings: Settings, sm: Any, version: dict[str, Any], name: s
         raise
 
 
-def current_type(sm: Any, endpoint: dict[str, Any]) -> str:
-    """'serverless' or 'instance': what the endpoint's current config is."""
+def serving_variant(sm: Any, endpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """The production variant the endpoint's current config serves (its model and its type)."""
     variants = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])["ProductionVariants"]
-    return "serverless" if variants and "ServerlessConfig" in variants[0] else "instance"
+    return variants[0] if variants else None
 
 
-def refuse_type_change(settings: Settings, sm: Any, endpoint: dict[str, Any]) -> None:
+def refuse_type_change(settings: Settings, endpoint: dict[str, Any], serving: dict[str, Any] | None) -> None:
     """An instance endpoint cannot become serverless (serverless-endpoints.md: a ValidationError);
     say so before anything is created. Serverless to instance works, but cannot be undone."""
-    now = current_type(sm, endpoint)
+    now = "serverless" if serving and "ServerlessConfig" in serving else "instance"
     if now == "instance" and settings.endpoint_type == "serverless":
         raise EndpointError(
             f"endpoint {settings.endpoint_name} is instance-backed and AWS cannot convert it to serverless; it still "
@@ -233,8 +233,9 @@ def deploy_aws(
         _delete(sm, old_config, old_model)
         wait_until_gone(sm, endpoint, sleep=sleep)
         existing = None
+    serving = serving_variant(sm, existing) if existing is not None else None  # read once: type and model
     if existing is not None:
-        refuse_type_change(settings, sm, existing)
+        refuse_type_change(settings, existing, serving)
     create_records(settings, sm, version, name, tags)
     if existing is None:
         sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name, Tags=tags)
@@ -245,7 +246,7 @@ def deploy_aws(
                 "'make undeploy' removes it"
             )
         return f"endpoint {endpoint} is InService with version {version['ModelPackageVersion']} ({name})"
-    old_config, old_model = _serving_objects(sm, existing)
+    old_config, old_model = existing["EndpointConfigName"], serving["ModelName"] if serving else None
     try:
         sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=name)
     except (ClientError, BotoCoreError):

@@ -110,12 +110,11 @@ def expect_records(stub: Stubber, config: dict[str, Any], serverless: bool = Tru
 
 
 def expect_update_of_a_serving_endpoint(stub: Stubber) -> None:
-    """What a redeploy asks before UpdateEndpoint: the endpoint, its config's type, the new
-    version's records, the config it replaces."""
+    """What a redeploy asks before UpdateEndpoint: the endpoint, its config (read once: the
+    type it serves and the model it replaces), the new version's records."""
     stub.add_response("describe_endpoint", described("InService", "old-config"))
-    stub.add_response("describe_endpoint_config", OLD_CONFIG)
+    stub.add_response("describe_endpoint_config", OLD_CONFIG, {"EndpointConfigName": "old-config"})
     expect_records(stub, {"VariantName": "AllTraffic", "ServerlessConfig": ANY})
-    stub.add_response("describe_endpoint_config", OLD_CONFIG)
 
 
 def not_found(stub: Stubber) -> None:
@@ -161,10 +160,7 @@ def test_an_instance_endpoint_asks_for_one_instance_of_the_configured_type() -> 
 def test_a_redeploy_updates_the_endpoint_and_removes_the_old_version(made: list[str]) -> None:
     sm = client()
     with Stubber(sm) as stub:
-        stub.add_response("describe_endpoint", described("InService", "old-config"))
-        stub.add_response("describe_endpoint_config", OLD_CONFIG, {"EndpointConfigName": "old-config"})
-        expect_records(stub, {"VariantName": "AllTraffic", "ServerlessConfig": ANY})
-        stub.add_response("describe_endpoint_config", OLD_CONFIG, {"EndpointConfigName": "old-config"})
+        expect_update_of_a_serving_endpoint(stub)  # one DescribeEndpointConfig, not two
         stub.add_response(
             "update_endpoint",
             {"EndpointArn": ENDPOINT_ARN},
