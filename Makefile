@@ -19,7 +19,7 @@ MAKEFLAGS += --no-builtin-rules --warn-undefined-variables
 CONFIG ?= config.env
 # make would run a line that is not KEY=value (say `$(shell ...)`) while including the file,
 # before validation could name it: the file is first read as text and refused, naming the
-# lines. (The pattern is launcher/settings.py's CONFIG_LINE_RE; tests/test_makefile.py keeps
+# lines. (The pattern is launcher/lib/config.py's CONFIG_LINE_RE; tests/test_makefile.py keeps
 # the two equal.)
 CONFIG_LINE := ^([A-Z][A-Z0-9_]*)=([A-Za-z0-9_.,:/=@+-]*)$$
 CONFIG_BAD_LINES := $(shell grep -nvE -e '$(CONFIG_LINE)' -e '^[[:space:]]*(\#.*)?$$' $(CONFIG) | cut -d: -f1 | tr '\n' ' ')
@@ -124,7 +124,7 @@ data: $(STAMPS)/data ## Check the vendored Kaggle CSV and split it 80:20 (with a
 
 # The split files keep their mtime when their content is unchanged (so aws s3 sync has
 # nothing to send); the stamp records that this stage ran for these inputs.
-$(STAMPS)/data: data/titanic/train.csv data/titanic/SHA256SUMS launcher/prepare_data.py $(call setting,VALIDATION_FRACTION) $(call setting,SPLIT_SEED) | $(STAMPS)/config
+$(STAMPS)/data: data/titanic/train.csv data/titanic/SHA256SUMS launcher/prepare_data.py launcher/lib/dataset.py $(call setting,VALIDATION_FRACTION) $(call setting,SPLIT_SEED) | $(STAMPS)/config
 	$(PY) -m launcher.prepare_data --source data/titanic/train.csv --checksums data/titanic/SHA256SUMS \
 		--out "$$SPLIT_DIR" --validation-fraction "$$VALIDATION_FRACTION" --seed "$$SPLIT_SEED"
 	@touch $@

@@ -28,9 +28,9 @@ import boto3
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "container"))
-from launcher import train  # noqa: E402 - after the paths
-from launcher.pricing import PriceBook  # noqa: E402
-from launcher.settings import Settings, load  # noqa: E402
+from launcher.lib import training  # noqa: E402 - after the paths
+from launcher.lib.config import Settings, load  # noqa: E402
+from launcher.lib.pricing import PriceBook  # noqa: E402
 
 SCALE_PREFIX = "titanic/scale-data"
 # Both runs skip the model card's repeated-CV estimate: a multi-host job always does, and it
@@ -77,7 +77,7 @@ def one_run(settings: Settings, hosts: int, image_record: Path, data: Path, runs
         hyperparameters={**settings.hyperparameters, **BENCH_HYPERPARAMETERS},
         hyperparameters_from="config",
     )
-    record = train.run(changed, image_record, data, runs)
+    record = training.run(changed, image_record, data, runs)
     if record["status"] != "Completed":
         raise SystemExit(f"the {hosts}-host job {record['job_name']} {record['status']}: {record['failure_reason']}")
     return record
@@ -87,7 +87,7 @@ def request_shape(settings: Settings, hosts: int, price: float | None) -> str:
     aws = dataclasses.replace(settings, target="aws", instance_count=hosts, train_distribution="ShardedByS3Key")
     channels = {
         name: value.config["DataSource"]["S3DataSource"]["S3DataDistributionType"]
-        for name, value in train.training_inputs(aws).items()
+        for name, value in training.training_inputs(aws).items()
     }
     shape = {
         "ResourceConfig": {

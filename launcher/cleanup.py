@@ -31,13 +31,9 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher import errors, names
-from launcher.caller import sagemaker_tags, whoami
-from launcher.errors import DENIED, NOT_FOUND, ToolkitError, error_code
-from launcher.iam import INLINE_POLICY_NAME
-from launcher.metadata import REGISTERED_BY_KEY
-from launcher.metadata import value as metadata_value
-from launcher.settings import (
+from launcher.lib import errors, names
+from launcher.lib.caller import sagemaker_tags, whoami
+from launcher.lib.config import (
     LAUNCHED_BY_TAG,
     TOOLKIT_TAG,
     Settings,
@@ -45,6 +41,11 @@ from launcher.settings import (
     launched_by_value,
     load,
 )
+from launcher.lib.errors import DENIED, NOT_FOUND, ToolkitError, error_code
+from launcher.lib.iam_documents import INLINE_POLICY_NAME
+from launcher.lib.local_mode import local_containers
+from launcher.lib.metadata import REGISTERED_BY_KEY
+from launcher.lib.metadata import value as metadata_value
 
 log = logging.getLogger("clean")
 
@@ -93,7 +94,7 @@ class Plan:
 class Kind:
     """One kind of SageMaker resource clean-up looks for. The rest follows from the API's
     names: ListXs lists it, XName and XArn name it, StopX or DeleteX removes it. Which names
-    are the toolkit's comes from launcher/names.py. A new kind also needs the runner's grant
+    are the toolkit's comes from launcher/lib/names.py. A new kind also needs the runner's grant
     (iam/runner-policy.json), a not-seen entry if moto lacks its calls, and a row in
     docs/reference.md."""
 
@@ -245,7 +246,6 @@ def clean_model_packages(settings: Settings, sm: Any, caller_arn: str, plan: Pla
 
 def clean_local_endpoint(settings: Settings, plan: Plan) -> None:
     """The embedded stack's serving containers for ENDPOINT_NAME (make deploy's)."""
-    from launcher.endpoint import local_containers
 
     for container in local_containers(settings.endpoint_name):
         remove = ["docker", "rm", "-f", container["id"]]

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from launcher import errors
-from launcher.errors import ToolkitError
-from launcher.pricing import usd
+from launcher.lib import errors, records
+from launcher.lib.errors import ToolkitError
+from launcher.lib.hosting import live_summary
+from launcher.lib.pricing import usd
 
 COLUMNS = ("job", "target", "status", "instance", "spot", "train s", "bill s", "savings", "USD/h", "cost", "on demand")
 
@@ -21,7 +21,7 @@ def _num(value: float | None, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
 
-def row(record: dict[str, Any]) -> list[str]:
+def row(record: records.RunRecord) -> list[str]:
     cost = record.get("cost") or {}
     seconds = record.get("seconds") or {}
     return [
@@ -55,9 +55,9 @@ def table(records: list[dict[str, Any]]) -> str:
     return "\n".join([*lines, "", *notes])
 
 
-def load_records(runs_dir: Path) -> list[dict[str, Any]]:
-    records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(runs_dir.glob("*.json"))]
-    return sorted(records, key=lambda r: r.get("started_at", ""))
+def load_records(runs_dir: Path) -> list[records.RunRecord]:
+    found = [records.read_record(p) for p in sorted(runs_dir.glob("*.json"))]
+    return sorted(found, key=lambda r: r.get("started_at", ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,8 +78,8 @@ def _costs(args: argparse.Namespace) -> int:
 
 def live_endpoint_line() -> str:
     """The live endpoint and its running cost: unlike a job, it costs money while it exists."""
-    from launcher.endpoint import live_summary
-    from launcher.settings import SettingsError, load
+
+    from launcher.lib.config import SettingsError, load
 
     try:
         settings = load()

@@ -23,9 +23,7 @@ import argparse
 import csv
 import io
 import logging
-import os
 import socket
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -35,18 +33,15 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher import errors, names, registry, watch
-from launcher.caller import sagemaker_tags, whoami
-from launcher.errors import NOT_FOUND, ToolkitError, error_code
-from launcher.pricing import PriceBook, pricing_client, usd
-from launcher.settings import TOOLKIT_TAG, Settings, is_toolkits, job_tags, load
+from launcher.lib import errors, model_registry, names, watch
+from launcher.lib.caller import sagemaker_tags, whoami
+from launcher.lib.config import TOOLKIT_TAG, Settings, is_toolkits, job_tags, load
+from launcher.lib.errors import NOT_FOUND, ToolkitError, error_code
+from launcher.lib.hosting import describe
+from launcher.lib.local_mode import ENDPOINT_LABEL, STACK_LABEL, VERSION_LABEL, docker, local_containers, stack_id
+from launcher.lib.pricing import PriceBook, pricing_client, usd
 
 log = logging.getLogger("endpoint")
-ENDPOINT_LABEL = "com.titanic-toolkit.endpoint"
-VERSION_LABEL = "com.titanic-toolkit.model-package-version"
-# Which embedded stack deployed it (its moto URL): two checkouts, or a checkout and the tests'
-# copies, may use the same ENDPOINT_NAME on one Docker engine without touching each other's.
-STACK_LABEL = "com.titanic-toolkit.stack"
 VERSION_TAG = "model-package-version"
 # The image's server reads its worker count from this (container/titanic_model/server.py).
 SERVER_WORKERS_VARIABLE = "SAGEMAKER_MODEL_SERVER_WORKERS"
@@ -103,15 +98,6 @@ def cost_words(settings: Settings, session: boto3.Session | None) -> str:
         f"instance {settings.endpoint_instance_type}: ${price.usd_per_hour}/hour, "
         f"{usd(price.usd_per_hour * 730, 2)}/month while it exists ({price.source}; its training price)"
     )
-
-
-def describe(sm: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return sm.describe_endpoint(EndpointName=name)
-    except ClientError as exc:
-        if error_code(exc) in NOT_FOUND:
-            return None
-        raise
 
 
 def wait_until_settled(sm: Any, name: str, *, sleep: Any = time.sleep, poll_seconds: float = 20.0) -> dict[str, Any]:
@@ -267,33 +253,6 @@ def deploy_aws(
 # ---- the embedded stack ------------------------------------------------------------------
 
 
-def _docker(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True)
-
-
-def stack_id() -> str:
-    return os.environ.get("AWS_ENDPOINT_URL", "")
-
-
-def local_containers(endpoint: str) -> list[dict[str, str]]:
-    """The running containers serving `endpoint` for this embedded stack: id, version, host port."""
-    listed = _docker(
-        "ps",
-        "--filter",
-        f"label={ENDPOINT_LABEL}={endpoint}",
-        "--filter",
-        f"label={STACK_LABEL}={stack_id()}",
-        "--format",
-        f'{{{{.ID}}}} {{{{.Label "{VERSION_LABEL}"}}}}',
-    )
-    found = []
-    for line in listed.stdout.splitlines():
-        container, version = line.split()
-        port = _docker("port", container, "8080/tcp").stdout.split()
-        found.append({"id": container, "version": version, "address": port[0] if port else ""})
-    return found
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -305,7 +264,7 @@ def deploy_local(
 ) -> str:
     from sagemaker.model import Model
 
-    from launcher import sdk
+    from launcher.lib import sdk
 
     endpoint, number = settings.endpoint_name, version["ModelPackageVersion"]
     old = local_containers(endpoint)
@@ -327,11 +286,11 @@ def deploy_local(
     except Exception as exc:
         for started in local_containers(endpoint):
             if started["id"] not in {o["id"] for o in old}:
-                _docker("rm", "-f", started["id"])
+                docker("rm", "-f", started["id"])
         kept = f"version {old[0]['version']} still serves" if old else "nothing was serving before"
         raise EndpointError(f"version {number} did not start ({exc}); {kept}") from exc
     for previous in old:
-        _docker("rm", "-f", previous["id"])
+        docker("rm", "-f", previous["id"])
     sm = session.client("sagemaker")
     previous_records = describe(sm, endpoint)
     create_records(settings, sm, version, name, tags)
@@ -351,7 +310,7 @@ def deploy_local(
 
 def deploy(settings: Settings, session: boto3.Session, *, sleep: Any = time.sleep) -> str:
     sm = session.client("sagemaker")
-    version = registry.pick_version(sm, settings.model_package_group, "", registry.APPROVED)
+    version = model_registry.pick_version(sm, settings.model_package_group, "", model_registry.APPROVED)
     tags = [
         *job_tags(settings, whoami(session).arn),
         {"Key": VERSION_TAG, "Value": str(version["ModelPackageVersion"])},
@@ -366,31 +325,6 @@ def deploy(settings: Settings, session: boto3.Session, *, sleep: Any = time.slee
     if settings.local:
         return deploy_local(settings, session, version, tags)
     return deploy_aws(settings, sm, version, tags, sleep=sleep)
-
-
-def live_summary(settings: Settings, session: boto3.Session, now: datetime | None = None) -> str:
-    """ENDPOINT_NAME if it exists: status, version, type and what it has cost so far (an
-    instance endpoint bills per hour from its creation; a serverless one per request)."""
-    now = now or datetime.now(UTC)
-    sm = session.client("sagemaker")
-    try:
-        found = describe(sm, settings.endpoint_name)
-    except (ClientError, BotoCoreError) as exc:
-        return f"endpoint {settings.endpoint_name}: unknown ({exc})"
-    if found is None:
-        return f"endpoint {settings.endpoint_name}: none (nothing billed)"
-    config = sm.describe_endpoint_config(EndpointConfigName=found["EndpointConfigName"])["ProductionVariants"][0]
-    hours = (now - found["CreationTime"]).total_seconds() / 3600
-    where = (
-        f"endpoint {settings.endpoint_name}: {found['EndpointStatus']}, {found['EndpointConfigName']}, up {hours:.1f} h"
-    )
-    if settings.local:
-        return f"{where}; local mode: not billed"
-    if "ServerlessConfig" in config:
-        return f"{where}; serverless: billed per request only (nothing while idle)"
-    price, _ = PriceBook(settings.region, pricing_client(session, settings.region)).lookup(config["InstanceType"])
-    so_far = "unknown" if price is None else usd(hours * price.usd_per_hour * config.get("InitialInstanceCount", 1), 4)
-    return f"{where}; {config['InstanceType']}: {so_far} so far, billed while it exists"
 
 
 # ---- invoke and undeploy ------------------------------------------------------------------
@@ -457,7 +391,7 @@ def undeploy(settings: Settings, session: boto3.Session) -> str:
     removed = []
     if settings.local:
         for container in local_containers(endpoint):
-            _docker("rm", "-f", container["id"])
+            docker("rm", "-f", container["id"])
             removed.append(f"container {container['id']} (version {container['version']})")
     found = describe(sm, endpoint)
     if found is not None:

@@ -16,11 +16,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from launcher import errors
-from launcher.errors import ToolkitError
+from launcher.lib import errors
+from launcher.lib.config import LOCK_WAIT_RANGE
+from launcher.lib.errors import ToolkitError
 
 log = logging.getLogger("lock")
-LOCK_WAIT_RANGE = (0, 86400)  # seconds a stage may wait for another run's lock
 DEFAULT_LOCK_FILE = "build/toolkit.lock"
 
 
@@ -72,7 +72,7 @@ def _run_locked(args: list[str]) -> int:
     if raw_wait.isdigit() and int(raw_wait) <= LOCK_WAIT_RANGE[1]:  # validated by make; else the settings' check
         wait = int(raw_wait)
     else:
-        from launcher.settings import lock_wait
+        from launcher.lib.config import lock_wait
 
         wait = lock_wait({"LOCK_WAIT": raw_wait})
     fd = acquire(Path(os.environ.get("LOCK_FILE", DEFAULT_LOCK_FILE)), wait)

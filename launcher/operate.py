@@ -24,10 +24,12 @@ from typing import Any
 
 import boto3
 
-from launcher import errors, names, records, watch
-from launcher.errors import ToolkitError
-from launcher.pricing import PriceBook, pricing_client, usd
-from launcher.settings import Settings, load
+from launcher.lib import errors, names, records, watch
+from launcher.lib.config import Settings, load
+from launcher.lib.errors import ToolkitError
+from launcher.lib.hosting import live_summary
+from launcher.lib.local_mode import local_containers
+from launcher.lib.pricing import PriceBook, pricing_client, usd
 
 log = logging.getLogger("operate")
 RECENT = 10
@@ -145,8 +147,6 @@ def endpoint_log(settings: Settings, session: boto3.Session) -> str:
     /aws/sagemaker/Endpoints/NAME (where AWS's errors point), on the embedded stack `docker logs`
     of its serving containers."""
     if settings.local:
-        from launcher.endpoint import local_containers
-
         containers = local_containers(settings.endpoint_name)
         if not containers:
             raise OperateError(f"no container serves {settings.endpoint_name} on the embedded stack; 'make deploy'")
@@ -192,7 +192,6 @@ def run(settings: Settings, verb: str, runs_dir: Path, job: str, session: boto3.
             book = PriceBook(settings.region, pricing_client(session, settings.region))
             rows = status_rows_aws(settings, session.client("sagemaker"), book, datetime.now(UTC))
         print(render_status(rows), flush=True)
-        from launcher.endpoint import live_summary
 
         print(live_summary(settings, session), flush=True)
         return 0

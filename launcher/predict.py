@@ -28,13 +28,13 @@ import boto3
 from botocore.exceptions import ClientError
 from sagemaker.model import Model
 
-from launcher import errors, instances, names, records, sdk, watch
-from launcher.caller import whoami
-from launcher.errors import StillRunning, ToolkitError
-from launcher.prepare_data import verified_bytes
-from launcher.pricing import PriceBook, pricing_client, run_cost, usd
-from launcher.settings import Settings, job_tags, load
-from launcher.train import remove_local_containers
+from launcher.lib import errors, instance_choice, names, records, sdk, watch
+from launcher.lib.caller import whoami
+from launcher.lib.config import Settings, job_tags, load
+from launcher.lib.dataset import verified_bytes
+from launcher.lib.errors import StillRunning, ToolkitError
+from launcher.lib.local_mode import remove_local_containers
+from launcher.lib.pricing import PriceBook, pricing_client, run_cost, usd
 
 log = logging.getLogger("predict")
 TEST_FILE = "test.csv"
@@ -67,7 +67,7 @@ def upload_test(s3: Any, settings: Settings, data: bytes, digest: str) -> str:
     return f"s3://{settings.bucket}/{key}"
 
 
-def require_artifact(s3: Any, record: dict[str, Any]) -> None:
+def require_artifact(s3: Any, record: records.RunRecord) -> None:
     """The run's model.tar.gz must still be there. Listed, not HEAD-ed: HEAD's errors have no
     body (a bare 403 or 400 says nothing of why), and the runner may list the output prefix."""
     uri = urlparse(record["model_artifact"])
@@ -86,7 +86,7 @@ def transform_instance_type(settings: Settings, boto_session: boto3.Session) -> 
         return "local"
     if settings.transform_instance_type:
         return settings.transform_instance_type
-    report = instances.make_report(settings, *instances.aws_clients(settings, boto_session), 4.0)
+    report = instance_choice.make_report(settings, *instance_choice.aws_clients(settings, boto_session), 4.0)
     if not report["transform_choice"]:
         raise PredictError(
             "no instance type has quota for transform job usage in this account; request one in "
@@ -98,7 +98,7 @@ def transform_instance_type(settings: Settings, boto_session: boto3.Session) -> 
 
 def start_transform(
     settings: Settings,
-    record: dict[str, Any],
+    record: records.RunRecord,
     session: Any,
     *,
     name: str,
@@ -263,7 +263,7 @@ def run(
     for file_name, body in files.items():
         s3.put_object(Bucket=settings.bucket, Key=f"{folder}/{file_name}", Body=body, ContentType="text/csv")
     records.write_files(runs_dir / record["job_name"], files)
-    transform = {
+    transform: records.Transform = {
         "name": name,
         "model_name": name,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),

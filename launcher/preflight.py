@@ -24,13 +24,13 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from sagemaker.utils import name_from_base
 
-from launcher import errors, names
-from launcher.caller import Caller, CallerError, whoami
-from launcher.errors import ToolkitError, error_code
-from launcher.iam import IamError, check_role_account
-from launcher.instances import quota_for, quota_message, training_quotas
-from launcher.policy import SAGEMAKER_PRINCIPAL, admits
-from launcher.settings import Settings, load
+from launcher.lib import errors, names
+from launcher.lib.caller import Caller, CallerError, whoami
+from launcher.lib.config import Settings, load
+from launcher.lib.errors import ToolkitError, error_code
+from launcher.lib.iam_documents import IamError, check_role_account
+from launcher.lib.instance_choice import quota_for, quota_message, training_quotas
+from launcher.lib.policy import SAGEMAKER_PRINCIPAL, admits
 
 log = logging.getLogger("preflight")
 

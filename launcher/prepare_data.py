@@ -8,7 +8,6 @@ input bytes and the seed: the same SHA-256 on every machine.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
@@ -17,51 +16,10 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from launcher import errors
-from launcher.errors import ToolkitError
+from launcher.lib import errors
+from launcher.lib.dataset import LABEL, SPLIT_FILES, sha256_file, verified_source
 
 log = logging.getLogger("prepare_data")
-LABEL = "Survived"
-# Each channel's file under the split folder (and, as uploaded, under DATA_PREFIX).
-SPLIT_FILES = {"train": "train/train.csv", "validation": "validation/val.csv"}
-
-
-class PrepareError(ToolkitError):
-    """The source data is not what the toolkit expects; the message says what to do."""
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def expected_checksum(sums_file: Path, name: str) -> str:
-    if not sums_file.is_file():
-        raise PrepareError(f"{sums_file} is missing; restore it from git (git checkout -- {sums_file})")
-    for line in sums_file.read_text(encoding="utf-8").splitlines():
-        digest, _, file_name = line.partition("  ")
-        if file_name.strip() == name:
-            return digest.strip()
-    raise PrepareError(f"{sums_file} has no line for {name}; restore it from git")
-
-
-def verified_bytes(source: Path, sums_file: Path) -> tuple[bytes, str]:
-    """A vendored file's bytes and SHA-256, refused unless SHA256SUMS lists that digest (the
-    data stage's train.csv, make predict's test.csv)."""
-    if not source.is_file():
-        raise PrepareError(f"{source} does not exist; restore it from git (git checkout -- {source})")
-    data = source.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    expected = expected_checksum(sums_file, source.name)
-    if actual != expected:
-        raise PrepareError(
-            f"{source} has SHA-256 {actual}, expected {expected} ({sums_file}); "
-            "restore Kaggle's file from git, or update SHA256SUMS if the change is intended"
-        )
-    return data, actual
-
-
-def verified_source(source: Path, sums_file: Path) -> str:
-    return verified_bytes(source, sums_file)[1]
 
 
 def split(frame: pd.DataFrame, validation_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -24,21 +24,17 @@ import boto3
 from botocore.exceptions import ClientError
 from titanic_model.contract import ACCEPT_TYPES, CONTENT_TYPES
 
-from launcher import errors, records
-from launcher.caller import s3_bytes, sagemaker_tags, whoami
-from launcher.errors import NOT_FOUND, ToolkitError, error_code
-from launcher.metadata import REGISTERED_BY_KEY, TRAINING_JOB_KEY
-from launcher.metadata import value as metadata_value
-from launcher.pricing import PriceBook
-from launcher.settings import TOOLKIT_TAG, Settings, instance_types, is_toolkits, job_tags, launched_by_value, load
+from launcher.lib import errors, records
+from launcher.lib.caller import s3_bytes, sagemaker_tags, whoami
+from launcher.lib.config import TOOLKIT_TAG, Settings, instance_types, is_toolkits, job_tags, launched_by_value, load
+from launcher.lib.errors import NOT_FOUND, error_code
+from launcher.lib.metadata import REGISTERED_BY_KEY, TRAINING_JOB_KEY
+from launcher.lib.metadata import value as metadata_value
+from launcher.lib.model_registry import APPROVED, PENDING, REJECTED, RegistryError, pick_version, versions
+from launcher.lib.pricing import PriceBook
 
 log = logging.getLogger("registry")
-PENDING, APPROVED, REJECTED = "PendingManualApproval", "Approved", "Rejected"
 MAX_TYPES = 10  # instance types listed per kind in a version's inference specification
-
-
-class RegistryError(ToolkitError):
-    """The registry refuses (or cannot do) what was asked; the message says why and what next."""
 
 
 def image_by_digest(image: dict[str, str]) -> str:
@@ -88,20 +84,6 @@ def ensure_group(sm: Any, settings: Settings, tags: list[dict[str, str]]) -> str
     return arn
 
 
-def summaries(sm: Any, group: str, status: str | None = None) -> list[dict[str, Any]]:
-    """The group's versions as ListModelPackages summarises them (number, ARN, status), newest first."""
-    filters = {"ModelApprovalStatus": status} if status else {}
-    pages = sm.get_paginator("list_model_packages").paginate(
-        ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending", **filters
-    )
-    return [s for page in pages for s in page["ModelPackageSummaryList"]]
-
-
-def versions(sm: Any, group: str, status: str | None = None) -> list[dict[str, Any]]:
-    """The group's versions, described (metadata, metrics), newest first."""
-    return [sm.describe_model_package(ModelPackageName=s["ModelPackageArn"]) for s in summaries(sm, group, status)]
-
-
 def _group_exists(sm: Any, group: str) -> bool:
     """Only "not found" means no group; any other failure (denied, throttled) is raised."""
     try:
@@ -113,7 +95,7 @@ def _group_exists(sm: Any, group: str) -> bool:
     return True
 
 
-def register(settings: Settings, runs_dir: Path, job: str, session: boto3.Session) -> dict[str, Any]:
+def register(settings: Settings, runs_dir: Path, job: str, session: boto3.Session) -> records.Registration:
     path = records.verified_record(runs_dir, job, use="register")
     record = records.read_record(path)
     sm, s3 = session.client("sagemaker"), session.client("s3")
@@ -167,7 +149,7 @@ def evaluation_report(uri: str) -> dict[str, Any]:
     return {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": uri}}}
 
 
-def metadata(record: dict[str, Any], metrics: dict[str, float], registered_by: str) -> dict[str, str]:
+def metadata(record: records.RunRecord, metrics: dict[str, float], registered_by: str) -> dict[str, str]:
     """What ties a version to its run (the job, the image's content, the data, the code) and
     who registered it, each value in the alphabet and length AWS accepts."""
     raw = {
@@ -182,22 +164,6 @@ def metadata(record: dict[str, Any], metrics: dict[str, float], registered_by: s
         "ModelTarSha256": record["verification"].get("model_tar_sha256", ""),
     }
     return {key: metadata_value(value) for key, value in raw.items()}
-
-
-def pick_version(sm: Any, group: str, version: str, status: str | None) -> dict[str, Any]:
-    """VERSION's description, or the newest with `status` when VERSION is empty (only the
-    chosen version is described)."""
-    if version:
-        if not version.isdigit():
-            raise RegistryError(f"VERSION={version!r} is not a version number; 'make models' lists them")
-        found = [v for v in summaries(sm, group) if str(v["ModelPackageVersion"]) == version]
-        if not found:
-            raise RegistryError(f"{group} has no version {version}; 'make models' lists them")
-    else:
-        found = summaries(sm, group, status)
-        if not found:
-            raise RegistryError(f"{group} has no version that is {status}; register one with 'make register'")
-    return sm.describe_model_package(ModelPackageName=found[0]["ModelPackageArn"])
 
 
 def val_auc(s3: Any, version: dict[str, Any]) -> float:

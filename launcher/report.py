@@ -18,8 +18,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from launcher import errors, records
-from launcher.pricing import usd
+from launcher.lib import errors, records
+from launcher.lib.pricing import usd
 
 log = logging.getLogger("report")
 FLOW = """```
@@ -65,7 +65,7 @@ def draw_importance(csv: Path, target: Path, top: int = 15) -> None:
     plt.close(fig)
 
 
-def pictures(record: dict[str, Any], runs_dir: Path, out_dir: Path) -> list[str]:
+def pictures(record: records.RunRecord, runs_dir: Path, out_dir: Path) -> list[str]:
     """The ROC and importance PNGs, when make verify has unpacked the artifact's output data."""
     output = runs_dir / record["job_name"] / "output"
     drawn = []
@@ -80,7 +80,7 @@ def pictures(record: dict[str, Any], runs_dir: Path, out_dir: Path) -> list[str]
     return drawn
 
 
-def reproduce(record: dict[str, Any]) -> str:
+def reproduce(record: records.RunRecord) -> str:
     data_uri = urlparse(record["data"]["train"]["uri"])
     settings = [
         f"TARGET={record['target']}",
@@ -112,7 +112,7 @@ def reproduce(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def instance_section(instance_report: dict[str, Any] | None, record: dict[str, Any]) -> list[str]:
+def instance_section(instance_report: dict[str, Any] | None, record: records.RunRecord) -> list[str]:
     if instance_report is None:
         return ["No instance report was found; run `make instance-report`."]
     rows = sorted(
@@ -145,7 +145,7 @@ def instance_section(instance_report: dict[str, Any] | None, record: dict[str, A
     return lines
 
 
-def cost_section(record: dict[str, Any]) -> list[str]:
+def cost_section(record: records.RunRecord) -> list[str]:
     cost = record.get("cost") or {}
     seconds = record.get("seconds") or {}
     lines = [f"- {records.cost_line(cost)}"]
@@ -160,7 +160,7 @@ def cost_section(record: dict[str, Any]) -> list[str]:
     return lines
 
 
-def troubleshooting(record: dict[str, Any]) -> list[str]:
+def troubleshooting(record: records.RunRecord) -> list[str]:
     notes = []
     reason = record.get("failure_reason") or ""
     if reason:
@@ -175,7 +175,7 @@ def troubleshooting(record: dict[str, Any]) -> list[str]:
     return notes or ["- none: the run completed and was verified"]
 
 
-def render(record: dict[str, Any], instance_report: dict[str, Any] | None, drawn: list[str]) -> str:
+def render(record: records.RunRecord, instance_report: dict[str, Any] | None, drawn: list[str]) -> str:
     job = record["job_name"]
     metrics = record.get("metrics") or {}
     checked = (record.get("verification") or {}).get("metrics", {})

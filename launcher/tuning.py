@@ -32,11 +32,11 @@ from botocore.exceptions import ClientError
 from titanic_model.hyperparameters import SPECS, HyperparameterError, parse_hyperparameters
 from titanic_model.metrics import METRIC_DEFINITIONS
 
-from launcher import errors, names, records, sdk, train, watch
-from launcher.caller import whoami
-from launcher.errors import StillRunning, ToolkitError
-from launcher.pricing import usd
-from launcher.settings import Settings, TuneSettings, job_tags, load
+from launcher.lib import errors, names, records, sdk, training, watch
+from launcher.lib.caller import whoami
+from launcher.lib.config import Settings, TuneSettings, job_tags, load
+from launcher.lib.errors import StillRunning, ToolkitError
+from launcher.lib.pricing import usd
 
 log = logging.getLogger("tune")
 REPO = Path(__file__).resolve().parent.parent
@@ -190,7 +190,7 @@ def run_local(settings: Settings, space: SearchSpace, name: str, paths: dict[str
             settings, hyperparameters={**settings.hyperparameters, **tuned}, hyperparameters_from="config"
         )
         log.info("trial %d of %d: %s", number, settings.tune.max_jobs, _short(tuned))
-        record = train.run(trial_settings, paths["image_record"], paths["split_dir"], paths["runs_dir"])
+        record = training.run(trial_settings, paths["image_record"], paths["split_dir"], paths["runs_dir"])
         record["tuning"] = {"name": name, "trial": number, "search_space_sha256": space.sha256}
         records.write_record(paths["runs_dir"], record)
         trial = _trial_from_record(number, record, tuned, space.objective)
@@ -202,7 +202,7 @@ def run_local(settings: Settings, space: SearchSpace, name: str, paths: dict[str
         trials.append(trial)
 
 
-def _trial_from_record(number: int, record: dict[str, Any], tuned: dict[str, str], objective: str) -> Trial:
+def _trial_from_record(number: int, record: records.RunRecord, tuned: dict[str, str], objective: str) -> Trial:
     value = record.get("metrics", {}).get(objective) if record.get("status") == "Completed" else None
     cost = record.get("cost") or {}
     return Trial(
@@ -241,7 +241,7 @@ def build_tuner(settings: Settings, space: SearchSpace, image_uri: str, session:
 
     # Trials share no checkpoint prefix: a trial must never resume another trial's trees, and
     # a spot interruption restarts that trial (they are short).
-    estimator = train.build_estimator(settings, image_uri, session, "", launched_by, checkpoints=False)
+    estimator = training.build_estimator(settings, image_uri, session, "", launched_by, checkpoints=False)
     tags = job_tags(settings, launched_by)
     return HyperparameterTuner(
         estimator,
@@ -271,7 +271,7 @@ def start_aws(settings: Settings, space: SearchSpace, name: str, image_uri: str,
         settings.tune.strategy,
     )
     try:
-        tuner.fit(train.training_inputs(settings), job_name=name, wait=False, include_cls_metadata=False)
+        tuner.fit(training.training_inputs(settings), job_name=name, wait=False, include_cls_metadata=False)
     except Exception as exc:
         raise TuneError(f"the tuning job could not be created: {exc}") from exc
 
@@ -323,12 +323,12 @@ def aws_trials(settings: Settings, sm: Any, name: str, space: SearchSpace, boto_
         )
         for summary in page["TrainingJobSummaries"]
     ]
-    price = train.training_price(settings, boto_session)  # once for every trial: one type, one price
+    price = training.training_price(settings, boto_session)  # once for every trial: one type, one price
     trials = []
     for number, summary in enumerate(sorted(summaries, key=lambda s: s["CreationTime"]), start=1):
         job = sm.describe_training_job(TrainingJobName=summary["TrainingJobName"])
         seconds = {"training": job.get("TrainingTimeInSeconds"), "billable": job.get("BillableTimeInSeconds")}
-        cost = train.run_cost_facts(settings, price, seconds)
+        cost = training.run_cost_facts(settings, price, seconds)
         metric = summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
         tuned = {k: str(v) for k, v in summary.get("TunedHyperParameters", {}).items()}
         trials.append(
@@ -468,7 +468,7 @@ def run(
         trials: list[Trial] = []
         try:
             run_local(settings, space, name, paths, trials)
-        except train.Interrupted:
+        except training.Interrupted:
             # Ctrl-C between or during trials: the finished ones still make a report.
             if any(t.objective is not None for t in trials):
                 write_outcome(paths, name, settings, space, trials)
@@ -478,7 +478,7 @@ def run(
     boto_session = boto_session or boto3.Session(region_name=settings.region)
     name = attach or tuning_name(settings, datetime.now(UTC))
     if not attach:
-        image = train.read_image_record(paths["image_record"])
+        image = training.read_image_record(paths["image_record"])
         start_aws(settings, space, name, image["uri"], boto_session)
     return write_outcome(paths, name, settings, space, follow_aws(settings, space, name, boto_session))
 
@@ -503,9 +503,9 @@ def _tune(args: argparse.Namespace) -> int:
     }
     try:
         outcome = run(load(), paths, attach=args.job)
-    except train.Interrupted as stop:
+    except training.Interrupted as stop:
         raise StillRunning(
-            f"during trial {stop.record['job_name']}: {train.follow_up_commands(stop.record['job_name'])}"
+            f"during trial {stop.record['job_name']}: {training.follow_up_commands(stop.record['job_name'])}"
         ) from None
     best = outcome["best"]
     sys.stdout.write(trial_lines(outcome))

@@ -3,7 +3,7 @@
 # checking that tools and variables are there before anything is changed.
 # Source it; do not run it.
 
-# What the toolkit tags its own resources with (launcher/settings.py TOOLKIT_TAG; the two are
+# What the toolkit tags its own resources with (launcher/lib/config.py TOOLKIT_TAG; the two are
 # proven equal by tests/test_scripts_lib.py).
 # shellcheck disable=SC2034  # used by the scripts that source this file
 readonly TOOLKIT_TAG_KEY=created-by TOOLKIT_TAG_VALUE=titanic-sagemaker-toolkit
@@ -46,7 +46,7 @@ require_docker() {
 }
 
 # endpoint_hint: prints what to check when an AWS endpoint does not answer (reads
-# AWS_ENDPOINT_URL): the embedded stack, or the network. launcher/errors.py says the same.
+# AWS_ENDPOINT_URL): the embedded stack, or the network. launcher/lib/errors.py says the same.
 endpoint_hint() {
   if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
     printf "is the embedded AWS at %s up? run 'make local-status' / 'make local-up'" "$AWS_ENDPOINT_URL"

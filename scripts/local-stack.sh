@@ -2,7 +2,7 @@
 # The embedded AWS for TARGET=local: moto in server mode (S3, ECR, IAM, STS, SageMaker APIs)
 # and a real OCI registry standing in for ECR's registry, both on 127.0.0.1, each with a
 # pid file and a log under $LOCAL_STATE_DIR. Also the two Docker networks local mode's
-# containers join (launcher/local_compose.py puts them there): sagemaker-local, internal, so
+# containers join (launcher/lib/local_compose.py puts them there): sagemaker-local, internal, so
 # training containers have no route off this host; and $LOCAL_SERVING_NETWORK for serving
 # containers, whose published ports bind to 127.0.0.1 only and which has no NAT.
 # The stack id ($LOCAL_STATE_DIR/stack-id) names the servers by pid *and* start time, so a

@@ -11,16 +11,17 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pandas as pd
 import pytest
+from checkout import free_port
 from moto.server import ThreadedMotoServer
-from pipeline import free_port
 
-from launcher.settings import Settings, load
+from launcher.lib.config import Settings, load
 
 REPO = Path(__file__).resolve().parent.parent
 # The SDK's v2 deprecation banner, as make suppresses it for the launcher.
@@ -109,6 +110,76 @@ def settings_for(**changes: str) -> Settings:
 def aws_settings(**changes: str) -> Settings:
     """The shipped settings on TARGET=aws, with these changes."""
     return settings_for(**{"TARGET": "aws", **changes})
+
+
+def run_record(**changes: Any) -> dict[str, Any]:
+    """A run record as training writes it when a job starts (every key RunRecord requires,
+    launcher/lib/records.py), with `changes` on top; tests add the sections they need."""
+    channel = {"uri": "s3://titanic-sagemaker-toolkit-demo/titanic/data/train/", "sha256": "0" * 64, "rows": 712}
+    record = {
+        "job_name": "titanic-lgbm-2026-12-01-10-00-00-000",
+        "target": "local",
+        "region": "us-east-1",
+        "started_at": "2026-12-01T10:00:00+00:00",
+        "image": {"uri": "127.0.0.1:5000/titanic-lightgbm:t", "digest": "sha256:" + "a" * 64, "image_id": ""},
+        "data": {"train": channel, "validation": {**channel, "rows": 179}},
+        "hyperparameters": {"num_leaves": "15"},
+        "instance": {
+            "type": "local",
+            "configured_type": "ml.m5.large",
+            "count": 1,
+            "spot": False,
+            "max_run": 3600,
+            "max_wait": 7200,
+        },
+        "checkpoint_uri": None,
+        "launched_by": "arn:aws:iam::123456789012:user/me",
+        "toolkit_commit": "abc",
+        "status": "InProgress",
+    }
+    return {**record, **changes}
+
+
+TRAINING_JOB = "titanic-lgbm-2026-11-26-10-00-00-000"
+
+
+def described_training_job(status: str, secondary: str = "Training", **extra: Any) -> dict[str, Any]:
+    """A DescribeTrainingJob answer with the fields the API reference marks required."""
+    now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    return {
+        "TrainingJobName": TRAINING_JOB,
+        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{TRAINING_JOB}",
+        "TrainingJobStatus": status,
+        "SecondaryStatus": secondary,
+        "ModelArtifacts": {"S3ModelArtifacts": f"s3://b/titanic/output/{TRAINING_JOB}/output/model.tar.gz"},
+        "AlgorithmSpecification": {"TrainingImage": "i", "TrainingInputMode": "File"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 900},
+        "CreationTime": now,
+        "TrainingStartTime": now,
+        **extra,
+    }
+
+
+def no_sleep(_: float) -> None:
+    return None
+
+
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+def seeded_account(role_path: str = "/service-role/", trust: dict = TRUST, bucket_region: str = "us-east-1") -> None:
+    iam = boto3.client("iam", region_name="us-east-1")
+    iam.create_role(RoleName="titanic-sagemaker-execution", Path=role_path, AssumeRolePolicyDocument=json.dumps(trust))
+    s3 = boto3.client("s3", region_name=bucket_region)
+    config = (
+        {} if bucket_region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": bucket_region}}
+    )
+    s3.create_bucket(Bucket="titanic-sagemaker-toolkit-demo", **config)
+    boto3.client("ecr", region_name="us-east-1").create_repository(repositoryName="titanic-lightgbm")
 
 
 def offline_client(service: str) -> Any:

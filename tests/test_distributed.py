@@ -19,8 +19,8 @@ from pathlib import Path
 import joblib
 import pandas as pd
 import pytest
+from checkout import free_port
 from conftest import make_sm_root
-from pipeline import free_port
 from sklearn.metrics import roc_auc_score
 from titanic_model.cluster import Cluster, ClusterError, accept, connect, resolve
 from titanic_model.data import features_and_label, read_channel

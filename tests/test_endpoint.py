@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 from conftest import OneClientSession, aws_settings, offline_client
 
-from launcher import endpoint, names
+from launcher import endpoint
+from launcher.lib import hosting, names
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/titanic-survival/3"
 ROLE = "arn:aws:iam::123456789012:role/service-role/titanic-sagemaker-execution"
@@ -222,7 +223,7 @@ def test_the_cost_is_said_before_deploying(monkeypatch: pytest.MonkeyPatch, capl
     # "Before": the cost line is logged before the first call that creates anything.
     events: list[str] = []
     caplog.set_level("INFO")
-    monkeypatch.setattr(endpoint.registry, "pick_version", lambda *_: VERSION)
+    monkeypatch.setattr(endpoint.model_registry, "pick_version", lambda *_: VERSION)
     monkeypatch.setattr(endpoint, "whoami", lambda _: type("C", (), {"arn": "arn:aws:iam::123456789012:user/me"}))
 
     def deploying(*_: Any, **__: Any) -> str:
@@ -262,7 +263,7 @@ def test_status_and_cost_show_a_live_instance_endpoints_running_cost() -> None:
             "InitialInstanceCount": 1,
         }
         stub.add_response("describe_endpoint_config", {**OLD_CONFIG, "ProductionVariants": [variant]})
-        line = endpoint.live_summary(
+        line = hosting.live_summary(
             aws(ENDPOINT_TYPE="instance"), StubbedSession(sm), now=datetime(2026, 11, 26, 18, tzinfo=UTC)
         )
     assert (
@@ -271,7 +272,7 @@ def test_status_and_cost_show_a_live_instance_endpoints_running_cost() -> None:
     )
     with Stubber(sm) as stub:
         not_found(stub)
-        assert endpoint.live_summary(aws(), StubbedSession(sm)) == "endpoint titanic-survival: none (nothing billed)"
+        assert hosting.live_summary(aws(), StubbedSession(sm)) == "endpoint titanic-survival: none (nothing billed)"
 
 
 def test_an_instance_endpoint_is_not_turned_serverless_and_nothing_is_created() -> None:

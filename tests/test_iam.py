@@ -26,14 +26,15 @@ import parliament
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from checkout import Checkout, new_checkout
 from conftest import REPO, shipped
 from iam_recording import actions_in
-from pipeline import Pipeline, new_pipeline
 from sagemaker.utils import name_from_base
 
-from launcher import iam, names, policy, sdk, train, tuning
-from launcher.caller import Caller, whoami
-from launcher.settings import load
+from launcher import iam, tuning
+from launcher.lib import iam_documents, names, policy, sdk, training
+from launcher.lib.caller import Caller, whoami
+from launcher.lib.config import load
 
 WILDCARD = json.loads((REPO / "iam/wildcard-actions.json").read_text())["actions"]
 NOT_SEEN = json.loads((REPO / "iam/not-seen-on-emulator.json").read_text())["actions"]
@@ -100,7 +101,7 @@ def test_the_jobs_the_sdk_names_are_the_jobs_the_policies_allow(base: str) -> No
     ):
         assert allows(docs["runner-policy"], action, arn), action
     assert trusted(docs, arn)
-    # make predict names its model and transform job alike (launcher/names.py).
+    # make predict names its model and transform job alike (launcher/lib/names.py).
     predict = names.transform_job(base, datetime.now(UTC))
     for kind, actions in (
         ("model", ("CreateModel", "DeleteModel", "AddTags", "ListTags")),
@@ -237,7 +238,7 @@ def test_bucket_policy_and_creation_rights_are_the_set_up_principals_only() -> N
 def test_every_not_seen_action_is_allowed_explained_and_really_called() -> None:
     """An entry must name a file and a string in it: the list cannot excuse an action the code
     never calls, and an allowed action that nothing calls fails the recorded-audit test."""
-    allowed = iam.allowed_actions(documents()["runner-policy"])
+    allowed = iam_documents.allowed_actions(documents()["runner-policy"])
     assert set(NOT_SEEN) <= allowed, set(NOT_SEEN) - allowed
     for action, entry in NOT_SEEN.items():
         assert len(entry["why"]) > 10, action
@@ -342,7 +343,7 @@ def test_a_template_placeholder_without_a_setting_is_named(tmp_path: Path) -> No
 FREE_CALLS = 9  # three users, their policies and keys, before enforcement starts
 
 
-def _moto_api(pipe: Pipeline, path: str, method: str = "POST") -> str:
+def _moto_api(pipe: Checkout, path: str, method: str = "POST") -> str:
     request = urllib.request.Request(f"{pipe.endpoint}/moto-api/recorder/{path}", method=method)
     import ssl
 
@@ -351,7 +352,7 @@ def _moto_api(pipe: Pipeline, path: str, method: str = "POST") -> str:
         return response.read().decode()
 
 
-def _keys(pipe: Pipeline, user: str, policy: dict[str, Any]) -> dict[str, str]:
+def _keys(pipe: Checkout, user: str, policy: dict[str, Any]) -> dict[str, str]:
     iam_client = pipe.client("iam")
     iam_client.create_user(UserName=user)
     iam_client.put_user_policy(UserName=user, PolicyName=f"{user}-policy", PolicyDocument=json.dumps(policy))
@@ -359,7 +360,7 @@ def _keys(pipe: Pipeline, user: str, policy: dict[str, Any]) -> dict[str, str]:
     return {"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
 
 
-def client_as(pipe: Pipeline, keys: dict[str, str], service: str) -> Any:
+def client_as(pipe: Checkout, keys: dict[str, str], service: str) -> Any:
     return boto3.Session(
         aws_access_key_id=keys["id"], aws_secret_access_key=keys["secret"], region_name="us-east-1"
     ).client(
@@ -374,7 +375,7 @@ def as_user(keys: dict[str, str]) -> dict[str, str]:
     return {"LOCAL_ACCESS_KEY_ID": keys["id"], "LOCAL_SECRET_ACCESS_KEY": keys["secret"]}
 
 
-def tuning_job_on_aws_as(pipe: Pipeline, keys: dict[str, str]) -> dict[str, Any]:
+def tuning_job_on_aws_as(pipe: Checkout, keys: dict[str, str]) -> dict[str, Any]:
     """make tune-jobs' TARGET=aws request (the SDK's HyperparameterTuner, as launcher/tuning.py
     builds it) sent as the runner to the enforced emulator, then described. Only moto records
     it: nothing trains."""
@@ -390,7 +391,7 @@ def tuning_job_on_aws_as(pipe: Pipeline, keys: dict[str, str]) -> dict[str, Any]
         name = tuning.tuning_name(settings, datetime.now(UTC))
         image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:t"
         tuner = tuning.build_tuner(settings, space, image, sdk.session(settings, session), whoami(session).arn)
-        tuner.fit(train.training_inputs(settings), job_name=name, wait=False, include_cls_metadata=False)
+        tuner.fit(training.training_inputs(settings), job_name=name, wait=False, include_cls_metadata=False)
         return session.client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     finally:
         for key, value in saved.items():
@@ -402,7 +403,7 @@ def tuning_job_on_aws_as(pipe: Pipeline, keys: dict[str, str]) -> dict[str, Any]
 
 @pytest.fixture(scope="module")
 def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Iterator[dict[str, Any]]:
-    pipe = new_pipeline(tmp_path_factory.mktemp("iam"), offline_base)
+    pipe = new_checkout(tmp_path_factory.mktemp("iam"), offline_base)
     pipe.env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(FREE_CALLS)
     # moto's account, as STS there reports it: rendered here, so no call is spent on it.
     docs = iam.render(load({**shipped(), **pipe.settings}), CALLER)
@@ -470,7 +471,7 @@ def test_the_pipeline_runs_with_only_the_runner_policy_after_the_set_up(enforced
 @pytest.mark.stack
 def test_every_allowed_action_is_used_or_explained(enforced: dict[str, Any]) -> None:
     used = set(enforced["used"]) - NEEDS_NO_PERMISSION
-    allowed = iam.allowed_actions(enforced["policy"])
+    allowed = iam_documents.allowed_actions(enforced["policy"])
     assert not [a for a in used if "UNMAPPED" in a], used
     assert used <= allowed, f"used but not allowed: {used - allowed}"
     unexplained = allowed - used - set(NOT_SEEN)

@@ -16,9 +16,10 @@ from botocore.stub import Stubber
 from conftest import OneClientSession, offline_client, shipped
 from titanic_model import cli, contract
 
-from launcher import costs, instances, preflight, records, report
-from launcher.pricing import Price, PriceBook, parse_products, run_cost, snapshot_price
-from launcher.settings import instance_types, load
+from launcher import costs, preflight, report
+from launcher.lib import instance_choice, records
+from launcher.lib.config import instance_types, load
+from launcher.lib.pricing import Price, PriceBook, parse_products, run_cost, snapshot_price
 
 
 def quota(name: str, value: float, code: str) -> dict[str, Any]:
@@ -97,7 +98,7 @@ SAMPLE_QUOTAS = [
 def test_quotas_are_read_across_pages() -> None:
     client, stub = quota_client(SAMPLE_QUOTAS)
     with stub:
-        quotas = instances.training_quotas(client)
+        quotas = instance_choice.training_quotas(client)
     stub.assert_no_pending_responses()
     assert quotas["ml.m5.large"] == {
         "on_demand": 1.0,
@@ -123,12 +124,12 @@ def test_a_type_missing_from_the_applied_quotas_takes_awss_default() -> None:
     ]
     client, stub = quota_client(SAMPLE_QUOTAS, defaults)
     with stub:
-        quotas = instances.training_quotas(client)
+        quotas = instance_choice.training_quotas(client)
     stub.assert_no_pending_responses()
-    assert instances.quota_for(quotas, "ml.m5.large", spot=False) == (1.0, "L-611FA074", "applied")
-    assert instances.quota_for(quotas, "ml.c5.2xlarge", spot=False) == (2.0, "L-C52XL", "AWS default")
-    assert instances.quota_for(quotas, "ml.c5.2xlarge", spot=True) == (0.0, "L-C52XLSPOT", "AWS default")
-    assert instances.quota_for(quotas, "ml.p3.2xlarge", spot=False) == (0.0, "", "not listed")
+    assert instance_choice.quota_for(quotas, "ml.m5.large", spot=False) == (1.0, "L-611FA074", "applied")
+    assert instance_choice.quota_for(quotas, "ml.c5.2xlarge", spot=False) == (2.0, "L-C52XL", "AWS default")
+    assert instance_choice.quota_for(quotas, "ml.c5.2xlarge", spot=True) == (0.0, "L-C52XLSPOT", "AWS default")
+    assert instance_choice.quota_for(quotas, "ml.p3.2xlarge", spot=False) == (0.0, "", "not listed")
 
 
 def stubbed_pricing(prices: dict[str, str | None]) -> Any:
@@ -136,7 +137,7 @@ def stubbed_pricing(prices: dict[str, str | None]) -> Any:
     client = offline_client("pricing")
     stub = Stubber(client)
     for instance_type in instance_types("TrainingInstanceType"):
-        if instances.ACCELERATED.match(instance_type):
+        if instance_choice.ACCELERATED.match(instance_type):
             continue
         usage = f"USE1-Train:{instance_type}"
         usd = prices.get(instance_type)
@@ -157,7 +158,7 @@ def report_for(spot: bool, quota_pages: list, prices: dict[str, str | None]) -> 
     settings = load({**shipped(), "TARGET": "aws", "USE_SPOT": "yes" if spot else "no"})
     client, stub = quota_client(quota_pages)
     with stub:
-        return instances.make_report(settings, stubbed_pricing(prices), client, 4.0)
+        return instance_choice.make_report(settings, stubbed_pricing(prices), client, 4.0)
 
 
 LIVE_PRICES = {"ml.m5.large": "0.1150000000", "ml.c5.xlarge": "0.2040000000", "ml.m5.xlarge": "0.2300000000"}
@@ -180,7 +181,7 @@ def test_quota_zero_everywhere_names_the_quota_to_raise() -> None:
     zero = [[{**q, "Value": 0.0} for q in page] for page in SAMPLE_QUOTAS]
     result = report_for(False, zero, LIVE_PRICES)
     assert result["choice"] is None
-    message = instances.no_choice_message(result)
+    message = instance_choice.no_choice_message(result)
     assert "'ml.m5.large for training job usage' has a quota of 0" in message
     assert "L-611FA074" in message
     assert "https://console.aws.amazon.com/servicequotas/home/services/sagemaker/quotas/L-611FA074" in message
@@ -192,7 +193,7 @@ def test_a_missing_price_falls_back_to_the_labelled_snapshot() -> None:
     assert m5["usd_per_hour"] == 0.115
     assert m5["price_source"].startswith("snapshot 2026-08")
     assert result["choice"] == "ml.m5.large"
-    markdown = instances.render_markdown(result)
+    markdown = instance_choice.render_markdown(result)
     assert "| ml.m5.large | 2 | 8 | 0.1150 | snapshot |" in markdown
     assert "Prices marked snapshot are not live" in markdown
 
@@ -211,7 +212,7 @@ def test_pricing_api_unreachable_uses_the_snapshot_for_everything() -> None:
 
 
 def test_local_report_runs_without_aws() -> None:
-    result = instances.make_report(load(shipped()), None, None, 4.0)
+    result = instance_choice.make_report(load(shipped()), None, None, 4.0)
     assert result["choice"] == "ml.m5.large"
     assert result["quota_note"].startswith("unknown: the embedded stack has no Service Quotas")
     assert all(r["on_demand_quota"] is None for r in result["rows"])
@@ -321,7 +322,7 @@ def test_report_has_every_section_and_pictures(tmp_path: Path, sm_root: Path, mo
     runs = tmp_path / "runs"
     (runs / record["job_name"]).mkdir(parents=True)
     (sm_root / "output").rename(runs / record["job_name"] / "output")  # as make verify unpacks it
-    instance_report = instances.make_report(load({**shipped(), "TARGET": "aws"}), None, None, 4.0)
+    instance_report = instance_choice.make_report(load({**shipped(), "TARGET": "aws"}), None, None, 4.0)
     drawn = report.pictures(record, runs, tmp_path / "reports" / record["job_name"])
     assert drawn == ["roc.png", "importance.png"]
     for name in drawn:
@@ -362,8 +363,8 @@ def _eligible_prices(book: PriceBook, quota_of: dict[str, float] | None) -> dict
 
 def test_the_transform_choice_is_the_cheapest_type_with_transform_quota() -> None:
     book = PriceBook("us-east-1", None)  # the snapshot's prices
-    unknown = instances.build_rows(book, None, 4.0)
-    cheapest = instances.choose_transform(unknown)
+    unknown = instance_choice.build_rows(book, None, 4.0)
+    cheapest = instance_choice.choose_transform(unknown)
     prices = _eligible_prices(book, None)
     assert cheapest is not None and cheapest.transform_verdict == "CHOSEN (quota unknown)"
     assert cheapest.usd_per_hour == min(prices.values()) and cheapest.instance_type in prices
@@ -377,8 +378,8 @@ def test_the_transform_choice_is_the_cheapest_type_with_transform_quota() -> Non
         t: {"transform": q, "transform_code": f"L-{i}", "transform_source": "applied"}
         for i, (t, q) in enumerate(quota_of.items())
     }
-    rows = instances.build_rows(book, quotas, 4.0)
-    chosen = instances.choose_transform(rows)
+    rows = instance_choice.build_rows(book, quotas, 4.0)
+    chosen = instance_choice.choose_transform(rows)
     eligible = _eligible_prices(book, quota_of)
     assert set(eligible) == {second, third}
     assert chosen is not None and chosen.instance_type == min(eligible, key=lambda t: (eligible[t], t))
@@ -388,7 +389,7 @@ def test_the_transform_choice_is_the_cheapest_type_with_transform_quota() -> Non
 def test_transform_quotas_are_read_beside_training_quotas() -> None:
     client, stub = quota_client([[quota("ml.m5.large for transform job usage", 3, "L-TRANSFORM")]])
     with stub:
-        quotas = instances.training_quotas(client)
+        quotas = instance_choice.training_quotas(client)
     assert quotas["ml.m5.large"] == {"transform": 3.0, "transform_code": "L-TRANSFORM", "transform_source": "applied"}
 
 

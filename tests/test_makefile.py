@@ -13,10 +13,10 @@ from pathlib import Path
 
 import boto3
 import pytest
+from checkout import PARENT_MAKE_VARS, copy_repository
 from conftest import REPO, shipped
-from pipeline import PARENT_MAKE_VARS, copy_repository
 
-from launcher.settings import CONFIG_LINE_RE
+from launcher.lib.config import CONFIG_LINE_RE
 
 CONFIG_VARS = list(shipped())
 

@@ -1,6 +1,6 @@
 """Names, patterns and trust, evaluated on the rendered documents with IAM's own matching.
 
-Every name the toolkit makes (launcher/names.py), for the longest and the shortest values the
+Every name the toolkit makes (launcher/lib/names.py), for the longest and the shortest values the
 settings accept, must fit its API's limit and fall inside the runner policy's grant, the trust
 policy's SourceArn patterns (jobs) and clean-up's prefixes; the patterns the policies use are
 exactly names.PATTERNS. The trust policy must admit every SourceArn SageMaker documents
@@ -20,9 +20,10 @@ import pytest
 from conftest import REPO, shipped
 from sagemaker.utils import name_from_base
 
-from launcher import cleanup, iam, names, policy, preflight
-from launcher.caller import Caller
-from launcher.settings import SettingsError, load
+from launcher import cleanup, iam, preflight
+from launcher.lib import iam_documents, names, policy
+from launcher.lib.caller import Caller
+from launcher.lib.config import SettingsError, load
 
 CALLER = Caller(account="123456789012", partition="aws", arn="arn:aws:iam::123456789012:user/admin")
 NOW = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
@@ -100,7 +101,7 @@ def test_the_policies_grant_exactly_the_patterns_names_declares() -> None:
     """The one statement of the name scheme: names.PATTERNS, rendered, is what the runner
     policy grants per SageMaker resource type (no more, no fewer)."""
     settings = load(shipped())
-    values = iam.template_values(settings, CALLER)
+    values = iam_documents.template_values(settings, CALLER)
     docs = iam.render(settings, CALLER)
     for resource_type, patterns in names.PATTERNS.items():
         expected = {string.Template(p).substitute(values) for p in patterns}

@@ -19,14 +19,15 @@ import pytest
 import yaml
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from conftest import REPO, offline_client, shipped
+from conftest import REPO, offline_client, run_record, shipped
 from sagemaker.local.image import _SageMakerContainer
 from titanic_model import inference
 from titanic_model.server import load_model
 
-from launcher import local_compose, predict, records, sdk
-from launcher.prepare_data import PrepareError, verified_bytes
-from launcher.settings import load
+from launcher import predict
+from launcher.lib import local_compose, records, sdk
+from launcher.lib.config import load
+from launcher.lib.dataset import PrepareError, verified_bytes
 
 TEST_CSV = REPO / "data/titanic/test.csv"
 CHECKSUMS = REPO / "data/titanic/SHA256SUMS"
@@ -84,15 +85,13 @@ def test_a_changed_test_file_is_refused(tmp_path: Path) -> None:
 
 
 def record(runs: Path, job: str = JOB, **changes: Any) -> Path:
-    body = {
-        "job_name": job,
-        "status": "Completed",
-        "model_artifact": ARTIFACT,
-        "region": "us-east-1",
-        "image": {"uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:sha256-0", "digest": "x"},
-        "verification": {"verified": True},
-        **changes,
+    image = {
+        "uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:sha256-0",
+        "digest": "x",
+        "image_id": "",
     }
+    body = run_record(job_name=job, status="Completed", model_artifact=ARTIFACT, image=image)
+    body.update({"verification": {"verified": True}, **changes})
     runs.mkdir(parents=True, exist_ok=True)
     path = runs / f"{job}.json"
     path.write_text(json.dumps(body))
@@ -147,7 +146,7 @@ def test_local_sessions_route_the_sdks_compose_command_through_the_rewrite(moto_
     settings = load({**shipped(), "TARGET": "local"})
     session = sdk.session(settings, boto3.Session(region_name="us-east-1"))
     command = _SageMakerContainer._get_compose_cmd_prefix()
-    assert command[1].endswith("launcher/local_compose.py")
+    assert command[1].endswith("launcher/lib/local_compose.py")
     assert command[2:] == ["--serving-network", settings.local_serving_network]
     assert session.config["local"]["serving_port"] == settings.local_serving_port
 

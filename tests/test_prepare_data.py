@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from launcher.prepare_data import PrepareError, write_split
+from launcher.lib.dataset import PrepareError
+from launcher.prepare_data import write_split
 
 SOURCE = REPO / "data/titanic/train.csv"
 SUMS = REPO / "data/titanic/SHA256SUMS"

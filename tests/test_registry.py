@@ -10,9 +10,10 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import settings_for
+from conftest import run_record, settings_for
 
-from launcher import metadata, records, registry
+from launcher import registry
+from launcher.lib import metadata, records
 
 BUCKET = "titanic-sagemaker-toolkit-demo"
 IMAGE = {"uri": "127.0.0.1:5055/titanic-lightgbm:sha256-abc", "digest": "sha256:" + "d" * 64, "image_id": "x"}
@@ -30,15 +31,15 @@ def verified_run(runs: Path, job: str, val_auc: float) -> None:
     (model_dir / "metrics.json").write_text(json.dumps({"val_auc": val_auc, "val_accuracy": 0.85}))
     records.write_record(
         runs,
-        {
-            "job_name": job,
-            "status": "Completed",
-            "model_artifact": f"s3://{BUCKET}/{key}",
-            "image": IMAGE,
-            "data": {"train": {"sha256": "t" * 64}, "validation": {"sha256": "v" * 64}},
-            "toolkit_commit": "abc123",
-            "verification": {"verified": True, "local_dir": str(runs / job), "model_tar_sha256": "m" * 64},
-        },
+        run_record(
+            job_name=job,
+            status="Completed",
+            model_artifact=f"s3://{BUCKET}/{key}",
+            image=IMAGE,
+            data={"train": {"sha256": "t" * 64}, "validation": {"sha256": "v" * 64}},
+            toolkit_commit="abc123",
+            verification={"verified": True, "local_dir": str(runs / job), "model_tar_sha256": "m" * 64},
+        ),
     )
 
 
@@ -81,7 +82,7 @@ def test_a_run_is_registered_once_and_an_unverified_one_never(account: boto3.Ses
     registry.register(settings(), runs, "", account)
     with pytest.raises(registry.RegistryError, match="is already version 1 of titanic-survival"):
         registry.register(settings(), runs, "titanic-lgbm-2026-11-26-10-00-00-001", account)
-    records.write_record(runs, {"job_name": "titanic-lgbm-failed", "status": "Failed"})
+    records.write_record(runs, run_record(job_name="titanic-lgbm-failed", status="Failed"))
     with pytest.raises(records.RecordError, match="job titanic-lgbm-failed is Failed; register only a verified"):
         registry.register(settings(), runs, "titanic-lgbm-failed", account)
 

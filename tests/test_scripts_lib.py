@@ -10,8 +10,8 @@ import subprocess
 import pytest
 from conftest import REPO
 
-from launcher import errors
-from launcher.settings import TOOLKIT_TAG
+from launcher.lib import errors
+from launcher.lib.config import TOOLKIT_TAG
 
 LIB = REPO / "scripts/lib.sh"
 
@@ -49,7 +49,7 @@ def test_every_library_function_says_what_it_does() -> None:
 def test_local_modes_network_is_named_alike_in_bash_and_python() -> None:
     """The SDK's own training network: local-stack.sh creates it internal, local_compose.py
     keeps training containers on it, the settings refuse it for serving."""
-    from launcher.local_compose import SDK_NETWORK
+    from launcher.lib.local_compose import SDK_NETWORK
 
     stated = re.search(r"^readonly SM_NETWORK=(\S+)$", (REPO / "scripts/local-stack.sh").read_text(), re.M)
     assert stated and stated.group(1) == SDK_NETWORK

@@ -6,7 +6,7 @@ import pytest
 from conftest import REPO, shipped
 
 from launcher import lock
-from launcher.settings import Settings, SettingsError, check_config_file, load
+from launcher.lib.config import Settings, SettingsError, check_config_file, load
 
 
 def test_the_shipped_config_is_valid() -> None:

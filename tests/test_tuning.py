@@ -19,7 +19,8 @@ import pytest
 from botocore.stub import Stubber
 from conftest import REPO, WithSageMaker, settings_for
 
-from launcher import records, sdk, train, tuning
+from launcher import tuning
+from launcher.lib import records, sdk, training
 
 SHIPPED_SPACE = REPO / "launcher/search-space.json"
 
@@ -132,8 +133,8 @@ def test_the_outcome_is_written_and_refuses_hyperparameters_the_image_does_not_k
 
 
 def test_train_takes_the_tuned_values_over_config_and_records_where_from(tmp_path: Path) -> None:
-    with pytest.raises(train.TrainError, match="run 'make tune-jobs' first, or set HYPERPARAMETERS_FROM=config"):
-        train.with_tuned(settings(HYPERPARAMETERS_FROM="tuned"), tmp_path)
+    with pytest.raises(training.TrainError, match="run 'make tune-jobs' first, or set HYPERPARAMETERS_FROM=config"):
+        training.with_tuned(settings(HYPERPARAMETERS_FROM="tuned"), tmp_path)
     records.write_tuned(
         tmp_path,
         {
@@ -143,24 +144,24 @@ def test_train_takes_the_tuned_values_over_config_and_records_where_from(tmp_pat
             "best": {"job_name": "job-2", "objective": 0.9},
         },
     )
-    tuned, source = train.with_tuned(settings(HYPERPARAMETERS_FROM="tuned"), tmp_path)
+    tuned, source = training.with_tuned(settings(HYPERPARAMETERS_FROM="tuned"), tmp_path)
     assert tuned.hyperparameters["num_leaves"] == "20"
     assert tuned.hyperparameters["n_estimators"] == "200"  # config.env's value, not tuned
     assert source == {"tuning": "t-1", "best_trial": "job-2", "objective": {"val_auc": 0.9}}
-    unchanged, none = train.with_tuned(settings(), tmp_path)
+    unchanged, none = training.with_tuned(settings(), tmp_path)
     assert unchanged.hyperparameters["num_leaves"] == "8" and none is None
 
 
 def test_ctrl_c_keeps_the_report_of_the_trials_that_finished(
     tmp_path: Path, split_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The local search's loop around train.run (the local-mode job itself is the stack
+    """The local search's loop around training.run (the local-mode job itself is the stack
     tier's): the second trial is interrupted; the first one's report and best are kept."""
     done: list[dict[str, str]] = []
 
     def one_job(trial_settings: Any, *args: Any) -> dict[str, Any]:
         if done:
-            raise train.Interrupted({"job_name": "titanic-lgbm-trial-2", "status": "Stopped"})
+            raise training.Interrupted({"job_name": "titanic-lgbm-trial-2", "status": "Stopped"})
         done.append(trial_settings.hyperparameters)
         return {
             "job_name": "titanic-lgbm-trial-1",
@@ -170,14 +171,14 @@ def test_ctrl_c_keeps_the_report_of_the_trials_that_finished(
             "cost": {"cost_usd": None, "on_demand_cost_usd": 0.0001},
         }
 
-    monkeypatch.setattr(train, "run", one_job)
+    monkeypatch.setattr(training, "run", one_job)
     paths = {
         "runs_dir": tmp_path / "runs",
         "reports_dir": tmp_path / "reports",
         "image_record": tmp_path / "i.json",
         "split_dir": split_dir,
     }
-    with pytest.raises(train.Interrupted):
+    with pytest.raises(training.Interrupted):
         tuning.run(settings(TUNE_MAX_JOBS="3"), paths)
     outcome = records.read_tuned(paths["runs_dir"])
     assert outcome["best"]["job_name"] == "titanic-lgbm-trial-1" and len(outcome["trials"]) == 1
@@ -206,7 +207,9 @@ def test_the_create_tuning_job_request(moto_endpoint: str) -> None:
     uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:t"
     caller = boto3.client("sts", region_name="us-east-1").get_caller_identity()["Arn"]
     tuner = tuning.build_tuner(aws, space, uri, sdk.session(aws, session), caller)
-    tuner.fit(train.training_inputs(aws), job_name="titanic-lgbm-261126083001", wait=False, include_cls_metadata=False)
+    tuner.fit(
+        training.training_inputs(aws), job_name="titanic-lgbm-261126083001", wait=False, include_cls_metadata=False
+    )
 
     assert len(sent) == 1
     request = sent[0]

@@ -33,7 +33,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from launcher import logs
+from launcher.lib import logs
 
 INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher.errors import NOT_FOUND, THROTTLED, ToolkitError, error_code
+from launcher.lib.errors import NOT_FOUND, THROTTLED, ToolkitError, error_code
 
 log = logging.getLogger("watch")
 FINAL_STATUSES = ("Completed", "Failed", "Stopped")

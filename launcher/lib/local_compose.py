@@ -71,7 +71,7 @@ def own_options(argv: list[str]) -> tuple[str, bool, dict[str, str], list[str]]:
     if argv[:1] != [SERVING_FLAG] or len(argv) < 2:
         raise SystemExit(
             f"usage: local_compose.py {SERVING_FLAG} NETWORK [{DETACH_FLAG}] [{LABEL_FLAG} K=V ...] "
-            "-f FILE ...; the toolkit's SDK sessions call it so (launcher/sdk.py)"
+            "-f FILE ...; the toolkit's SDK sessions call it so (launcher/lib/sdk.py)"
         )
     network, rest, detach, labels = argv[1], argv[2:], False, {}
     while rest[:1] in ([DETACH_FLAG], [LABEL_FLAG]):

@@ -24,7 +24,7 @@ def usd(value: float | None, digits: int = 6, unknown: str = "unknown") -> str:
 
 
 log = logging.getLogger("pricing")
-SNAPSHOT_FILE = Path(__file__).resolve().parent / "data" / "price_snapshot.json"
+SNAPSHOT_FILE = Path(__file__).resolve().parents[1] / "data" / "price_snapshot.json"
 # The Pricing API answers only from these two regions, for every region's prices.
 PRICING_API_REGIONS = ("us-east-1", "ap-south-1")
 # The usage-type prefix of each region in AWS's price list ("USE1-Train:ml.m5.large").

@@ -1,41 +1,139 @@
-"""TARGET=aws up to the AWS API: the CreateTrainingJob request, the preflight, telemetry.
+"""make train on TARGET=aws up to the API (launcher/train.py, launcher/lib/training.py): the
+CreateTrainingJob request, and what Ctrl-C, SIGTERM and re-attaching leave behind.
 
 Real SageMaker cannot be reached here. moto (in server mode, on 127.0.0.1) answers the
 calls; botocore validates every request against the real API model before it is sent, and
-the request is captured on the client side as it leaves.
+the request is captured on the client side as it leaves. moto runs nothing (every job is
+Completed at once), so a botocore hook makes DescribeTrainingJob answer InProgress where a test
+needs a job that is still running.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from conftest import aws_settings, shipped
-from sagemaker.telemetry.telemetry_logging import TELEMETRY_OPT_OUT_PATH
-from sagemaker.utils import resolve_value_from_config
+from conftest import aws_settings, no_sleep, offline_client, seeded_account, shipped
 
-from launcher import preflight, sdk, train
-from launcher.settings import load
+from launcher import train
+from launcher.lib import records, training
+
+client = offline_client
+
+
+def seeded(split_dir: Path, tmp_path: Path) -> Path:
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="titanic-sagemaker-toolkit-demo")
+    record = tmp_path / "image.json"
+    uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:sha256-" + "1" * 64
+    record.write_text(json.dumps({"image_uri": uri, "digest": "sha256:" + "0" * 64, "image_id": "sha256:" + "1" * 64}))
+    return record
+
+
+def still_running(session: boto3.Session) -> None:
+    """moto completes jobs at once; make its DescribeTrainingJob say what SageMaker says
+    while a job trains."""
+
+    def in_progress(parsed: dict[str, Any], **_: Any) -> None:
+        parsed.update(TrainingJobStatus="InProgress", SecondaryStatus="Training")
+
+    session.events.register("after-call.sagemaker.DescribeTrainingJob", in_progress)
+
+
+def test_sigterm_while_waiting_leaves_an_in_progress_record_and_the_commands(
+    moto_endpoint: str, split_dir: Path, tmp_path: Path
+) -> None:
+    image = seeded(split_dir, tmp_path)
+    session = boto3.Session(region_name="us-east-1")
+    still_running(session)
+
+    def terminated(_: float) -> None:  # the cron job's timeout, or a person's kill, mid-wait
+        signal.raise_signal(signal.SIGTERM)
+
+    runs = tmp_path / "runs"
+    with pytest.raises(training.Interrupted) as stop:
+        training.run(aws_settings(), image, split_dir, runs, boto_session=session, sleep=terminated)
+    record = stop.value.record
+    assert record["status"] == "InProgress" and record["secondary_status"] == "Training"
+    saved = records.read_record(records.record_path(runs, record["job_name"]))
+    assert saved["status"] == "InProgress" and saved["interrupted_at"]
+    assert saved["image"]["image_id"] == "sha256:" + "1" * 64  # enough to re-attach and verify later
+    advice = training.follow_up_commands(record["job_name"])
+    for verb in ("make logs", "make stop", "make train"):
+        assert f"{verb} JOB={record['job_name']}" in advice
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler does not outlive the run
+
+    # Later, `make train JOB=...` re-attaches, waits for the end, and completes the record.
+    finished = training.run(
+        aws_settings(),
+        image,
+        split_dir,
+        runs,
+        boto_session=boto3.Session(region_name="us-east-1"),
+        attach=record["job_name"],
+        sleep=no_sleep,
+    )
+    assert finished["job_name"] == record["job_name"] and finished["status"] == "Completed"
+    assert records.read_record(records.record_path(runs, record["job_name"]))["status"] == "Completed"
+
+
+def test_re_attaching_to_an_unknown_job_names_the_way_to_find_one(
+    moto_endpoint: str, split_dir: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(training.TrainError, match=r"no run record for nope in .*; 'make status' lists"):
+        training.run(aws_settings(), seeded(split_dir, tmp_path), split_dir, tmp_path / "runs", attach="nope")
+
+
+@pytest.mark.usefixtures("moto_endpoint")
+def test_sigterm_through_make_trains_main_exits_130_and_prints_the_commands(
+    split_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The path a person or cron meets: `python -m launcher.train` (what make train runs), a
+    SIGTERM while the job runs on SageMaker, exit 130, the record summary on stdout and the
+    follow/stop/re-attach commands on stderr."""
+    image = seeded(split_dir, tmp_path)
+    signals: list[int] = []
+
+    def terminate_once(**_: Any) -> None:
+        if not signals:  # the cron job's timeout, once, while the job is followed
+            signals.append(signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
+
+    class Terminated(boto3.Session):
+        """Every session main makes: the job still trains, and SIGTERM arrives while it is followed."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            still_running(self)
+            self.events.register("after-call.sagemaker.DescribeTrainingJob", terminate_once)
+
+    monkeypatch.setattr(boto3, "Session", Terminated)
+    for key, value in {**shipped(), "TARGET": "aws"}.items():
+        monkeypatch.setenv(key, value)
+    runs = tmp_path / "runs"
+    code = train.main(["--image-record", str(image), "--split-dir", str(split_dir), "--runs-dir", str(runs)])
+    assert code == 130
+    [record_file] = runs.glob("*.json")
+    job = record_file.stem
+    assert records.read_record(record_file)["status"] == "InProgress"
+    assert f"job          {job} (InProgress" in capsys.readouterr().out
+    printed = "\n".join(r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    for command in (f"make logs JOB={job}", f"make stop JOB={job}", f"make train JOB={job}"):
+        assert command in printed, printed
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+# ---- the CreateTrainingJob request ----------------------------------------------------
+
 
 ROLE = "arn:aws:iam::123456789012:role/service-role/titanic-sagemaker-execution"
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-}
-
-
-def seeded_account(role_path: str = "/service-role/", trust: dict = TRUST, bucket_region: str = "us-east-1") -> None:
-    iam = boto3.client("iam", region_name="us-east-1")
-    iam.create_role(RoleName="titanic-sagemaker-execution", Path=role_path, AssumeRolePolicyDocument=json.dumps(trust))
-    s3 = boto3.client("s3", region_name=bucket_region)
-    config = (
-        {} if bucket_region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": bucket_region}}
-    )
-    s3.create_bucket(Bucket="titanic-sagemaker-toolkit-demo", **config)
-    boto3.client("ecr", region_name="us-east-1").create_repository(repositoryName="titanic-lightgbm")
 
 
 def test_the_create_training_job_request(moto_endpoint: str, split_dir: Path, tmp_path: Path) -> None:
@@ -50,7 +148,7 @@ def test_the_create_training_job_request(moto_endpoint: str, split_dir: Path, tm
         lambda params, **_: sent.append(json.loads(json.dumps(params))),
     )
 
-    result = train.run(aws_settings(), record, split_dir, tmp_path / "runs", boto_session=session)
+    result = training.run(aws_settings(), record, split_dir, tmp_path / "runs", boto_session=session)
 
     assert len(sent) == 1
     request = sent[0]
@@ -99,7 +197,7 @@ def test_spot_off_sends_no_max_wait(moto_endpoint: str, split_dir: Path, tmp_pat
 
 
 def captured_create(moto_endpoint: str, tmp_path: Path, split_dir: Path, **changes: str) -> dict[str, Any]:
-    """The CreateTrainingJob request of one train.run with these settings."""
+    """The CreateTrainingJob request of one training.run with these settings."""
     record = tmp_path / "image.json"
     record.write_text(json.dumps({"image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/r:t", "digest": "x"}))
     sent: list[dict[str, Any]] = []
@@ -107,7 +205,7 @@ def captured_create(moto_endpoint: str, tmp_path: Path, split_dir: Path, **chang
     session.events.register(
         "provide-client-params.sagemaker.CreateTrainingJob", lambda params, **_: sent.append(params)
     )
-    result = train.run(aws_settings(**changes), record, split_dir, tmp_path / "runs", boto_session=session)
+    result = training.run(aws_settings(**changes), record, split_dir, tmp_path / "runs", boto_session=session)
     assert len(sent) == 1
     return {"request": sent[0], "record": result}
 
@@ -149,97 +247,6 @@ def test_too_few_shard_files_stop_before_anything_is_paid_for(
     boto3.client("s3", region_name="us-east-1").put_object(
         Bucket="titanic-sagemaker-toolkit-demo", Key="titanic/data/train/train.csv", Body=b"x"
     )
-    with pytest.raises(train.TrainError, match=r"has 1 for INSTANCE_COUNT=4: split the train data into at least 4"):
+    with pytest.raises(training.TrainError, match=r"has 1 for INSTANCE_COUNT=4: split the train data into at least 4"):
         captured_create(moto_endpoint, tmp_path, split_dir, INSTANCE_COUNT="4", TRAIN_DISTRIBUTION="ShardedByS3Key")
     assert not boto3.client("sagemaker", region_name="us-east-1").list_training_jobs()["TrainingJobSummaries"]
-
-
-def run_preflight(**changes: str) -> list[str]:
-    return preflight.run(aws_settings(**changes), boto3.Session(region_name="us-east-1"), docker_check=lambda: None)
-
-
-def test_preflight_passes_on_a_ready_account(moto_endpoint: str) -> None:
-    seeded_account()
-    assert run_preflight() == []
-
-
-@pytest.mark.parametrize(
-    ("seed", "changes", "phrase"),
-    [
-        ({"role_path": "/"}, {}, "but the role's ARN is arn:aws:iam::123456789012:role/titanic-sagemaker-execution"),
-        (
-            {
-                "trust": {
-                    **TRUST,
-                    "Statement": [{**TRUST["Statement"][0], "Principal": {"Service": "ec2.amazonaws.com"}}],
-                }
-            },
-            {},
-            "trust policy would refuse SageMaker for training (make train)",
-        ),
-        ({"bucket_region": "eu-west-1"}, {}, "is in eu-west-1 but AWS_REGION is us-east-1"),
-        ({}, {"ROLE_ARN": "arn:aws:iam::123456789012:role/service-role/missing"}, "role 'missing' does not exist"),
-        ({}, {"BUCKET": "not-there-yet"}, "s3://not-there-yet does not exist; run 'make bootstrap' once"),
-        ({}, {"ECR_REPOSITORY": "not-there"}, "ECR_REPOSITORY: not-there does not exist; run 'make bootstrap'"),
-        (
-            {},
-            {"ROLE_ARN": "arn:aws:iam::999988887777:role/service-role/titanic-sagemaker-execution"},
-            "ROLE_ARN: ROLE_ARN names account 999988887777 (aws) but the credentials are for account 123456789012",
-        ),
-        (
-            {
-                "trust": {
-                    **TRUST,
-                    "Statement": [
-                        {**TRUST["Statement"][0], "Condition": {"StringEquals": {"aws:SourceAccount": "999988887777"}}}
-                    ],
-                }
-            },
-            {},
-            "would refuse SageMaker for training (make train) (arn:aws:sagemaker:us-east-1:123456789012:",
-        ),
-        (
-            {
-                "trust": {
-                    **TRUST,
-                    "Statement": [
-                        {
-                            **TRUST["Statement"][0],
-                            "Condition": {
-                                "ArnLike": {
-                                    "aws:SourceArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/titanic-*"
-                                }
-                            },
-                        }
-                    ],
-                }
-            },
-            {"BASE_JOB_NAME": "alice-titanic"},
-            "for training (make train) (arn:aws:sagemaker:us-east-1:123456789012:training-job/alice-titanic-",
-        ),
-    ],
-)
-def test_preflight_names_what_is_wrong(moto_endpoint: str, seed: dict, changes: dict, phrase: str) -> None:
-    seeded_account(**seed)
-    problems = run_preflight(**changes)
-    assert any(phrase in p for p in problems), problems
-
-
-def test_preflight_without_credentials(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    problems = run_preflight()
-    assert problems == ["no AWS credentials found; run 'aws configure', set AWS_PROFILE, or export assumed-role keys"]
-
-
-def test_telemetry_is_off_in_every_session_the_launcher_makes(moto_endpoint: str) -> None:
-    for target in ("local", "aws"):
-        settings = load({**shipped(), "TARGET": target})
-        session = sdk.session(settings, boto3.Session(region_name="us-east-1"))
-        opted_out = resolve_value_from_config(
-            direct_input=None, config_path=TELEMETRY_OPT_OUT_PATH, default_value=False, sagemaker_session=session
-        )
-        assert opted_out is True, target

@@ -4,7 +4,7 @@ Everything account-specific (policy ARNs, the trust policy's conditions, stamps,
 that marks which principal launched a job) comes from here, never from ROLE_ARN's text.
 Beside it, the small call helpers every stage shares: a SageMaker resource's tags and an S3
 object's bytes. An error from STS itself (denied, throttled, expired) goes to the shared
-error path (launcher/errors.py), which names the code and the fix.
+error path (launcher/lib/errors.py), which names the code and the fix.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import NoCredentialsError
 
-from launcher.errors import ToolkitError
+from launcher.lib.errors import ToolkitError
 
 
 def s3_bytes(s3: Any, uri: str) -> bytes:

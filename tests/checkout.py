@@ -52,7 +52,7 @@ def copy_repository(target: Path) -> Path:
 
 
 @dataclass
-class Pipeline:
+class Checkout:
     root: Path
     settings: dict[str, str]
     env: dict[str, str] = field(default_factory=dict)
@@ -96,7 +96,7 @@ class Pipeline:
         )
 
 
-def new_pipeline(tmp: Path, base_image: str) -> Pipeline:
+def new_checkout(tmp: Path, base_image: str) -> Checkout:
     root = copy_repository(tmp / "repo")
     settings = {
         "VENV": str(REPO / ".venv"),
@@ -113,7 +113,7 @@ def new_pipeline(tmp: Path, base_image: str) -> Pipeline:
         k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_")) and k not in PARENT_MAKE_VARS
     }
     env["TARGET"] = "local"
-    return Pipeline(root=root, settings=settings, env=env)
+    return Checkout(root=root, settings=settings, env=env)
 
 
 def ran(result: subprocess.CompletedProcess[str], script: str) -> bool:

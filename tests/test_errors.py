@@ -19,22 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import REPO, shipped
+from conftest import REPO, run_record, shipped
 
-from launcher import (
-    cleanup,
-    endpoint,
-    errors,
-    iam,
-    instances,
-    operate,
-    predict,
-    preflight,
-    registry,
-    train,
-    tuning,
-    watch,
-)
+from launcher import cleanup, endpoint, iam, instances, operate, predict, preflight, registry, train, tuning
+from launcher.lib import errors, watch
 
 JOB = "titanic-lgbm-2026-12-01-10-00-00-000"
 # (kind, code in the query and REST XML protocols, code in the JSON protocol, HTTP status)
@@ -133,14 +121,13 @@ def inputs(tmp_path: Path, split_dir: Path) -> dict[str, Path]:
     runs = tmp_path / "runs"
     runs.mkdir()
     job = JOB
-    record = {
-        "job_name": job,
-        "status": "Completed",
-        "started_at": "2026-12-01T10:00:00+00:00",
-        "model_artifact": f"s3://b/titanic/output/{job}/output/model.tar.gz",
-        "image": {"uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/r@" + digest, "digest": digest},
-        "verification": {"verified": True, "local_dir": str(tmp_path)},
-    }
+    record = run_record(
+        job_name=job,
+        status="Completed",
+        model_artifact=f"s3://b/titanic/output/{job}/output/model.tar.gz",
+        image={"uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/r@" + digest, "digest": digest, "image_id": ""},
+        verification={"verified": True, "local_dir": str(tmp_path)},
+    )
     (runs / f"{job}.json").write_text(json.dumps(record))
     return {"image": image, "split": split_dir, "runs": runs, "reports": tmp_path / "reports", "out": tmp_path / "out"}
 

@@ -20,17 +20,19 @@ from typing import Any
 import joblib
 import pandas as pd
 import pytest
+from checkout import Checkout, free_port, new_checkout, ran
 from conftest import REPO
-from pipeline import Pipeline, free_port, new_pipeline, ran
 from titanic_model.data import typed
+
+from launcher.lib import records
 
 pytestmark = pytest.mark.stack
 BUCKET = "titanic-sagemaker-toolkit-demo"
 
 
 @pytest.fixture(scope="module")
-def pipe(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Iterator[Pipeline]:
-    pipeline = new_pipeline(tmp_path_factory.mktemp("pipeline"), offline_base)
+def pipe(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Iterator[Checkout]:
+    pipeline = new_checkout(tmp_path_factory.mktemp("pipeline"), offline_base)
     # The first `make all` from the clean copy, and what it left in the emulated AWS, taken
     # before any test (in any order) changes it.
     pipeline.first_run = pipeline.make("all")
@@ -40,16 +42,18 @@ def pipe(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def first_run(pipe: Pipeline) -> subprocess.CompletedProcess[str]:
+def first_run(pipe: Checkout) -> subprocess.CompletedProcess[str]:
     return pipe.first_run
 
 
-def latest_record(pipe: Pipeline) -> dict:
-    records = sorted((pipe.root / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime)
-    return json.loads(records[-1].read_text())
+def latest_record(pipe: Checkout) -> dict:
+    paths = sorted((pipe.root / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    record = json.loads(paths[-1].read_text())
+    assert records.shape_problems(record) == []  # the typed definition is what the code wrote
+    return record
 
 
-def remote_state(pipe: Pipeline) -> dict[str, Any]:
+def remote_state(pipe: Checkout) -> dict[str, Any]:
     job = trained_job(pipe.first_run)
     key = f"titanic/output/{job}/output/model.tar.gz"
     ecr, s3 = pipe.client("ecr"), pipe.client("s3")
@@ -64,7 +68,7 @@ def remote_state(pipe: Pipeline) -> dict[str, Any]:
     }
 
 
-def image_id(pipe: Pipeline) -> str:
+def image_id(pipe: Checkout) -> str:
     """The id of the image `make build` last built in this copy."""
     name = f"{pipe.settings['ECR_REPOSITORY']}:local"
     inspected = subprocess.run(
@@ -73,14 +77,14 @@ def image_id(pipe: Pipeline) -> str:
     return inspected.stdout.strip()
 
 
-def ready(pipe: Pipeline) -> None:
+def ready(pipe: Checkout) -> None:
     """Stack up, data uploaded, image pushed (cheap when they are already): what every stage
     before training needs, whatever earlier tests did to the copy."""
     result = pipe.make("validate", "upload", "push")  # validate: every setting's stamp current too
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
 
 
-def settled(pipe: Pipeline) -> subprocess.CompletedProcess[str]:
+def settled(pipe: Checkout) -> subprocess.CompletedProcess[str]:
     """Everything up to date (stack up, data uploaded, image pushed), a verified job done."""
     result = pipe.make("all")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
@@ -91,7 +95,7 @@ def trained_job(result: subprocess.CompletedProcess[str]) -> str:
     return re.search(r"^job +(\S+) ", result.stdout, re.M).group(1)
 
 
-def test_make_all_from_a_clean_copy_leaves_a_verified_model(pipe: Pipeline, first_run) -> None:
+def test_make_all_from_a_clean_copy_leaves_a_verified_model(pipe: Checkout, first_run) -> None:
     """The first `make all` of the module; in whatever order the tests ran, the copy was clean
     when the module's fixture made it, and this run did everything from scratch then."""
     assert first_run.returncode == 0, first_run.stdout[-3000:] + first_run.stderr[-3000:]
@@ -99,6 +103,7 @@ def test_make_all_from_a_clean_copy_leaves_a_verified_model(pipe: Pipeline, firs
         assert ran(first_run, stage), stage
     job = trained_job(first_run)
     record = json.loads((pipe.root / "runs" / f"{job}.json").read_text())
+    assert records.shape_problems(record) == []
     assert job.startswith("titanic-lgbm-")
     assert record["status"] == "Completed"
     assert record["verification"]["verified"] is True
@@ -130,7 +135,7 @@ def test_make_all_from_a_clean_copy_leaves_a_verified_model(pipe: Pipeline, firs
     assert state["encryption"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
 
-def test_make_n_all_then_prints_only_training(pipe: Pipeline) -> None:
+def test_make_n_all_then_prints_only_training(pipe: Checkout) -> None:
     ready(pipe)
     plan = pipe.make("-n", "all")
     assert plan.returncode == 0
@@ -142,7 +147,7 @@ def test_make_n_all_then_prints_only_training(pipe: Pipeline) -> None:
     assert "launcher.train" in stages[0] and "--verify" in stages[0]
 
 
-def test_second_make_all_rebuilds_and_reuploads_nothing(pipe: Pipeline) -> None:
+def test_second_make_all_rebuilds_and_reuploads_nothing(pipe: Checkout) -> None:
     ready(pipe)
     second = pipe.make("all")
     assert second.returncode == 0, second.stderr[-3000:]
@@ -152,7 +157,7 @@ def test_second_make_all_rebuilds_and_reuploads_nothing(pipe: Pipeline) -> None:
     assert trained_job(second) != trained_job(pipe.make("all"))  # training always starts a new job
 
 
-def test_all_verifies_the_job_it_trained_not_the_newest_record(pipe: Pipeline) -> None:
+def test_all_verifies_the_job_it_trained_not_the_newest_record(pipe: Checkout) -> None:
     """A teammate's (or a concurrent cron run's) record written meanwhile must not be the one
     this run verifies."""
     settled(pipe)
@@ -166,7 +171,7 @@ def test_all_verifies_the_job_it_trained_not_the_newest_record(pipe: Pipeline) -
     assert f"verified {trained_job(result)}:" in result.stderr
 
 
-def test_a_hyperparameter_change_only_retrains(pipe: Pipeline) -> None:
+def test_a_hyperparameter_change_only_retrains(pipe: Checkout) -> None:
     ready(pipe)
     result = pipe.make("all", HP_N_ESTIMATORS="40")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -178,7 +183,7 @@ def test_a_hyperparameter_change_only_retrains(pipe: Pipeline) -> None:
     assert card["hyperparameters"]["n_estimators"] == 40  # it reached the model, not just the request
 
 
-def test_two_instances_train_one_verified_model(pipe: Pipeline) -> None:
+def test_two_instances_train_one_verified_model(pipe: Checkout) -> None:
     """INSTANCE_COUNT=2: local mode starts two containers on the internal network; they train
     one model together, and the job completes with it (verified by make all)."""
     ready(pipe)
@@ -198,7 +203,7 @@ def test_two_instances_train_one_verified_model(pipe: Pipeline) -> None:
     ]
 
 
-def test_local_mode_without_sharding_is_noticed_not_double_counted(pipe: Pipeline) -> None:
+def test_local_mode_without_sharding_is_noticed_not_double_counted(pipe: Checkout) -> None:
     """Local mode refuses ShardedByS3Key: the launcher sends FullyReplicated and says so, and the
     image sees identical files on both hosts and gives each its own block of rows."""
     ready(pipe)
@@ -209,7 +214,7 @@ def test_local_mode_without_sharding_is_noticed_not_double_counted(pipe: Pipelin
     assert latest_record(pipe)["status"] == "Completed"
 
 
-def test_tune_jobs_then_train_with_the_best(pipe: Pipeline) -> None:
+def test_tune_jobs_then_train_with_the_best(pipe: Checkout) -> None:
     """Three trials, each a real local-mode training job with its own run record; the report;
     then make train HYPERPARAMETERS_FROM=tuned sends exactly the best trial's values."""
     ready(pipe)
@@ -218,6 +223,7 @@ def test_tune_jobs_then_train_with_the_best(pipe: Pipeline) -> None:
     outcome = json.loads((pipe.root / "runs/tuning/best-hyperparameters.json").read_text())
     trials = [json.loads(p.read_text()) for p in (pipe.root / "runs").glob("*.json")]
     trials = [t for t in trials if (t.get("tuning") or {}).get("name") == outcome["name"]]
+    assert [records.shape_problems(t) for t in trials] == [[], [], []]
     assert sorted(t["tuning"]["trial"] for t in trials) == [1, 2, 3]
     assert all(t["status"] == "Completed" for t in trials)
     best = max(trials, key=lambda t: t["metrics"]["val_auc"])
@@ -236,7 +242,7 @@ def test_tune_jobs_then_train_with_the_best(pipe: Pipeline) -> None:
     assert record["metrics"]["val_auc"] == best["metrics"]["val_auc"]
 
 
-def test_evidence_targets_after_a_run(pipe: Pipeline) -> None:
+def test_evidence_targets_after_a_run(pipe: Checkout) -> None:
     job = trained_job(settled(pipe))
     instance = pipe.make("instance-report")
     assert instance.returncode == 0, instance.stderr
@@ -251,7 +257,7 @@ def test_evidence_targets_after_a_run(pipe: Pipeline) -> None:
     assert (pipe.root / "reports" / job / "roc.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_a_failed_job_exits_with_its_reason_and_leaves_no_model(pipe: Pipeline) -> None:
+def test_a_failed_job_exits_with_its_reason_and_leaves_no_model(pipe: Checkout) -> None:
     ready(pipe)
     s3 = pipe.client("s3")
     bad_key = "titanic/data/train/zz-extra.csv"
@@ -270,7 +276,7 @@ def test_a_failed_job_exits_with_its_reason_and_leaves_no_model(pipe: Pipeline) 
     assert not [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith("model.tar.gz")]
 
 
-def test_a_dead_stack_is_restarted_and_refilled(pipe: Pipeline) -> None:
+def test_a_dead_stack_is_restarted_and_refilled(pipe: Checkout) -> None:
     ready(pipe)
     pid = int((pipe.root / ".local/moto.pid").read_text())
     subprocess.run(["kill", str(pid)], check=True)
@@ -300,7 +306,7 @@ def wait_gone(pid: int) -> None:
     pytest.fail(f"process {pid} is still running 10 s after it was stopped")
 
 
-def test_a_fresh_empty_moto_behind_the_old_stack_id_is_noticed(pipe: Pipeline) -> None:
+def test_a_fresh_empty_moto_behind_the_old_stack_id_is_noticed(pipe: Checkout) -> None:
     """An interrupted local-up can leave a new, empty moto running under the old stack's pid
     file. Its pid is alive and its port answers, but it is not the server upload and push
     filled: the stack id's start time says so, and the next run refills it."""
@@ -343,7 +349,7 @@ def test_a_fresh_empty_moto_behind_the_old_stack_id_is_noticed(pipe: Pipeline) -
     assert ran(result, "upload-data.sh") and ran(result, "push-image.sh")
 
 
-def test_a_recycled_pid_is_not_taken_for_the_stack(pipe: Pipeline, tmp_path: Path) -> None:
+def test_a_recycled_pid_is_not_taken_for_the_stack(pipe: Checkout, tmp_path: Path) -> None:
     """After a reboot the pids in the stack id may belong to other processes."""
     ready(pipe)
     stack_id = (pipe.root / ".local/stack-id").read_text()
@@ -370,7 +376,7 @@ def test_a_recycled_pid_is_not_taken_for_the_stack(pipe: Pipeline, tmp_path: Pat
             process.kill()
 
 
-def test_local_down_stops_exactly_what_local_up_started(pipe: Pipeline) -> None:
+def test_local_down_stops_exactly_what_local_up_started(pipe: Checkout) -> None:
     ready(pipe)
     pids = [int((pipe.root / f".local/{name}.pid").read_text()) for name in ("moto", "registry")]
     # A bystander of the same program on another port: local-down must not take it for its own.
@@ -392,7 +398,7 @@ def test_local_down_stops_exactly_what_local_up_started(pipe: Pipeline) -> None:
     assert status.returncode != 0 and "moto:     down" in status.stdout
 
 
-def test_an_identical_rebuild_pushes_nothing_and_a_new_base_pushes_a_new_tag(pipe: Pipeline, offline_base: str) -> None:
+def test_an_identical_rebuild_pushes_nothing_and_a_new_base_pushes_a_new_tag(pipe: Checkout, offline_base: str) -> None:
     """The reference run re-pushed an existing immutable tag from a dirty tree (refused four
     times), and reused the old remote image after BASE_IMAGE changed."""
     ready(pipe)
@@ -428,7 +434,7 @@ def test_an_identical_rebuild_pushes_nothing_and_a_new_base_pushes_a_new_tag(pip
     assert restored.returncode == 0, restored.stderr[-3000:]
 
 
-def test_two_runs_take_turns(pipe: Pipeline) -> None:
+def test_two_runs_take_turns(pipe: Checkout) -> None:
     """A cron run overlapping a manual one: the second waits LOCK_WAIT seconds, then gives up
     with a message naming the holder, having changed nothing."""
     ready(pipe)
@@ -457,7 +463,7 @@ def test_two_runs_take_turns(pipe: Pipeline) -> None:
     assert queued.returncode == 0, queued.stderr[-2000:]
 
 
-def test_verify_never_unpickles_on_this_machine(pipe: Pipeline, tmp_path: Path) -> None:
+def test_verify_never_unpickles_on_this_machine(pipe: Checkout, tmp_path: Path) -> None:
     """Anyone who can write under the output prefix could plant a pickle that runs code when
     loaded: verify loads it only inside the image, offline, on read-only mounts."""
     job = trained_job(settled(pipe))
@@ -485,7 +491,7 @@ def test_verify_never_unpickles_on_this_machine(pipe: Pipeline, tmp_path: Path) 
     assert not marker.exists(), "the planted pickle ran on this machine"
 
 
-def test_clean_resources_removes_only_the_toolkits(pipe: Pipeline) -> None:
+def test_clean_resources_removes_only_the_toolkits(pipe: Checkout) -> None:
     ready(pipe)
     s3, ecr = pipe.client("s3"), pipe.client("ecr")
     foreign_keys = ["titanic/data-other/keep.csv", "other/titanic/data/keep.csv", "titanic/keep.txt"]
@@ -527,7 +533,7 @@ def test_clean_resources_removes_only_the_toolkits(pipe: Pipeline) -> None:
     assert ran(refill, "bootstrap.sh") and ran(refill, "upload-data.sh") and ran(refill, "push-image.sh")
 
 
-def test_an_untagged_repository_is_not_ours(pipe: Pipeline) -> None:
+def test_an_untagged_repository_is_not_ours(pipe: Checkout) -> None:
     """A shared repository the toolkit did not create keeps its images and lifecycle policy."""
     ready(pipe)
     ecr = pipe.client("ecr")
@@ -555,7 +561,7 @@ def test_an_untagged_repository_is_not_ours(pipe: Pipeline) -> None:
         ({"TARGET": "cloud"}, "TARGET: is 'cloud'; use one of local, aws"),
     ],
 )
-def test_config_errors_stop_before_any_aws_call(pipe: Pipeline, overrides: dict, message: str) -> None:
+def test_config_errors_stop_before_any_aws_call(pipe: Checkout, overrides: dict, message: str) -> None:
     result = pipe.make("all", **overrides)
     assert result.returncode != 0
     assert message in result.stderr
@@ -568,7 +574,7 @@ def test_config_errors_stop_before_any_aws_call(pipe: Pipeline, overrides: dict,
     assert ran(result, "launcher.settings")
 
 
-def test_a_port_held_by_another_process_is_named(pipe: Pipeline) -> None:
+def test_a_port_held_by_another_process_is_named(pipe: Checkout) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
@@ -578,7 +584,7 @@ def test_a_port_held_by_another_process_is_named(pipe: Pipeline) -> None:
     assert f"port {port} on 127.0.0.1 is in use by another process; set LOCAL_MOTO_PORT" in result.stderr
 
 
-def test_predict_writes_a_kaggle_submission_equal_to_the_models_own_predictions(pipe: Pipeline) -> None:
+def test_predict_writes_a_kaggle_submission_equal_to_the_models_own_predictions(pipe: Checkout) -> None:
     job = trained_job(settled(pipe))
     result = pipe.make("predict")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
@@ -596,7 +602,9 @@ def test_predict_writes_a_kaggle_submission_equal_to_the_models_own_predictions(
     assert [row["PassengerId"] for row in served] == list(raw["PassengerId"])
     assert [float(row["probability"]) for row in served] == expected.tolist()
     assert (submission["Survived"] == (expected >= 0.5).astype(int)).all()
-    transform = json.loads((pipe.root / "runs" / f"{job}.json").read_text())["transforms"][-1]
+    predicted = json.loads((pipe.root / "runs" / f"{job}.json").read_text())
+    assert records.shape_problems(predicted) == []
+    transform = predicted["transforms"][-1]
     assert transform["input"]["rows"] == 418 and transform["instance_type"] == "local"
     key = transform["submission_uri"].removeprefix(f"s3://{BUCKET}/")
     uploaded = pipe.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
@@ -611,7 +619,7 @@ def test_predict_writes_a_kaggle_submission_equal_to_the_models_own_predictions(
     assert json.loads(options)["com.docker.network.bridge.host_binding_ipv4"] == "127.0.0.1"
 
 
-def test_predict_refuses_a_model_that_was_not_verified(pipe: Pipeline) -> None:
+def test_predict_refuses_a_model_that_was_not_verified(pipe: Checkout) -> None:
     ready(pipe)
     decoy = pipe.root / "runs" / "titanic-lgbm-2099-01-01-00-00-00-001.json"
     decoy.write_text(json.dumps({"job_name": decoy.stem, "status": "Failed"}))
@@ -623,7 +631,7 @@ def test_predict_refuses_a_model_that_was_not_verified(pipe: Pipeline) -> None:
     assert f"job {decoy.stem} is Failed; predict with only a verified model" in result.stderr
 
 
-def registered_and_approved(pipe: Pipeline) -> str:
+def registered_and_approved(pipe: Checkout) -> str:
     """A new verified run, registered and approved: the job's name."""
     job = trained_job(settled(pipe))
     for verb in ("register", "approve"):
@@ -632,14 +640,14 @@ def registered_and_approved(pipe: Pipeline) -> str:
     return job
 
 
-def invoked(pipe: Pipeline) -> dict[str, float]:
+def invoked(pipe: Checkout) -> dict[str, float]:
     result = pipe.make("invoke")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] and line.split()[0].isdigit()]
     return {pid: float(probability) for pid, probability, _ in rows}
 
 
-def own_predictions(pipe: Pipeline, job: str) -> dict[str, float]:
+def own_predictions(pipe: Checkout, job: str) -> dict[str, float]:
     """The registered artifact's own predictions on make invoke's default rows (test.csv's first 5)."""
     model = joblib.load(pipe.root / "runs" / job / "model" / "model.joblib")
     raw = pd.read_csv(REPO / "data/titanic/test.csv", dtype=str, keep_default_na=False, na_values=[""]).head(5)
@@ -647,7 +655,7 @@ def own_predictions(pipe: Pipeline, job: str) -> dict[str, float]:
     return dict(zip(raw["PassengerId"], probabilities.tolist(), strict=True))
 
 
-def serving_containers(pipe: Pipeline) -> list[str]:
+def serving_containers(pipe: Checkout) -> list[str]:
     """This copy's endpoint containers (a developer's own endpoint of the same name is another stack's)."""
     labels = [
         "--filter",
@@ -659,7 +667,7 @@ def serving_containers(pipe: Pipeline) -> list[str]:
     return listed.split()
 
 
-def test_register_approve_deploy_invoke_redeploy_undeploy(pipe: Pipeline) -> None:
+def test_register_approve_deploy_invoke_redeploy_undeploy(pipe: Checkout) -> None:
     first = registered_and_approved(pipe)
     again = pipe.make("register", JOB=first)
     assert again.returncode != 0 and f"job {first} is already version" in again.stderr
@@ -697,7 +705,7 @@ def test_register_approve_deploy_invoke_redeploy_undeploy(pipe: Pipeline) -> Non
     assert "[invoke] ERROR: no container serves titanic-survival; run 'make deploy'" in gone.stderr
 
 
-def test_the_registry_refuses_misuse_with_a_reason(pipe: Pipeline) -> None:
+def test_the_registry_refuses_misuse_with_a_reason(pipe: Checkout) -> None:
     ready(pipe)
     reject = pipe.make("reject")
     assert reject.returncode != 0 and "REASON is empty; say why" in reject.stderr

@@ -1,5 +1,5 @@
 """SageMaker SDK sessions as the toolkit uses them: telemetry off, and in local mode each
-container on the toolkit's networks (launcher/local_compose.py) with serving on 127.0.0.1."""
+container on the toolkit's networks (launcher/lib/local_compose.py) with serving on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from sagemaker.local import LocalSession
 from sagemaker.local.image import _SageMakerContainer
 from sagemaker.session import Session
 
-from launcher.local_compose import DETACH_FLAG, LABEL_FLAG, SERVING_FLAG
-from launcher.settings import Settings
+from launcher.lib.config import Settings
+from launcher.lib.local_compose import DETACH_FLAG, LABEL_FLAG, SERVING_FLAG
 
-SDK_CONFIG = Path(__file__).resolve().parent / "sagemaker-config.yaml"
+SDK_CONFIG = Path(__file__).resolve().parents[1] / "sagemaker-config.yaml"
 LOCAL_COMPOSE = Path(__file__).resolve().parent / "local_compose.py"
 
 
@@ -42,7 +42,7 @@ def _local_compose_command(serving_network: str, serving: Serving) -> list[str]:
 
 
 def use_toolkit_networks(settings: Settings, serving: Serving) -> None:
-    """Local mode's compose command becomes launcher/local_compose.py (the SDK has no setting for
+    """Local mode's compose command becomes launcher/lib/local_compose.py (the SDK has no setting for
     its network), told which network serving containers go on, and how they run."""
     command = partial(_local_compose_command, settings.local_serving_network, serving)
     _SageMakerContainer._get_compose_cmd_prefix = staticmethod(command)

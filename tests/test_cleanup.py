@@ -1,0 +1,258 @@
+"""Clean-up on TARGET=aws (launcher/cleanup.py): only the caller's own tagged resources are
+stopped or deleted, and a discovery call that fails is an error, never "nothing to delete".
+
+A real moto server answers what it can; botocore's Stubber stands in for the calls moto lacks
+and for the failures AWS would return (AccessDenied, throttling).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.stub import Stubber
+from conftest import WithSageMaker, aws_settings, offline_client
+
+from launcher import cleanup
+
+JOB = "titanic-lgbm-2026-11-26-10-00-00-000"
+
+
+ARN = f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{JOB}"
+
+
+client = offline_client
+
+
+DAY = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+def _summary(name: str) -> dict[str, Any]:
+    return {
+        "TrainingJobName": name,
+        "TrainingJobArn": ARN.replace(JOB, name),
+        "TrainingJobStatus": "InProgress",
+        "CreationTime": datetime(2026, 11, 26, tzinfo=UTC),
+    }
+
+
+def test_clean_up_stops_only_the_callers_own_tagged_jobs(moto_endpoint: str, tmp_path: Path) -> None:
+    me = boto3.client("sts", region_name="us-east-1").get_caller_identity()["Arn"]
+    mine, teammates, foreign = (f"titanic-lgbm-2026-11-26-10-00-0{i}-000" for i in range(3))
+    ours = {"Key": "created-by", "Value": "titanic-sagemaker-toolkit"}
+    sm = client("sagemaker")
+    with Stubber(sm) as stub:
+        # make tune-jobs' tuning job first (it would start new trials), then training jobs.
+        tuning = "titanic-lgbm-261126100000"
+        tuning_arn = f"arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/{tuning}"
+        stub.add_response(
+            "list_hyper_parameter_tuning_jobs",
+            {
+                "HyperParameterTuningJobSummaries": [
+                    {
+                        "HyperParameterTuningJobName": tuning,
+                        "HyperParameterTuningJobArn": tuning_arn,
+                        "HyperParameterTuningJobStatus": "InProgress",
+                        "Strategy": "Bayesian",
+                        "CreationTime": DAY,
+                        "TrainingJobStatusCounters": {},
+                        "ObjectiveStatusCounters": {},
+                    }
+                ]
+            },
+            {"NameContains": "titanic-lgbm", "StatusEquals": "InProgress"},
+        )
+        stub.add_response(
+            "list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": me}]}, {"ResourceArn": tuning_arn}
+        )
+        stub.add_response("stop_hyper_parameter_tuning_job", {}, {"HyperParameterTuningJobName": tuning})
+        listed = {"TrainingJobSummaries": [_summary(n) for n in (mine, teammates, foreign)]}
+        stub.add_response("list_training_jobs", listed, {"NameContains": "titanic-lgbm", "StatusEquals": "InProgress"})
+        for name, tags in (
+            (mine, [ours, {"Key": "launched-by", "Value": me}]),
+            (teammates, [ours, {"Key": "launched-by", "Value": "arn:aws:iam::123456789012:user/bob"}]),
+            (foreign, [{"Key": "project", "Value": "x"}]),
+        ):
+            stub.add_response("list_tags", {"Tags": tags}, {"ResourceArn": ARN.replace(JOB, name)})
+            if name == mine:
+                stub.add_response("stop_training_job", {}, {"TrainingJobName": mine})
+        # make predict's transform jobs and models: the caller's own only, by the same two tags.
+        predict = "titanic-lgbm-predict-2026-11-26-10-00-00-000"
+        transform_arn = f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{predict}"
+        stub.add_response(
+            "list_transform_jobs",
+            {
+                "TransformJobSummaries": [
+                    {
+                        "TransformJobName": predict,
+                        "TransformJobArn": transform_arn,
+                        "TransformJobStatus": "InProgress",
+                        "CreationTime": datetime(2026, 11, 26, tzinfo=UTC),
+                    }
+                ]
+            },
+            {"NameContains": "titanic-lgbm-predict", "StatusEquals": "InProgress"},
+        )
+        stub.add_response(
+            "list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": me}]}, {"ResourceArn": transform_arn}
+        )
+        stub.add_response("stop_transform_job", {}, {"TransformJobName": predict})
+        # make deploy's endpoint, its configs and models: a teammate's endpoint is left alone.
+        endpoint_arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/titanic-survival"
+        stub.add_response(
+            "list_endpoints",
+            {
+                "Endpoints": [
+                    {
+                        "EndpointName": "titanic-survival",
+                        "EndpointArn": endpoint_arn,
+                        "EndpointStatus": "InService",
+                        "CreationTime": DAY,
+                        "LastModifiedTime": DAY,
+                    }
+                ]
+            },
+            {"NameContains": "titanic-survival"},
+        )
+        stub.add_response(
+            "list_tags",
+            {"Tags": [ours, {"Key": "launched-by", "Value": "arn:aws:iam::1:user/bob"}]},
+            {"ResourceArn": endpoint_arn},
+        )
+        stub.add_response("list_endpoint_configs", {"EndpointConfigs": []}, {"NameContains": "titanic-survival"})
+        models = {n: f"arn:aws:sagemaker:us-east-1:123456789012:model/{n}" for n in (predict, predict + "1")}
+        stub.add_response(
+            "list_models",
+            {
+                "Models": [
+                    {"ModelName": n, "ModelArn": a, "CreationTime": datetime(2026, 11, 26, tzinfo=UTC)}
+                    for n, a in models.items()
+                ]
+            },
+            {"NameContains": "titanic-lgbm-predict"},
+        )
+        stub.add_response(
+            "list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": me}]}, {"ResourceArn": models[predict]}
+        )
+        stub.add_response("delete_model", {}, {"ModelName": predict})
+        stub.add_response(
+            "list_tags",
+            {"Tags": [ours, {"Key": "launched-by", "Value": "arn:aws:iam::1:user/bob"}]},
+            {"ResourceArn": models[predict + "1"]},
+        )
+        stub.add_response("list_models", {"Models": []}, {"NameContains": "titanic-survival"})
+        stub.add_client_error("describe_model_package_group", "ValidationException", "does not exist", 400)
+        plan = cleanup.run(
+            aws_settings(),
+            "resources",
+            WithSageMaker(sm),
+            confirm=True,
+            deployed=tmp_path,
+            image_record=tmp_path / "image.json",
+        )
+        stub.assert_no_pending_responses()  # exactly one stop of each job kind and one DeleteModel, all the caller's
+    assert plan.found == 4
+
+
+# Every call clean-up makes to find what exists. Only "not found" means "nothing there".
+DISCOVERY_CALLS = [
+    ("sagemaker", "ListHyperParameterTuningJobs"),
+    ("sagemaker", "ListTrainingJobs"),
+    ("sagemaker", "ListTransformJobs"),
+    ("sagemaker", "ListEndpoints"),
+    ("sagemaker", "ListEndpointConfigs"),
+    ("sagemaker", "ListModels"),
+    ("sagemaker", "DescribeModelPackageGroup"),
+    ("sagemaker", "ListModelPackages"),
+    ("ecr", "DescribeRepositories"),
+    ("ecr", "ListTagsForResource"),
+    ("ecr", "ListImages"),
+    ("s3", "ListObjectsV2"),
+]
+
+
+def failing(service: str, operation: str, code: str) -> Any:
+    """A botocore hook that answers one operation with an AWS error before it is sent."""
+
+    def answer(**_: Any) -> tuple[Any, dict[str, Any]]:
+        error = {"Error": {"Code": code, "Message": f"{code} for the test"}}
+        return AWSResponse("https://test", 400, {}, None), {**error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    return answer
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ThrottlingException"])
+@pytest.mark.parametrize(("service", "operation"), DISCOVERY_CALLS)
+def test_every_failed_discovery_is_an_error_never_nothing_to_delete(
+    moto_endpoint: str, tmp_path: Path, service: str, operation: str, code: str
+) -> None:
+    """The real calls against moto, with the toolkit's group, repository and bucket present so
+    that every listing is reached; one call answers an error: clean-up stops with it, deletes
+    nothing and forgets no stamp."""
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="titanic-sagemaker-toolkit-demo")
+    ours = [{"Key": "created-by", "Value": "titanic-sagemaker-toolkit"}]
+    boto3.client("ecr", region_name="us-east-1").create_repository(repositoryName="titanic-lightgbm", tags=ours)
+    boto3.client("sagemaker", region_name="us-east-1").create_model_package_group(
+        ModelPackageGroupName="titanic-survival", Tags=ours
+    )
+    session = boto3.Session(region_name="us-east-1")
+    session.events.register(f"before-call.{service}.{operation}", failing(service, operation, code))
+    stamp = tmp_path / "uploaded"
+    stamp.touch()
+    with pytest.raises(cleanup.CleanupError, match=rf"failed .*{code}"):
+        cleanup.run(
+            aws_settings(), "resources", session, confirm=True, deployed=tmp_path, image_record=tmp_path / "image.json"
+        )
+    assert stamp.exists()
+
+
+def test_a_teammates_endpoint_whose_tags_are_denied_is_left_alone(tmp_path: Path) -> None:
+    """A teammate's endpoint named ENDPOINT_NAME-2 is not the toolkit's name at all; one named
+    exactly ENDPOINT_NAME whose tags this caller may not read (AccessDenied by design) is not
+    the caller's: both left alone, and clean-up goes on."""
+    sm = client("sagemaker")
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/"
+    empty = {
+        "list_hyper_parameter_tuning_jobs": "HyperParameterTuningJobSummaries",
+        "list_training_jobs": "TrainingJobSummaries",
+        "list_transform_jobs": "TransformJobSummaries",
+    }
+    with Stubber(sm) as stub:
+        for method, key in empty.items():
+            stub.add_response(method, {key: []})
+        stub.add_response(
+            "list_endpoints",
+            {
+                "Endpoints": [
+                    {
+                        "EndpointName": name,
+                        "EndpointArn": arn + name,
+                        "EndpointStatus": "InService",
+                        "CreationTime": DAY,
+                        "LastModifiedTime": DAY,
+                    }
+                    for name in ("titanic-survival-2", "titanic-survival")
+                ]
+            },
+        )
+        stub.add_client_error(
+            "list_tags",
+            "AccessDeniedException",
+            "not yours",
+            400,
+            expected_params={"ResourceArn": arn + "titanic-survival"},
+        )
+        stub.add_response("list_endpoint_configs", {"EndpointConfigs": []})
+        stub.add_response("list_models", {"Models": []})
+        stub.add_response("list_models", {"Models": []})
+        stub.add_client_error("describe_model_package_group", "ValidationException", "does not exist", 400)
+        plan = cleanup.Plan(confirm=True)
+        for kind in cleanup.KINDS:
+            cleanup.clean_sagemaker(aws_settings(), sm, "arn:aws:iam::123456789012:user/me", plan, kind)
+        cleanup.clean_model_packages(aws_settings(), sm, "arn:aws:iam::123456789012:user/me", plan)
+        stub.assert_no_pending_responses()  # no ListTags for titanic-survival-2, no delete at all
+    assert plan.found == 0

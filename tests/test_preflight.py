@@ -1,0 +1,94 @@
+"""The TARGET=aws preflight (launcher/preflight.py) against a moto account: what it passes, and
+the one line it gives for each thing that is wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import pytest
+from conftest import TRUST, aws_settings, seeded_account
+
+from launcher import preflight
+
+
+def run_preflight(**changes: str) -> list[str]:
+    return preflight.run(aws_settings(**changes), boto3.Session(region_name="us-east-1"), docker_check=lambda: None)
+
+
+def test_preflight_passes_on_a_ready_account(moto_endpoint: str) -> None:
+    seeded_account()
+    assert run_preflight() == []
+
+
+@pytest.mark.parametrize(
+    ("seed", "changes", "phrase"),
+    [
+        ({"role_path": "/"}, {}, "but the role's ARN is arn:aws:iam::123456789012:role/titanic-sagemaker-execution"),
+        (
+            {
+                "trust": {
+                    **TRUST,
+                    "Statement": [{**TRUST["Statement"][0], "Principal": {"Service": "ec2.amazonaws.com"}}],
+                }
+            },
+            {},
+            "trust policy would refuse SageMaker for training (make train)",
+        ),
+        ({"bucket_region": "eu-west-1"}, {}, "is in eu-west-1 but AWS_REGION is us-east-1"),
+        ({}, {"ROLE_ARN": "arn:aws:iam::123456789012:role/service-role/missing"}, "role 'missing' does not exist"),
+        ({}, {"BUCKET": "not-there-yet"}, "s3://not-there-yet does not exist; run 'make bootstrap' once"),
+        ({}, {"ECR_REPOSITORY": "not-there"}, "ECR_REPOSITORY: not-there does not exist; run 'make bootstrap'"),
+        (
+            {},
+            {"ROLE_ARN": "arn:aws:iam::999988887777:role/service-role/titanic-sagemaker-execution"},
+            "ROLE_ARN: ROLE_ARN names account 999988887777 (aws) but the credentials are for account 123456789012",
+        ),
+        (
+            {
+                "trust": {
+                    **TRUST,
+                    "Statement": [
+                        {**TRUST["Statement"][0], "Condition": {"StringEquals": {"aws:SourceAccount": "999988887777"}}}
+                    ],
+                }
+            },
+            {},
+            "would refuse SageMaker for training (make train) (arn:aws:sagemaker:us-east-1:123456789012:",
+        ),
+        (
+            {
+                "trust": {
+                    **TRUST,
+                    "Statement": [
+                        {
+                            **TRUST["Statement"][0],
+                            "Condition": {
+                                "ArnLike": {
+                                    "aws:SourceArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/titanic-*"
+                                }
+                            },
+                        }
+                    ],
+                }
+            },
+            {"BASE_JOB_NAME": "alice-titanic"},
+            "for training (make train) (arn:aws:sagemaker:us-east-1:123456789012:training-job/alice-titanic-",
+        ),
+    ],
+)
+def test_preflight_names_what_is_wrong(moto_endpoint: str, seed: dict, changes: dict, phrase: str) -> None:
+    seeded_account(**seed)
+    problems = run_preflight(**changes)
+    assert any(phrase in p for p in problems), problems
+
+
+def test_preflight_without_credentials(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    problems = run_preflight()
+    assert problems == ["no AWS credentials found; run 'aws configure', set AWS_PROFILE, or export assumed-role keys"]
