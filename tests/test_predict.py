@@ -139,6 +139,16 @@ def test_serving_containers_go_on_the_serving_network_and_training_stays_interna
     yaml.safe_dump(out)  # still a compose file
 
 
+def test_how_compose_runs_each_kind_of_container() -> None:
+    """The SDK's compose command, as local mode builds it, for training, a transform and an
+    endpoint (tests/test_predict.py's SDK check above keeps the command's shape honest)."""
+    up = ["-f", "docker-compose.yaml", "up", "--build", "--abort-on-container-exit"]
+    assert local_compose.up_arguments(up, serves=False, detach=False) == up  # training: as the SDK says
+    assert local_compose.up_arguments(up, serves=True, detach=True)[-1] == "--detach"  # an endpoint runs on
+    stopped = local_compose.up_arguments(up, serves=True, detach=False)  # a transform: short stop
+    assert stopped == [*up, "--timeout", str(local_compose.TRANSFORM_STOP_SECONDS)]
+
+
 def test_local_sessions_route_the_sdks_compose_command_through_the_rewrite(moto_endpoint: str) -> None:
     """The SDK has no setting for its network: the launcher replaces how it picks its compose
     command. If an SDK upgrade renames that method, this fails instead of serving on 0.0.0.0."""

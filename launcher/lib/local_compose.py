@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+TRANSFORM_STOP_SECONDS = 0
 SDK_NETWORK = "sagemaker-local"  # hard-coded in sagemaker.local.image
 SERVING_FLAG = "--serving-network"
 DETACH_FLAG = "--detach-serving"  # make deploy: the endpoint outlives the command that made it
@@ -83,6 +84,19 @@ def own_options(argv: list[str]) -> tuple[str, bool, dict[str, str], list[str]]:
     return network, detach, labels, rest
 
 
+def up_arguments(argv: list[str], *, serves: bool, detach: bool) -> list[str]:
+    """Compose's arguments for how the container runs. An endpoint's serving container runs on
+    after this process (local mode's waiting thread ends at once). A transform's is stopped
+    only once every batch has been answered, so compose may kill it at once
+    (TRANSFORM_STOP_SECONDS) instead of asking gunicorn to stop gracefully, which holds each
+    worker open for the SDK's idle keep-alive connection for 2 s."""
+    if not serves or "--abort-on-container-exit" not in argv:
+        return argv
+    if detach:
+        return [a if a != "--abort-on-container-exit" else "--detach" for a in argv]
+    return [*argv, "--timeout", str(TRANSFORM_STOP_SECONDS)]
+
+
 def main(argv: list[str]) -> int:
     serving_network, detach, labels, argv = own_options(argv)
     path = compose_file(argv)
@@ -91,9 +105,7 @@ def main(argv: list[str]) -> int:
         rewritten = rewrite(compose, serving_network, labels)
         path.write_text(yaml.safe_dump(rewritten, default_flow_style=False), encoding="utf-8")
         serves = any(s.get("command") == "serve" for s in rewritten.get("services", {}).values())
-        if detach and serves and "--abort-on-container-exit" in argv:
-            # The container runs on after this process: local mode's waiting thread ends at once.
-            argv = [a if a != "--abort-on-container-exit" else "--detach" for a in argv]
+        argv = up_arguments(argv, serves=serves, detach=detach)
     command = real_compose()
     os.execvp(command[0], [*command, *argv])
     return 127  # not reached: exec replaced this process
