@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "container"))
-from titanic_model.features import family_key
+from titanic_model.features import group_key
 
 
 def families(train: pd.DataFrame) -> list[np.ndarray]:
     """Row positions of each family (surname and class), the unit a draw takes whole."""
-    keys = family_key(train).fillna("").to_numpy()
+    keys = group_key(train, "family").fillna("").to_numpy()
     return [np.flatnonzero(keys == key) for key in pd.unique(keys)]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,9 +171,8 @@ def _label(value: object) -> int | None:
     return int(level) if level in ("0", "1") else None
 
 
-def typed(frame: pd.DataFrame, require_label: bool, locate: Locator) -> pd.DataFrame:
-    """The text cells checked and converted to numbers and levels; the first bad cell is
-    named by `locate(row index)` (a file line for a channel, a row for a request)."""
+def _checks(require_label: bool) -> dict[str, tuple[Callable[[object], object], str]]:
+    """Per checked column: the cell check and what it expects, in the order cells are checked."""
     checks: dict[str, tuple[Callable[[object], object], str]] = {
         column: (_category(allowed, column in _OPTIONAL_CATEGORIES), f"one of {', '.join(allowed)}")
         for column, allowed in _CATEGORIES.items()
@@ -182,27 +181,53 @@ def typed(frame: pd.DataFrame, require_label: bool, locate: Locator) -> pd.DataF
     checks.update({column: (_amount, "a number >= 0 or blank") for column in _AMOUNTS})
     if require_label:
         checks[LABEL] = (_label, "0 or 1")
-    converted: dict[str, list[object]] = {}
-    for column, (check, expected) in checks.items():
-        raw = frame[column].tolist()
+    return checks
+
+
+def typed_columns(
+    columns: Mapping[str, list[object]], require_label: bool, locate: Callable[[int], str]
+) -> dict[str, list[object]]:
+    """The checked columns' text cells converted to numbers and levels, the others as given;
+    the first bad cell is named by `locate(its position)`. Plain lists, no pandas: serving one
+    row goes through here (typed() below is the same checks for a frame)."""
+    converted = dict(columns)
+    for column, (check, expected) in _checks(require_label).items():
+        raw = columns[column]
         values = [check(value) for value in raw]
         if None in values:
             position = values.index(None)
             shown = "(blank)" if _blank(raw[position]) else repr(raw[position])
-            raise DataError(
-                f"{locate(int(frame.index[position]))}: {column} is {shown}, expected {expected}; "
-                "fix or remove that row"
-            )
+            raise DataError(f"{locate(position)}: {column} is {shown}, expected {expected}; fix or remove that row")
         converted[column] = values
     converted["Pclass"] = [int(level) for level in converted["Pclass"]]  # type: ignore[call-overload]
-    dtypes = {**dict.fromkeys(_COUNTS, int), **dict.fromkeys(_AMOUNTS, float), "Pclass": int, LABEL: int}
-    columns = {
-        column: pd.Series(converted[column], index=frame.index, dtype=dtypes.get(column, object))
-        if column in converted
-        else frame[column]
-        for column in frame.columns
-    }
-    return pd.DataFrame(columns, index=frame.index)
+    return converted
+
+
+def typed(frame: pd.DataFrame, require_label: bool, locate: Locator) -> pd.DataFrame:
+    """typed_columns() for a frame: the same checks, the numbers in numeric columns."""
+    converted = typed_columns(
+        {column: frame[column].tolist() for column in frame.columns},
+        require_label,
+        lambda position: locate(int(frame.index[position])),
+    )
+    return typed_frame(converted, frame.index, require_label)
+
+
+def typed_frame(
+    columns: Mapping[str, list[object]], index: pd.Index | None = None, require_label: bool = False
+) -> pd.DataFrame:
+    """Typed columns as a frame: whole numbers as int, amounts as float, the rest as objects
+    (the label too, unless it was checked)."""
+    dtypes = {**dict.fromkeys(_COUNTS, int), **dict.fromkeys(_AMOUNTS, float), "Pclass": int}
+    if require_label:
+        dtypes[LABEL] = int
+    return pd.DataFrame(
+        {
+            column: pd.Series(values, index=index, dtype=dtypes.get(column, object))
+            for column, values in columns.items()
+        },
+        index=index,
+    )
 
 
 def _require_both_classes(name: str, data: pd.DataFrame) -> None:

@@ -27,7 +27,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from titanic_model.features import extract_title, family_key, woman_or_boy
+from titanic_model.features import extract_title, group_key, woman_or_boy
 from titanic_model.metrics import THRESHOLD
 
 # (training rows, their labels, rows to score) -> P(survived) for the rows to score
@@ -40,9 +40,9 @@ def women_live(X_train: pd.DataFrame, y_train: pd.Series, X: pd.DataFrame) -> np
 
 def women_and_boys_follow_family(X_train: pd.DataFrame, y_train: pd.Series, X: pd.DataFrame) -> np.ndarray:
     mask = woman_or_boy(X_train)
-    keys = family_key(X_train)[mask]
+    keys = group_key(X_train, "family")[mask]
     rate = pd.Series(np.asarray(y_train, dtype=float), index=X_train.index)[mask].groupby(keys).mean()
-    known = family_key(X).map(rate).to_numpy(dtype=float)
+    known = group_key(X, "family").map(rate).to_numpy(dtype=float)
     women = (X["Sex"] == "female").to_numpy()
     boys = (X["Name"].map(extract_title) == "Master").to_numpy() & ~women
     predicted = women.astype(float)

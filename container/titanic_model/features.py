@@ -16,6 +16,7 @@ scores no better under repeated cross-validation and is kept as a benchmark cand
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -123,48 +124,56 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
             return
         labels = pd.Series(np.asarray(y, dtype=float), index=X.index)
         mask = woman_or_boy(X)
-        for kind, key in _GROUP_KEYS.items():
-            keys = key(X)[mask]
+        for kind in _GROUP_KEYS:
+            keys = group_key(X, kind)[mask]
             self.group_survivors_[kind] = labels[mask].groupby(keys).sum().to_dict()
             self.group_members_[kind] = keys.value_counts().astype(float).to_dict()
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.asarray(self.feature_names_out_, dtype=object)
 
+    def group_columns(
+        self, columns: Mapping[str, Sequence[object]], pclass: np.ndarray, own_labels: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """The default feature set from plain lists of the raw columns (Name, Sex, Ticket, and
+        Pclass as given, for the family key) and Pclass as numbers: what transform() computes
+        for a frame, without pandas, because serving one row must be fast."""
+        is_female = np.fromiter((sex == "female" for sex in columns["Sex"]), bool, len(pclass))
+        is_master = np.fromiter((extract_title(name) == "Master" for name in columns["Name"]), bool, len(pclass))
+        mask = is_female | is_master
+        out = {
+            "pclass": pclass,
+            "is_female": is_female.astype(float),
+            # A boy by the folded title: 'Master' is a feature only when fit kept it as a level.
+            "is_boy": (is_master & ("Master" in self.titles_)).astype(float),
+        }
+        for kind, keys in _GROUP_KEYS.items():
+            out[f"{kind}_wc_known"], out[f"{kind}_wc_survival"] = self._group(kind, keys(columns), mask, own_labels)
+        return {column: out[column] for column in GROUP_COLUMNS}
+
     def _group(
-        self, X: pd.DataFrame, kind: str, mask: np.ndarray, own_labels: np.ndarray | None
+        self, kind: str, keys: list[str], mask: np.ndarray, own_labels: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        keys = _GROUP_KEYS[kind](X)
         survivors = np.fromiter((self.group_survivors_[kind].get(k, 0.0) for k in keys), float, len(keys))
         members = np.fromiter((self.group_members_[kind].get(k, 0.0) for k in keys), float, len(keys))
         if own_labels is not None:
             survivors = survivors - np.where(mask, own_labels, 0.0)
             members = members - mask
         known = np.where(mask, members, 0.0)
-        rate = np.full(len(X), np.nan)
+        rate = np.full(len(keys), np.nan)
         np.divide(survivors, members, out=rate, where=mask & (members > 0))
         return known, rate
 
-    def _groups(self, X: pd.DataFrame, raw_titles: pd.Series, own_labels: np.ndarray | None) -> pd.DataFrame:
-        """The default feature set, computed alone: serving one row must be fast."""
-        is_female = (X["Sex"] == "female").to_numpy()
-        is_master = (raw_titles == "Master").to_numpy()
-        mask = is_female | is_master
-        columns = {
-            "pclass": pd.to_numeric(X["Pclass"], errors="coerce").to_numpy(dtype=float),
-            "is_female": is_female.astype(float),
-            # A boy by the folded title: 'Master' is a feature only when fit kept it as a level.
-            "is_boy": (is_master & ("Master" in self.titles_)).astype(float),
-        }
-        for kind in _GROUP_KEYS:
-            columns[f"{kind}_wc_known"], columns[f"{kind}_wc_survival"] = self._group(X, kind, mask, own_labels)
-        return pd.DataFrame(columns, index=X.index)[list(GROUP_COLUMNS)]
+    def _groups(self, X: pd.DataFrame, own_labels: np.ndarray | None) -> pd.DataFrame:
+        columns = {column: X[column].tolist() for column in _GROUP_INPUTS}
+        pclass = pd.to_numeric(X["Pclass"], errors="coerce").to_numpy(dtype=float)
+        return pd.DataFrame(self.group_columns(columns, pclass, own_labels), index=X.index)
 
     def _build(self, X: pd.DataFrame, own_labels: np.ndarray | None = None) -> pd.DataFrame:
-        raw_titles = X["Name"].map(extract_title)
-        groups = self._groups(X, raw_titles, own_labels)
+        groups = self._groups(X, own_labels)
         if self.feature_set == "groups":
             return groups
+        raw_titles = X["Name"].map(extract_title)
         titles = raw_titles.where(raw_titles.isin(self.titles_), _RARE)
         decks = X["Cabin"].map(extract_deck)
         decks = decks.where(decks.isin(self.decks_), _RARE)
@@ -216,21 +225,28 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-# The keys are built with plain Python over the column's values: for the one or few rows of
-# a request, pandas' per-call overhead would be most of the serving time.
-def family_key(X: pd.DataFrame) -> pd.Series:
+# The keys are built with plain Python over the columns' values: for the one or few rows of a
+# request, pandas' per-call overhead would be most of the serving time.
+def family_keys(columns: Mapping[str, Sequence[object]]) -> list[str]:
     """Surname and class: 'Andersson, Mr. Anders Johan' in 3rd class -> 'Andersson|3'."""
-    keys = [
+    return [
         f"{(_text(name) or '').split(',')[0].strip()}|{pclass}"
-        for name, pclass in zip(X["Name"].tolist(), X["Pclass"].tolist(), strict=True)
+        for name, pclass in zip(columns["Name"], columns["Pclass"], strict=True)
     ]
-    return pd.Series(keys, index=X.index, dtype=object)
 
 
-def ticket_key(X: pd.DataFrame) -> pd.Series:
+def ticket_keys(columns: Mapping[str, Sequence[object]]) -> list[str]:
     """The ticket as printed ('CA. 2343'); a missing one is its own, shared with nobody."""
-    keys = [ticket.strip() if isinstance(ticket, str) else f"none-{i}" for i, ticket in enumerate(X["Ticket"].tolist())]
+    return [ticket.strip() if isinstance(ticket, str) else f"none-{i}" for i, ticket in enumerate(columns["Ticket"])]
+
+
+_GROUP_KEYS = {"family": family_keys, "ticket": ticket_keys}
+_KEY_INPUTS = {"family": ("Name", "Pclass"), "ticket": ("Ticket",)}
+# The raw columns the default feature set reads.
+_GROUP_INPUTS = ("Pclass", "Name", "Sex", "Ticket")
+
+
+def group_key(X: pd.DataFrame, kind: str) -> pd.Series:
+    """The family or ticket key of each row of a frame."""
+    keys = _GROUP_KEYS[kind]({column: X[column].tolist() for column in _KEY_INPUTS[kind]})
     return pd.Series(keys, index=X.index, dtype=object)
-
-
-_GROUP_KEYS = {"family": family_key, "ticket": ticket_key}

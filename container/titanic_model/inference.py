@@ -5,9 +5,9 @@ and every bad request is a RequestError carrying the HTTP status and a one-line 
 names the row and the column. Rows are numbered from 1 in the order they came, header and
 blank lines not counted, so the reason points at the same row in every content type.
 
-The rows go through the same checks and conversions as a training channel (data.typed) and
-then through the trained pipeline itself, so a served probability is the training code's
-predict_proba on that row, to the last digit.
+The rows go through the same checks and conversions as a training channel (data.typed_columns)
+and then through the trained model as serving_model.ServingModel runs it, so a served
+probability is the training code's predict_proba on that row, to the last digit.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from titanic_model.contract import ACCEPT_TYPES, CONTENT_TYPES, CSV, JSON, JSONLINES
-from titanic_model.data import KAGGLE_HEADER, REQUIRED_COLUMNS, DataError, typed
+from titanic_model.data import KAGGLE_HEADER, REQUIRED_COLUMNS, DataError, typed_columns
 from titanic_model.metrics import predicted_class
+from titanic_model.serving_model import ServingModel
 
 PASSENGER_ID = "PassengerId"
 # A headerless row is read by its number of fields: Kaggle's test.csv order, or train.csv's.
@@ -45,7 +45,7 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class Rows:
-    frame: pd.DataFrame  # typed Kaggle columns, one row per passenger, in request order
+    columns: dict[str, list[Any]]  # typed Kaggle columns (data.typed_columns), rows in request order
     ids: list[str | None] | None  # PassengerId per row when the request gave that column
 
 
@@ -179,12 +179,11 @@ def _rows(items: list[Any], header: tuple[str, ...] | None) -> Rows:
             table[column].append(_cell(number, column, record.get(column)))
     has_ids = (header is not None and PASSENGER_ID in header) or any(v is not None for v in table[PASSENGER_ID])
     ids = table.pop(PASSENGER_ID)
-    frame = pd.DataFrame(table, dtype=object)
     try:
-        frame = typed(frame, require_label=False, locate=lambda index: f"row {index + 1}")
+        columns = typed_columns(table, require_label=False, locate=lambda position: f"row {position + 1}")
     except DataError as exc:
         raise RequestError(400, str(exc)) from None
-    return Rows(frame=frame, ids=ids if has_ids else None)
+    return Rows(columns=columns, ids=ids if has_ids else None)
 
 
 def _require_columns(header: tuple[str, ...]) -> None:
@@ -195,9 +194,9 @@ def _require_columns(header: tuple[str, ...]) -> None:
         )
 
 
-def predict(model: Any, rows: Rows) -> np.ndarray:
-    """P(survived) per row, from the trained pipeline exactly as training scored it."""
-    return model.predict_proba(rows.frame)[:, 1]
+def predict(model: ServingModel, rows: Rows) -> np.ndarray:
+    """P(survived) per row, exactly as the trained pipeline scores it."""
+    return model.probabilities(rows.columns)
 
 
 def _id_value(raw: str | None) -> int | str | None:

@@ -102,8 +102,11 @@ def _whole(env: dict[str, str], name: str, default: int, high: int = 1024) -> in
 
 
 def load_model(model_dir: Path, lightgbm_threads: int) -> Any:
-    """The pipeline training saved, with LightGBM held to this worker's share of the CPUs."""
+    """The pipeline training saved, as serving runs it, with LightGBM held to this worker's
+    share of the CPUs."""
     import joblib
+
+    from titanic_model.serving_model import ServingModel
 
     path = model_dir / contract.MODEL_FILE
     if not path.is_file():
@@ -118,7 +121,7 @@ def load_model(model_dir: Path, lightgbm_threads: int) -> Any:
             "training, whose libraries match"
         ) from None
     model.named_steps["model"].set_params(n_jobs=lightgbm_threads)
-    return model
+    return ServingModel.of(model)
 
 
 class App:
