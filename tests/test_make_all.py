@@ -21,7 +21,7 @@ import joblib
 import pandas as pd
 import pytest
 from checkout import Checkout, free_port, new_checkout, ran
-from conftest import REPO
+from conftest import REPO, run_record
 from titanic_model.data import typed
 
 from launcher.lib import records
@@ -162,7 +162,7 @@ def test_all_verifies_the_job_it_trained_not_the_newest_record(pipe: Checkout) -
     this run verifies."""
     settled(pipe)
     decoy = pipe.root / "runs" / "titanic-lgbm-2099-01-01-00-00-00-000.json"
-    decoy.write_text(json.dumps({"job_name": decoy.stem, "status": "Failed"}))
+    decoy.write_text(json.dumps(run_record(job_name=decoy.stem, status="Failed")))
     try:
         result = pipe.make("all")
     finally:
@@ -622,7 +622,7 @@ def test_predict_writes_a_kaggle_submission_equal_to_the_models_own_predictions(
 def test_predict_refuses_a_model_that_was_not_verified(pipe: Checkout) -> None:
     ready(pipe)
     decoy = pipe.root / "runs" / "titanic-lgbm-2099-01-01-00-00-00-001.json"
-    decoy.write_text(json.dumps({"job_name": decoy.stem, "status": "Failed"}))
+    decoy.write_text(json.dumps(run_record(job_name=decoy.stem, status="Failed")))
     try:
         result = pipe.make("predict", JOB=decoy.stem)
     finally:
