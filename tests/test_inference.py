@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +242,20 @@ def test_typed_agrees_with_pandas_own_parsing_of_kaggles_files() -> None:
             assert np.allclose(ours[column].astype(float), theirs[column].astype(float), equal_nan=True), column
         for column in ("Sex", "Embarked"):
             assert ours[column].fillna("").tolist() == theirs[column].fillna("").tolist(), column
+
+
+def test_the_column_reader_reads_what_the_cell_reader_reads() -> None:
+    """Many CSV lines of one layout are read column by column; it must give exactly the cells
+    the row-by-row reader gives, for every layout, blanks included, and hand anything else back."""
+    rng = random.Random(3)
+    header = (*inference.TRAIN_COLUMNS, "Extra")
+    layouts = [(header, len(header)), (None, len(inference.TEST_COLUMNS)), (None, len(inference.TRAIN_COLUMNS))]
+    for columns, width in layouts:
+        for _ in range(20):
+            cells = ["", "3", "x y", " 1.5 ", "S"]
+            items = [[rng.choice(cells) for _ in range(width)] for _ in range(rng.randint(1, 9))]
+            assert inference._text_columns(items, columns) == inference._cells(items, columns)
+    mixed = [["1"] * len(inference.TEST_COLUMNS), ["1"] * len(inference.TRAIN_COLUMNS)]
+    assert inference._text_columns(mixed, None) is None  # two layouts: read row by row
+    assert inference._text_columns([{"Pclass": "1"}], None) is None  # JSON objects
+    assert inference._text_columns([[1] * len(inference.TEST_COLUMNS)], None) is None  # JSON numbers
