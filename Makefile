@@ -369,9 +369,9 @@ lint: $(VENV)/.installed ## ruff, shellcheck and hadolint over everything
 	$(VENV)/bin/hadolint container/Dockerfile
 
 .PHONY: test
-test: lint ## Lint, then every test tier (the Docker tier included), in random order; brings the machine up first
+test: lint ## Lint, then every test tier (the Docker tier beside the others), in random order; brings the machine up first
 	@scripts/setup-machine.sh stack
-	$(PY) -m pytest -p no:cacheprovider -p random_order --random-order
+	scripts/test-tiers.sh $(PY)
 
 .PHONY: test-fast
 test-fast: $(VENV)/.installed ## Only the tests that need no Docker engine
