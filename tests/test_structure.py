@@ -73,3 +73,23 @@ def test_the_import_checker_sees_every_form(tmp_path: Path) -> None:
         "launcher.lib.errors",
         "launcher.registry",
     }
+
+
+def test_shared_modules_form_no_import_cycle() -> None:
+    """A cycle would make the order of imports matter, and the layers meaningless."""
+    graph = {
+        path.stem: {m.removeprefix("launcher.lib.") for m in launcher_imports(path) if m.startswith("launcher.lib.")}
+        for path in shared()
+    }
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"import cycle: {' -> '.join((*path, module))}"
+        if module in done:
+            return
+        for imported in graph.get(module, ()):
+            visit(imported, (*path, module))
+        done.add(module)
+
+    for module in graph:
+        visit(module, ())
