@@ -3,14 +3,18 @@
 One protocol, shared by the training job (its model card) and benchmarks/model_cv.py (the
 candidates table): repeated stratified k-fold cross-validation in which everything that
 learns from data (imputation, category levels, the family and ticket outcomes) is fitted
-inside each training fold, exactly as at prediction time; and two baseline rules scored on
+inside each training fold, exactly as at prediction time; and three baseline rules scored on
 the very same folds:
 
 - "women live": every woman survives, every man dies;
 - "women and boys follow their family": a woman or boy is predicted from how the other
   women and boys of the same family (surname and class) fared in the training fold (a boy
   whose family's women and boys all lived lives; a woman whose family's all died dies),
-  everyone else by sex.
+  everyone else by sex;
+- "woman-child groups by surname": the same rule as published in Kaggle's "Titanic using
+  Name only" notebook (public score 0.81818), whose groups are the surname alone: all men
+  die except boys (title Master) of a group whose women and boys all lived; all women live
+  except those of a group whose women and boys all died.
 
 Fold-by-fold differences against the rules are paired (same folds), so their spread is the
 honest yardstick for "better than the rule".
@@ -38,17 +42,32 @@ def women_live(X_train: pd.DataFrame, y_train: pd.Series, X: pd.DataFrame) -> np
     return (X["Sex"] == "female").to_numpy(dtype=float)
 
 
-def women_and_boys_follow_family(X_train: pd.DataFrame, y_train: pd.Series, X: pd.DataFrame) -> np.ndarray:
-    mask = woman_or_boy(X_train)
-    keys = group_key(X_train, "family")[mask]
-    rate = pd.Series(np.asarray(y_train, dtype=float), index=X_train.index)[mask].groupby(keys).mean()
-    known = group_key(X, "family").map(rate).to_numpy(dtype=float)
-    women = (X["Sex"] == "female").to_numpy()
-    boys = (X["Name"].map(extract_title) == "Master").to_numpy() & ~women
-    predicted = women.astype(float)
-    predicted[boys & (known == 1.0)] = 1.0
-    predicted[women & (known == 0.0)] = 0.0
-    return predicted
+def _follow_group(key: Callable[[pd.DataFrame], pd.Series]) -> Predictor:
+    """Women and boys live or die with the women and boys of their group (`key`) in the
+    training rows; everyone else, and a group the training rows do not settle, by sex."""
+
+    def predict(X_train: pd.DataFrame, y_train: pd.Series, X: pd.DataFrame) -> np.ndarray:
+        mask = woman_or_boy(X_train)
+        labels = pd.Series(np.asarray(y_train, dtype=float), index=X_train.index)
+        rate = labels[mask].groupby(key(X_train)[mask]).mean()
+        known = key(X).map(rate).to_numpy(dtype=float)
+        women = (X["Sex"] == "female").to_numpy()
+        boys = (X["Name"].map(extract_title) == "Master").to_numpy() & ~women
+        predicted = women.astype(float)
+        predicted[boys & (known == 1.0)] = 1.0
+        predicted[women & (known == 0.0)] = 0.0
+        return predicted
+
+    return predict
+
+
+def surname(X: pd.DataFrame) -> pd.Series:
+    """'Palsson, Master. Gosta Leonard' -> 'Palsson' (the published rule's group)."""
+    return X["Name"].map(lambda name: name.split(",")[0].strip() if isinstance(name, str) else "")
+
+
+women_and_boys_follow_family = _follow_group(lambda X: group_key(X, "family"))
+woman_child_groups_by_surname = _follow_group(surname)
 
 
 # benchmarks/model_cv.py's nested loop (pick the best of its candidates by inner CV, score it
@@ -63,6 +82,7 @@ SELECTION_OPTIMISM = {
 RULES: dict[str, Predictor] = {
     "women live": women_live,
     "women and boys follow their family": women_and_boys_follow_family,
+    "woman-child groups by surname": woman_child_groups_by_surname,
 }
 
 
@@ -125,7 +145,7 @@ def beats(candidate: Scores, baseline: Scores) -> bool:
 
 
 def estimate(model: Predictor, X: pd.DataFrame, y: pd.Series, repeats: int) -> dict[str, object]:
-    """The model card's account of the model on unseen passengers: the model and both rules
+    """The model card's account of the model on unseen passengers: the model and every rule
     under the same folds, the paired differences, the threshold, the weakest groups."""
     if repeats == 0:
         return {"skipped": "cv_repeats=0"}
@@ -142,7 +162,7 @@ def estimate(model: Predictor, X: pd.DataFrame, y: pd.Series, repeats: int) -> d
             name: {**s.summary(), "model_minus_rule_accuracy": paired_difference(scores, s)}
             for name, s in rules.items()
         },
-        "beats_both_rules": all(beats(scores, s) for s in rules.values()),
+        "beats_every_rule": all(beats(scores, s) for s in rules.values()),
         "threshold": {
             "value": THRESHOLD,
             "how": "chosen inside the folds by benchmarks/model_cv.py: the median inner-fold choice is 0.50, and no "
