@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ import pandas as pd
 import pytest
 from checkout import free_port
 from moto.server import ThreadedMotoServer
+from titanic_model import contract
 
 from launcher.lib.config import Settings, load
 
@@ -247,6 +249,19 @@ def split_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
     )
     return out
+
+
+def processing_tree(root: Path, model_dir: Path, split_dir: Path) -> contract.ProcessingPaths:
+    """/opt/ml as a processing job lays it out for evaluate: the model's archive and the two
+    channels (titanic_model.contract.ProcessingPaths)."""
+    paths = contract.ProcessingPaths(root)
+    paths.model_dir.mkdir(parents=True)
+    with tarfile.open(paths.model_dir / contract.MODEL_ARCHIVE, "w:gz") as tar:
+        for member in sorted(model_dir.iterdir()):
+            tar.add(member, arcname=member.name)
+    for channel in ("train", "validation"):
+        shutil.copytree(split_dir / channel, paths.channel(channel))
+    return paths
 
 
 def make_sm_root(root: Path, split_dir: Path, channels: tuple[str, ...] = ("train", "validation")) -> Path:

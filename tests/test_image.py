@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import long_run_root, make_sm_root, run_script
+from conftest import long_run_root, make_sm_root, processing_tree, run_script
 from corpus_cases import CASES, BadInput
+from titanic_model import contract
 
 pytestmark = pytest.mark.docker
 
@@ -84,10 +85,20 @@ def test_bad_input_in_the_container(image: str, case: BadInput, tmp_path: Path, 
     assert not any((root / "model").iterdir())
 
 
+def test_evaluates_as_a_processing_job_runs_it(image: str, tmp_path: Path, trained_root: Path, split_dir: Path) -> None:
+    """`docker run IMAGE evaluate` offline, over /opt/ml/processing as a job lays it out."""
+    paths = processing_tree(tmp_path / "ml", trained_root / "model", split_dir)
+    result = sagemaker_run(image, paths.root, "evaluate")
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = json.loads((paths.evaluation_dir / contract.EVALUATION_FILE).read_text())
+    assert written["reported"]["equal"] is True
+    assert written["estimate"]["beats_every_rule"] is True
+
+
 def test_refuses_any_other_command(image: str, sm_root: Path) -> None:
     result = sagemaker_run(image, sm_root, "predict")
     assert result.returncode == 1
-    assert "knows 'train', 'serve' and 'rescore'" in (sm_root / "output/failure").read_text()
+    assert "knows 'train', 'serve', 'evaluate' and 'rescore'" in (sm_root / "output/failure").read_text()
     assert not any((sm_root / "model").iterdir())
 
 

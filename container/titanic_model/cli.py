@@ -1,5 +1,6 @@
 """Training's entry point: `python entrypoint.py train [--name value ...]`, as SageMaker runs the
-image, and `python entrypoint.py rescore` (make verify's offline rescoring, metrics as JSON on
+image; `python entrypoint.py evaluate`, as a processing job runs it (titanic_model.evaluate);
+and `python entrypoint.py rescore` (make verify's offline rescoring, metrics as JSON on
 stdout). `serve` never gets here: entrypoint.py hands it to titanic_model.server.
 
 One try/except/finally, like AWS's training toolkit: the work in try, the failure file and the
@@ -19,6 +20,7 @@ from titanic_model import contract
 from titanic_model.checkpoints import TrainingInterrupted
 from titanic_model.cluster import ClusterError
 from titanic_model.data import DataError
+from titanic_model.evaluate import evaluate, write, write_message
 from titanic_model.hyperparameters import SPECS, HyperparameterError
 from titanic_model.rescore import rescore
 from titanic_model.training import run_training
@@ -26,6 +28,7 @@ from titanic_model.training import run_training
 log = logging.getLogger("titanic_model")
 COMMAND = "train"
 RESCORE = "rescore"
+EVALUATE = "evaluate"
 
 
 class UsageError(ValueError):
@@ -54,7 +57,7 @@ def parse_args(argv: list[str]) -> dict[str, str]:
     if args.command != COMMAND:
         got = "no command" if args.command is None else f"the command {args.command!r}"
         raise UsageError(
-            f"got {got}; this image knows '{COMMAND}', 'serve' and '{RESCORE}' "
+            f"got {got}; this image knows '{COMMAND}', 'serve', '{EVALUATE}' and '{RESCORE}' "
             f"(SageMaker runs it as '<image> {COMMAND}' or '<image> serve')"
         )
     return {name: value for name, value in vars(args).items() if name != "command" and value is not None}
@@ -70,12 +73,25 @@ def run_rescore(paths: contract.Paths) -> int:
     return 0
 
 
+def run_evaluate(paths: contract.ProcessingPaths) -> int:
+    """The processing job's command: evaluation.json, or a reason in the job's ExitMessage."""
+    try:
+        log.info("wrote %s", write(paths, evaluate(paths)))
+    except (DataError, OSError) as exc:
+        write_message(paths, str(exc))
+        log.error("evaluate failed: %s", exc)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     paths = contract.Paths.from_env()
     args = sys.argv[1:] if argv is None else argv
     if args == [RESCORE]:
         return run_rescore(paths)
+    if args == [EVALUATE]:
+        return run_evaluate(contract.ProcessingPaths.from_env())
     reason = None
     try:
         overrides = parse_args(args)

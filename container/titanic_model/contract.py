@@ -23,6 +23,8 @@ JSONLINES = "application/jsonlines"
 CONTENT_TYPES = (CSV, JSON, JSONLINES)
 ACCEPT_TYPES = (CSV, JSON, JSONLINES)
 
+MODEL_ARCHIVE = "model.tar.gz"  # what a training job leaves in S3, and what evaluate reads
+EVALUATION_FILE = "evaluation.json"
 MODEL_FILE = "model.joblib"
 METRICS_FILE = "metrics.json"
 MODEL_CARD_FILE = "model_card.json"
@@ -79,6 +81,37 @@ class Paths:
                 return Path(local)
             return default
         return default if default.is_dir() else None
+
+
+@dataclass(frozen=True)
+class ProcessingPaths:
+    """SageMaker Processing's side of the contract, for `evaluate`: every input and output of a
+    processing job is a folder under /opt/ml/processing, named by the job's request (the
+    launcher uses these very names), and a failed job's reason goes to /opt/ml/output/message."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> ProcessingPaths:
+        return cls(Paths.from_env(env).root)
+
+    @property
+    def model_dir(self) -> Path:
+        """Where the job downloads the training job's model.tar.gz."""
+        return self.root / "processing" / "model"
+
+    def channel(self, name: str) -> Path:
+        return self.root / "processing" / "input" / name
+
+    @property
+    def evaluation_dir(self) -> Path:
+        """What the job uploads when it ends: evaluation.json."""
+        return self.root / "processing" / "evaluation"
+
+    @property
+    def message_file(self) -> Path:
+        """Its first 1 KB becomes DescribeProcessingJob's ExitMessage."""
+        return self.root / "output" / "message"
 
 
 def write_failure(paths: Paths, reason: str) -> None:
