@@ -177,3 +177,32 @@ def test_the_default_set_alone_equals_its_columns_of_the_full_set(frames: tuple[
     pd.testing.assert_frame_equal(groups.transform(new), full.transform(new)[list(GROUP_COLUMNS)], check_exact=True)
     one_by_one = pd.concat([groups.transform(new.iloc[[i]]) for i in range(len(new))])
     pd.testing.assert_frame_equal(one_by_one, groups.transform(new), check_exact=True)
+
+
+def test_a_missing_ticket_shares_a_group_with_nobody() -> None:
+    """A training row without a ticket must not lend its outcome to a new passenger without
+    one: missing tickets were keyed by their row's position, so the first row of a request
+    matched the first row of the training data."""
+    rows = pd.DataFrame(
+        {
+            "Pclass": [3, 3],
+            "Name": ["Ware, Mrs. Ann", "Rush, Mr. Alfred"],
+            "Sex": ["female", "male"],
+            "Age": [30, 40],
+            "SibSp": [0, 0],
+            "Parch": [0, 0],
+            "Ticket": [None, "A/4 5"],
+            "Fare": [8.05] * 2,
+            "Cabin": [None] * 2,
+            "Embarked": ["S"] * 2,
+        }
+    )
+    y = pd.Series([1, 0])
+    fitted = TitanicFeatures().fit(rows, y)
+    stranger = rows.iloc[[0]].assign(Name="Other, Mrs. Beth").reset_index(drop=True)
+    served = fitted.transform(stranger)
+    assert served["ticket_wc_known"].item() == 0
+    assert np.isnan(served["ticket_wc_survival"].item())
+    # The training rows' own features are as before: nobody shares the missing ticket.
+    trained = TitanicFeatures().fit_transform(rows, y)
+    assert trained["ticket_wc_known"].tolist() == [0, 0]

@@ -152,13 +152,15 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
         return {column: out[column] for column in GROUP_COLUMNS}
 
     def _group(
-        self, kind: str, keys: list[str], mask: np.ndarray, own_labels: np.ndarray | None
+        self, kind: str, keys: list[str | None], mask: np.ndarray, own_labels: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         survivors = np.fromiter((self.group_survivors_[kind].get(k, 0.0) for k in keys), float, len(keys))
         members = np.fromiter((self.group_members_[kind].get(k, 0.0) for k in keys), float, len(keys))
         if own_labels is not None:
-            survivors = survivors - np.where(mask, own_labels, 0.0)
-            members = members - mask
+            # A row fit counted (a woman or boy with a key) leaves itself out of its group.
+            counted = mask & np.fromiter((k is not None for k in keys), bool, len(keys))
+            survivors = survivors - np.where(counted, own_labels, 0.0)
+            members = members - counted
         known = np.where(mask, members, 0.0)
         rate = np.full(len(keys), np.nan)
         np.divide(survivors, members, out=rate, where=mask & (members > 0))
@@ -235,9 +237,9 @@ def family_keys(columns: Mapping[str, Sequence[object]]) -> list[str]:
     ]
 
 
-def ticket_keys(columns: Mapping[str, Sequence[object]]) -> list[str]:
-    """The ticket as printed ('CA. 2343'); a missing one is its own, shared with nobody."""
-    return [ticket.strip() if isinstance(ticket, str) else f"none-{i}" for i, ticket in enumerate(columns["Ticket"])]
+def ticket_keys(columns: Mapping[str, Sequence[object]]) -> list[str | None]:
+    """The ticket as printed ('CA. 2343'); a missing one is None: no group, shared with nobody."""
+    return [ticket.strip() if isinstance(ticket, str) else None for ticket in columns["Ticket"]]
 
 
 _GROUP_KEYS = {"family": family_keys, "ticket": ticket_keys}
