@@ -264,6 +264,10 @@ all: $(DEPLOYED)/uploaded $(IMAGE_RECORD) | $(PREFLIGHT) ## The whole pipeline: 
 # ---- stage 7: predict (a batch transform job with a verified model) ------------------
 PREDICT := $(PY) -m launcher.predict --runs-dir $(RUNS) --test data/titanic/test.csv --checksums data/titanic/SHA256SUMS --job "$$JOB"
 
+.PHONY: evaluate
+evaluate: $(AWS_READY) $(BOOTSTRAP) | $(STAMPS)/config $(PREFLIGHT) ## Judge a verified model on its own as a processing job (JOB=name, default the latest): runs/<job>/evaluation.json
+	$(LOCKED) $(PY) -m launcher.evaluate --runs-dir $(RUNS) --job "$$JOB"
+
 .PHONY: predict
 predict: $(AWS_READY) $(BOOTSTRAP) | $(STAMPS)/config $(PREFLIGHT) ## Batch-transform Kaggle's test.csv with a verified model (JOB=name, default the latest) into runs/<job>/submission.csv
 	$(LOCKED) $(PREDICT)

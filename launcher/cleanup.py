@@ -140,6 +140,13 @@ KINDS = (
         listed="TransformJobSummaries",
         in_progress_only=True,
     ),
+    Kind(
+        noun="evaluation job",
+        api="ProcessingJob",
+        resource_type="processing-job",
+        listed="ProcessingJobSummaries",
+        in_progress_only=True,
+    ),
     Kind(noun="endpoint", api="Endpoint", resource_type="endpoint", listed="Endpoints"),
     Kind(noun="endpoint config", api="EndpointConfig", resource_type="endpoint-config", listed="EndpointConfigs"),
     Kind(noun="model", api="Model", resource_type="model", listed="Models"),

@@ -32,9 +32,9 @@ from launcher.lib import errors, instance_choice, names, records, sdk, watch
 from launcher.lib.caller import whoami
 from launcher.lib.config import Settings, job_tags, load
 from launcher.lib.dataset import verified_bytes
-from launcher.lib.errors import StillRunning, ToolkitError
+from launcher.lib.errors import ToolkitError
 from launcher.lib.local_mode import remove_local_containers
-from launcher.lib.pricing import PriceBook, pricing_client, run_cost, usd
+from launcher.lib.pricing import job_cost, usd
 
 log = logging.getLogger("predict")
 TEST_FILE = "test.csv"
@@ -45,10 +45,6 @@ PROBABILITIES = "probabilities.csv"
 
 class PredictError(ToolkitError):
     """The predictions cannot be made or trusted; the message says why and what to do."""
-
-
-class Interrupted(StillRunning):
-    """Ctrl-C or SIGTERM while a transform job ran on SageMaker; the message says what next."""
 
 
 def passenger_ids(data: bytes) -> list[str]:
@@ -67,17 +63,10 @@ def upload_test(s3: Any, settings: Settings, data: bytes, digest: str) -> str:
     return f"s3://{settings.bucket}/{key}"
 
 
-def require_artifact(s3: Any, record: records.RunRecord) -> None:
-    """The run's model.tar.gz must still be there. Listed, not HEAD-ed: HEAD's errors have no
-    body (a bare 403 or 400 says nothing of why), and the runner may list the output prefix."""
-    uri = urlparse(record["model_artifact"])
-    key = uri.path.lstrip("/")
-    listed = s3.list_objects_v2(Bucket=uri.netloc, Prefix=key, MaxKeys=1).get("Contents", [])
-    if not any(item["Key"] == key for item in listed):
-        raise PredictError(
-            f"{record['model_artifact']} of job {record['job_name']} is gone (deleted by clean-up, or "
-            "the embedded stack restarted and forgot it); train again with 'make all'"
-        )
+def priced_type(settings: Settings, instance_type: str) -> str:
+    """The type a transform is priced at: its own on AWS; on the embedded stack, the type make
+    predict would pick on AWS."""
+    return instance_type if not settings.local else settings.transform_instance_type or settings.instance_type
 
 
 def transform_instance_type(settings: Settings, boto_session: boto3.Session) -> str:
@@ -186,19 +175,6 @@ def table(rows: list[tuple[str, float, int]], probabilities: bool) -> bytes:
     return buffer.getvalue().encode()
 
 
-def transform_cost(
-    settings: Settings, boto_session: boto3.Session, instance_type: str, seconds: float | None
-) -> dict[str, Any]:
-    """Seconds x the type's hourly price. Local runs are not billed (cost None); the on-demand
-    figure is what the same seconds would cost on AWS on the type make predict would pick."""
-    priced_type = instance_type if not settings.local else settings.transform_instance_type or settings.instance_type
-    book = PriceBook(settings.region, None if settings.local else pricing_client(boto_session, settings.region))
-    price, _ = book.lookup(priced_type)
-    cost = run_cost(seconds, None if settings.local else seconds, price, spot=False)
-    cost.update(instance_type=priced_type, price_basis="the type's training on-demand price (docs/cost.md)")
-    return cost
-
-
 def run(
     settings: Settings,
     runs_dir: Path,
@@ -214,7 +190,7 @@ def run(
     ids = passenger_ids(data)
     boto_session = boto_session or boto3.Session(region_name=settings.region)
     s3, sm = boto_session.client("s3"), boto_session.client("sagemaker")
-    require_artifact(s3, record)
+    records.require_artifact(s3, record)
     launched_by = whoami(boto_session).arn
     input_uri = upload_test(s3, settings, data, digest)
     name = names.transform_job(settings.base_job_name, datetime.now(UTC))
@@ -251,7 +227,13 @@ def run(
         description: dict[str, Any] = session.sagemaker_client.describe_transform_job(TransformJobName=name)
         seconds: float | None = round(time.perf_counter() - clock, 1)
     else:
-        description = _wait_or_interrupt(sm, name)
+        description = watch.until_final(
+            lambda: sm.describe_transform_job(TransformJobName=name),
+            "TransformJobStatus",
+            f"transform job {name}",
+            f"stop it with 'aws sagemaker stop-transform-job --transform-job-name {name}', or let it finish and run "
+            "'make predict' again",
+        )
         seconds = _seconds(description)
     if description["TransformJobStatus"] != "Completed":
         raise PredictError(
@@ -275,7 +257,7 @@ def run(
         "local_dir": str(runs_dir / record["job_name"]),
         "seconds": seconds,
         "survivors": sum(s for _, _, s in rows),
-        "cost": transform_cost(settings, boto_session, instance_type, seconds),
+        "cost": job_cost(settings, boto_session, priced_type(settings, instance_type), seconds),
     }
     record.setdefault("transforms", []).append(transform)
     records.write_record(runs_dir, record)
@@ -284,25 +266,6 @@ def run(
 
 def _seconds(description: dict[str, Any]) -> float | None:
     return watch.seconds_between(description.get("TransformStartTime"), description.get("TransformEndTime"))
-
-
-def _wait_or_interrupt(sm: Any, name: str) -> dict[str, Any]:
-    """The transform job's final description; Interrupted on Ctrl-C or SIGTERM."""
-
-    def read() -> dict[str, Any]:
-        return sm.describe_transform_job(TransformJobName=name)
-
-    try:
-        with watch.sigterm_as_ctrl_c():
-            return watch.until_settled(
-                read, "TransformJobStatus", lambda status: status in watch.FINAL_STATUSES, f"transform job {name}"
-            )
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"transform job {name} keeps running on SageMaker and is billed until it ends: stop it with "
-            f"'aws sagemaker stop-transform-job --transform-job-name {name}', or let it finish and run 'make predict' "
-            "again"
-        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,6 +71,7 @@ def source_arns(settings: Settings, caller: Caller, now: datetime) -> dict[str, 
         "training (make train)": job(f"training-job/{name_from_base(settings.base_job_name)}"),
         "tuning (make tune-jobs)": job(f"hyper-parameter-tuning-job/{tuning}"),
         "batch transform (make predict)": job(f"transform-job/{names.transform_job(settings.base_job_name, now)}"),
+        "processing (make evaluate)": job(f"processing-job/{names.evaluation_job(settings.base_job_name, now)}"),
         "hosting (make deploy)": names.hosting_source_arn(caller.partition, settings.region, caller.account),
     }
 
@@ -186,6 +187,15 @@ def check_quota(session: boto3.Session, settings: Settings, goals: str = "") -> 
         )
     mode = "spot" if settings.use_spot else "on-demand"
     log.info("quota: %s %s = %g (%s)", settings.instance_type, mode, quota, source)
+    if "evaluate" in goals.split():  # make evaluate's processing job runs one INSTANCE_TYPE instance
+        quota, code, source = quota_for(quotas, settings.instance_type, False, kind="processing")
+        if quota is not None and quota < 1:
+            raise PreflightError(
+                f"INSTANCE_TYPE: '{settings.instance_type} for processing job usage' has a quota of 0 ({source}) and "
+                f"make evaluate runs a processing job on it; request an increase of {code or 'that quota'} in Service "
+                "Quotas (SageMaker), or set INSTANCE_TYPE to a type with processing quota"
+            )
+        log.info("quota: %s processing = %g (%s)", settings.instance_type, quota, source)
 
 
 def run(settings: Settings, session: boto3.Session, docker_check: Callable[[], None] = check_docker) -> list[str]:

@@ -101,6 +101,28 @@ def test_clean_up_stops_only_the_callers_own_tagged_jobs(moto_endpoint: str, tmp
             "list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": me}]}, {"ResourceArn": transform_arn}
         )
         stub.add_response("stop_transform_job", {}, {"TransformJobName": predict})
+        # make evaluate's processing jobs: a teammate's is left alone.
+        evaluation = "titanic-lgbm-eval-20261126100000"
+        evaluation_arn = f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{evaluation}"
+        stub.add_response(
+            "list_processing_jobs",
+            {
+                "ProcessingJobSummaries": [
+                    {
+                        "ProcessingJobName": evaluation,
+                        "ProcessingJobArn": evaluation_arn,
+                        "ProcessingJobStatus": "InProgress",
+                        "CreationTime": DAY,
+                    }
+                ]
+            },
+            {"NameContains": "titanic-lgbm-eval", "StatusEquals": "InProgress"},
+        )
+        stub.add_response(
+            "list_tags",
+            {"Tags": [ours, {"Key": "launched-by", "Value": "arn:aws:iam::1:user/bob"}]},
+            {"ResourceArn": evaluation_arn},
+        )
         # make deploy's endpoint, its configs and models: a teammate's endpoint is left alone.
         endpoint_arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/titanic-survival"
         stub.add_response(
@@ -163,6 +185,7 @@ DISCOVERY_CALLS = [
     ("sagemaker", "ListHyperParameterTuningJobs"),
     ("sagemaker", "ListTrainingJobs"),
     ("sagemaker", "ListTransformJobs"),
+    ("sagemaker", "ListProcessingJobs"),
     ("sagemaker", "ListEndpoints"),
     ("sagemaker", "ListEndpointConfigs"),
     ("sagemaker", "ListModels"),
@@ -220,6 +243,7 @@ def test_a_teammates_endpoint_whose_tags_are_denied_is_left_alone(tmp_path: Path
         "list_hyper_parameter_tuning_jobs": "HyperParameterTuningJobSummaries",
         "list_training_jobs": "TrainingJobSummaries",
         "list_transform_jobs": "TransformJobSummaries",
+        "list_processing_jobs": "ProcessingJobSummaries",
     }
     with Stubber(sm) as stub:
         for method, key in empty.items():

@@ -208,6 +208,7 @@ def test_trust_policy_is_sagemaker_only_with_confused_deputy_conditions() -> Non
         "arn:aws:sagemaker:us-east-1:123456789012:training-job/titanic-lgbm-*",
         "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/titanic-lgbm-*",
         "arn:aws:sagemaker:us-east-1:123456789012:transform-job/titanic-lgbm-predict-*",
+        "arn:aws:sagemaker:us-east-1:123456789012:processing-job/titanic-lgbm-eval-*",
     ]
     # Hosting: exactly AWS's documented literal, never a model or endpoint ARN.
     assert hosting["Condition"]["ArnLike"]["aws:SourceArn"] == "arn:aws:sagemaker:us-east-1:123456789012:*"
@@ -571,3 +572,17 @@ def test_wildcard_actions_have_no_required_resource_type() -> None:
         assert not required, f"{action} requires {required}: scope it instead of '*'"
     assert privileges["sagemaker:ListModelPackages"] == ["model-package"]  # optional, as the reason says
     assert "optional" in WILDCARD["sagemaker:ListModelPackages"]
+
+
+def test_the_execution_role_lets_a_processing_job_read_the_model_and_log() -> None:
+    """make evaluate's job lists and reads the training job's model.tar.gz under OUTPUT_PREFIX,
+    writes evaluation.json beside it, and logs to its own group."""
+    role = documents()["execution-role-policy"]
+    listing = next(s for s in statements(role) if "s3:ListBucket" in iam.as_list(s["Action"]))
+    assert "titanic/output/*" in listing["Condition"]["StringLike"]["s3:prefix"]
+    model = "arn:aws:s3:::titanic-sagemaker-toolkit-demo/titanic/output/j/output/model.tar.gz"
+    assert allows(role, "s3:GetObject", model)
+    assert allows(role, "s3:PutObject", "arn:aws:s3:::titanic-sagemaker-toolkit-demo/titanic/output/j/evaluation/x")
+    group = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/ProcessingJobs:*"
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+        assert allows(role, action, group), action

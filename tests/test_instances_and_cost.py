@@ -414,3 +414,18 @@ def test_the_quota_covers_what_the_command_runs_at_once(changes: dict[str, str],
                 preflight.check_quota(session, settings, goals)
         else:
             preflight.check_quota(session, settings, goals)
+
+
+@pytest.mark.parametrize(("processing", "fails"), [(0, True), (1, False)])
+def test_make_evaluate_needs_processing_quota_for_the_type(processing: float, fails: bool) -> None:
+    """make evaluate runs its processing job on INSTANCE_TYPE: a separate quota, checked only then."""
+    pages = [[*SAMPLE_QUOTAS[0], quota("ml.m5.large for processing job usage", processing, "L-PROCESS")]]
+    settings = load({**shipped(), "TARGET": "aws", "USE_SPOT": "no"})
+    for goals, checked in (("evaluate", True), ("train", False)):
+        client, stub = quota_client(pages)
+        with stub:
+            if fails and checked:
+                with pytest.raises(preflight.PreflightError, match=r"'ml\.m5\.large for processing job usage' has a q"):
+                    preflight.check_quota(OneClientSession(client), settings, goals)
+            else:
+                preflight.check_quota(OneClientSession(client), settings, goals)

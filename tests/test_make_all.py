@@ -584,6 +584,28 @@ def test_a_port_held_by_another_process_is_named(pipe: Checkout) -> None:
     assert f"port {port} on 127.0.0.1 is in use by another process; set LOCAL_MOTO_PORT" in result.stderr
 
 
+def test_evaluate_judges_the_verified_model_as_a_processing_job(pipe: Checkout) -> None:
+    """make evaluate on the embedded stack: the image's evaluate command in local mode's
+    processing job, evaluation.json beside the model in S3 and in runs/<job>/, the record's
+    section, and no container left behind."""
+    job = trained_job(settled(pipe))
+    result = pipe.make("evaluate")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    record = latest_record(pipe)
+    evaluation = record["evaluation"]
+    assert record["job_name"] == job and evaluation["job_name"].startswith("titanic-lgbm-eval-")
+    assert evaluation["val_auc"] == pytest.approx(record["metrics"]["val_auc"], abs=1e-6)
+    assert evaluation["reported_equal"] is True and evaluation["beats_every_rule"] is True
+    written = json.loads((pipe.root / "runs" / job / "evaluation.json").read_text())
+    assert len(written["estimate"]["baselines"]) == 3
+    key = evaluation["uri"].removeprefix(f"s3://{BUCKET}/")
+    assert key == f"titanic/output/{job}/evaluation/evaluation.json"
+    assert json.loads(pipe.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()) == written
+    assert "val_auc 0.8964 (equal to training's), beats every rule" in result.stderr
+    exited = ["docker", "ps", "-aq", "--filter", f"ancestor={record['image']['uri']}", "--filter", "status=exited"]
+    assert subprocess.run(exited, capture_output=True, text=True).stdout.strip() == ""
+
+
 def test_predict_writes_a_kaggle_submission_equal_to_the_models_own_predictions(pipe: Checkout) -> None:
     job = trained_job(settled(pipe))
     result = pipe.make("predict")

@@ -47,11 +47,13 @@ def made_names(settings: Any) -> dict[str, list[str]]:
     """What the toolkit names, per SageMaker resource type, as the code makes them."""
     tuning = names.tuning_job(settings.base_job_name, NOW)
     transform = names.transform_job(settings.base_job_name, NOW)
+    evaluation = names.evaluation_job(settings.base_job_name, NOW)
     endpoint_object = names.endpoint_object(settings.endpoint_name, 10**names.VERSION_DIGITS - 1, NOW)
     return {
         "training-job": [name_from_base(settings.base_job_name), f"{tuning}-001-0a1b2c3d"],  # a job; a tuning trial
         "hyper-parameter-tuning-job": [tuning],
         "transform-job": [transform],
+        "processing-job": [evaluation],
         "model": [transform, endpoint_object],
         "endpoint-config": [endpoint_object],
         "endpoint": [settings.endpoint_name],
@@ -87,7 +89,7 @@ def test_every_name_fits_its_limit_its_grant_the_trust_and_clean_up(values: dict
                 for p in runner_resources(docs["runner-policy"], resource_type)
             ]
             assert any(policy.arn_like(pattern, arn) for pattern in granted), (arn, granted)
-            if resource_type in ("training-job", "hyper-parameter-tuning-job", "transform-job"):
+            if resource_type in ("training-job", "hyper-parameter-tuning-job", "transform-job", "processing-job"):
                 jobs = {"Statement": docs["execution-role-trust"]["Statement"][:1]}
                 assert policy.admits(jobs, arn, "123456789012"), arn
             # Clean-up takes exactly these names for the toolkit's (its listing matches with names.owned).
@@ -124,6 +126,7 @@ def test_the_limits_are_the_api_models() -> None:
     for shape, limit in (
         ("TrainingJobName", names.NAME_MAX),
         ("TransformJobName", names.NAME_MAX),
+        ("ProcessingJobName", names.NAME_MAX),
         ("ModelName", names.NAME_MAX),
         ("EndpointConfigName", names.NAME_MAX),
         ("EndpointName", names.NAME_MAX),
@@ -157,6 +160,9 @@ def documented_source_arns(account: str) -> dict[str, str]:
         "tuning trial": names.arn("aws", "us-east-1", account, f"training-job/{made['training-job'][1]}"),
         "tuning": names.arn("aws", "us-east-1", account, f"hyper-parameter-tuning-job/{made[tuning][0]}"),
         "batch transform": names.arn("aws", "us-east-1", account, f"transform-job/{made['transform-job'][0]}"),
+        "processing (make evaluate)": names.arn(
+            "aws", "us-east-1", account, f"processing-job/{made['processing-job'][0]}"
+        ),
         "real-time, serverless and asynchronous inference": names.hosting_source_arn("aws", "us-east-1", account),
     }
 

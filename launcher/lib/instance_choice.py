@@ -26,8 +26,8 @@ from launcher.lib.config import Settings, instance_types
 from launcher.lib.pricing import ACCELERATED, PriceBook, pricing_client, snapshot, usd
 
 log = logging.getLogger("instance-report")
-QUOTA_NAME = re.compile(r"^(ml\.[a-z0-9.]+) for (spot training|training|transform) job usage$")
-_QUOTA_KIND = {"spot training": "spot", "training": "on_demand", "transform": "transform"}
+QUOTA_NAME = re.compile(r"^(ml\.[a-z0-9.]+) for (spot training|training|transform|processing) job usage$")
+_QUOTA_KIND = {"spot training": "spot", "training": "on_demand", "transform": "transform", "processing": "processing"}
 CONSOLE = "https://console.aws.amazon.com/servicequotas/home/services/sagemaker/quotas/{code}"
 
 
@@ -78,14 +78,15 @@ def training_quotas(client: Any) -> dict[str, dict[str, Any]]:
 
 
 def quota_for(
-    quotas: dict[str, dict[str, Any]] | None, instance_type: str, spot: bool
+    quotas: dict[str, dict[str, Any]] | None, instance_type: str, spot: bool, kind: str = ""
 ) -> tuple[float | None, str, str]:
     """The quota for this type and mode (None when unknown), its quota code and where the
-    number came from ('applied', 'AWS default', or 'not listed' for a type neither list has)."""
+    number came from ('applied', 'AWS default', or 'not listed' for a type neither list has).
+    `kind` names another quota than training's ('processing', 'transform')."""
     if quotas is None:
         return None, "", "unknown"
     entry = quotas.get(instance_type, {})
-    kind = "spot" if spot else "on_demand"
+    kind = kind or ("spot" if spot else "on_demand")
     return entry.get(kind, 0.0), entry.get(f"{kind}_code") or "", entry.get(f"{kind}_source", "not listed")
 
 

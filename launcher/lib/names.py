@@ -23,11 +23,13 @@ VERSION_DIGITS = 6  # registry versions up to 999,999
 # The SDK's name_from_base suffix: "-" + "%Y-%m-%d-%H-%M-%S-%f"[:-3] (24 characters).
 TRAINING_SUFFIX_LEN = 24
 PREDICT_INFIX = "-predict-"
+EVALUATE_INFIX = "-eval-"
 # What follows each setting in the names made from it (the longest case).
 _AFTER_BASE = {
     "training job": (TRAINING_SUFFIX_LEN, NAME_MAX),
     "tuning job": (len("-yymmddHHMMSS"), TUNING_NAME_MAX),
     "transform job and its model": (len(PREDICT_INFIX) + len("YYYYmmddHHMMSS"), NAME_MAX),
+    "evaluation (processing) job": (len(EVALUATE_INFIX) + len("YYYYmmddHHMMSS"), NAME_MAX),
 }
 _AFTER_ENDPOINT = len("-v") + VERSION_DIGITS + len("-YYYYmmddHHMMSS")
 
@@ -41,6 +43,7 @@ PATTERNS = {
     "training-job": ("${BASE_JOB_NAME}-*",),
     "hyper-parameter-tuning-job": ("${BASE_JOB_NAME}-*",),
     "transform-job": ("${BASE_JOB_NAME}-predict-*",),
+    "processing-job": ("${BASE_JOB_NAME}-eval-*",),
     "model": ("${BASE_JOB_NAME}-predict-*", "${ENDPOINT_NAME}-v*"),
     "endpoint-config": ("${ENDPOINT_NAME}-v*",),
     "endpoint": ("${ENDPOINT_NAME}",),
@@ -85,6 +88,11 @@ def tuning_job(base: str, now: datetime) -> str:
 def transform_job(base: str, now: datetime) -> str:
     """make predict's transform job, and the model it makes for it (the same name)."""
     return f"{base}{PREDICT_INFIX}{now:%Y%m%d%H%M%S}"
+
+
+def evaluation_job(base: str, now: datetime) -> str:
+    """make evaluate's processing job."""
+    return f"{base}{EVALUATE_INFIX}{now:%Y%m%d%H%M%S}"
 
 
 def endpoint_object(endpoint: str, version: int, now: datetime) -> str:

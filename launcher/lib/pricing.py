@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from launcher.lib.config import Settings
 
 
 def usd(value: float | None, digits: int = 6, unknown: str = "unknown") -> str:
@@ -232,3 +235,15 @@ def run_cost(
         if training_seconds is not None:
             result["on_demand_cost_usd"] = round(instances * training_seconds * price.usd_per_hour / 3600, 8)
     return result
+
+
+def job_cost(settings: Settings, boto_session: Any, priced_type: str, seconds: float | None) -> dict[str, Any]:
+    """A transform's or a processing job's cost: seconds x the type's training on-demand price
+    (the Pricing API's transform and processing products are not looked up: docs/cost.md).
+    Local runs are not billed (cost None); the on-demand figure is what the same seconds would
+    cost on AWS on `priced_type`."""
+    book = PriceBook(settings.region, None if settings.local else pricing_client(boto_session, settings.region))
+    price, _ = book.lookup(priced_type)
+    cost = run_cost(seconds, None if settings.local else seconds, price, spot=False)
+    cost.update(instance_type=priced_type, price_basis="the type's training on-demand price (docs/cost.md)")
+    return cost

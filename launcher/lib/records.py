@@ -12,6 +12,7 @@ import json
 import subprocess
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict, cast
+from urllib.parse import urlparse
 
 from launcher.lib.errors import ToolkitError
 from launcher.lib.pricing import usd
@@ -114,6 +115,21 @@ class Transform(TypedDict):
     cost: Cost
 
 
+class Evaluation(TypedDict):
+    """One make evaluate of this run's model: the processing job and what its evaluation.json says."""
+
+    job_name: str
+    uri: str  # evaluation.json in S3
+    local_file: str
+    finished_at: str
+    instance_type: str
+    seconds: float | None
+    val_auc: float
+    reported_equal: bool  # the recomputed metrics equal the job's metrics.json
+    beats_every_rule: bool | None  # None when the estimate was skipped (cv_repeats=0, ...)
+    cost: Cost
+
+
 class Outcome(TypedDict):
     """What a job's end adds to its record."""
 
@@ -163,6 +179,7 @@ class RunRecord(TypedDict):
     verification: NotRequired[Verification]
     registry: NotRequired[Registration]
     transforms: NotRequired[list[Transform]]
+    evaluation: NotRequired[Evaluation]  # the latest make evaluate
 
 
 def shape_problems(record: dict[str, Any]) -> list[str]:
@@ -200,7 +217,9 @@ _SECTIONS: dict[str, dict[str, Any]] = {
         "verification": Verification,
         "registry": Registration,
         "transforms": Transform,
+        "evaluation": Evaluation,
     },
+    "Evaluation": {"cost": Cost},
     "Transform": {"input": TransformInput, "cost": Cost},
 }
 
@@ -349,3 +368,16 @@ def summary(record: RunRecord, path: Path) -> str:
     if record.get("failure_reason"):
         lines.insert(1, f"FAILED       {record['failure_reason']}")
     return "\n".join(lines)
+
+
+def require_artifact(s3: Any, record: RunRecord) -> None:
+    """The run's model.tar.gz must still be there. Listed, not HEAD-ed: HEAD's errors have no
+    body (a bare 403 or 400 says nothing of why), and the runner may list the output prefix."""
+    uri = urlparse(record["model_artifact"] or "")
+    key = uri.path.lstrip("/")
+    listed = s3.list_objects_v2(Bucket=uri.netloc, Prefix=key, MaxKeys=1).get("Contents", [])
+    if not any(item["Key"] == key for item in listed):
+        raise RecordError(
+            f"{record['model_artifact']} of job {record['job_name']} is gone (deleted by clean-up, or "
+            "the embedded stack restarted and forgot it); train again with 'make all'"
+        )

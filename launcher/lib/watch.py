@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher.lib.errors import NOT_FOUND, THROTTLED, ToolkitError, error_code
+from launcher.lib.errors import NOT_FOUND, THROTTLED, StillRunning, ToolkitError, error_code
 
 log = logging.getLogger("watch")
 FINAL_STATUSES = ("Completed", "Failed", "Stopped")
@@ -67,6 +67,16 @@ def until_settled(
         if settled(status):
             return description
         sleep(poll_seconds)
+
+
+def until_final(read: Callable[[], dict[str, Any]], status_key: str, what: str, still_running: str) -> dict[str, Any]:
+    """A job's final description, read until its status is final. Ctrl-C or SIGTERM leaves the
+    job running and raises StillRunning with `still_running` (what to do next)."""
+    try:
+        with sigterm_as_ctrl_c():
+            return until_settled(read, status_key, lambda status: status in FINAL_STATUSES, what)
+    except KeyboardInterrupt:
+        raise StillRunning(f"{what} keeps running on SageMaker and is billed until it ends: {still_running}") from None
 
 
 def seconds_between(started: object, ended: object) -> float | None:
