@@ -18,7 +18,6 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import boto3
 from botocore.exceptions import ClientError
@@ -98,7 +97,8 @@ def _group_exists(sm: Any, group: str) -> bool:
 def register(settings: Settings, runs_dir: Path, job: str, session: boto3.Session) -> records.Registration:
     path = records.verified_record(runs_dir, job, use="register")
     record = records.read_record(path)
-    sm, s3 = session.client("sagemaker"), session.client("s3")
+    evaluation = evaluated(record)  # before any AWS call: its fix needs none
+    sm = session.client("sagemaker")
     group = settings.model_package_group
     caller = whoami(session).arn
     ensure_group(sm, settings, job_tags(settings, caller))
@@ -108,16 +108,7 @@ def register(settings: Settings, runs_dir: Path, job: str, session: boto3.Sessio
                 f"job {record['job_name']} is already version {version['ModelPackageVersion']} "
                 f"of {group} ({version['ModelPackageArn']}); a run is registered once"
             )
-    metrics_file = Path(record["verification"]["local_dir"]) / "model" / "metrics.json"
-    metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
-    artifact = urlparse(record["model_artifact"])
-    metrics_key = f"{artifact.path.lstrip('/').rsplit('/', 1)[0]}/metrics.json"
-    s3.put_object(
-        Bucket=artifact.netloc,
-        Key=metrics_key,
-        Body=json.dumps(metrics, indent=2).encode(),
-        ContentType="application/json",
-    )
+    metrics = {"val_auc": evaluation["val_auc"]}
     realtime, transform = supported_types(settings)
     arn = sm.create_model_package(
         ModelPackageGroupName=group,
@@ -130,7 +121,7 @@ def register(settings: Settings, runs_dir: Path, job: str, session: boto3.Sessio
             "SupportedTransformInstanceTypes": transform,
         },
         ModelApprovalStatus=PENDING,
-        ModelMetrics=evaluation_report(f"s3://{artifact.netloc}/{metrics_key}"),
+        ModelMetrics=evaluation_report(evaluation["uri"]),
         # No Tags: a version in a group takes the group's, and AWS refuses any of its own.
         CustomerMetadataProperties=metadata(record, metrics, launched_by_value(caller)),
     )["ModelPackageArn"]
@@ -143,6 +134,23 @@ def register(settings: Settings, runs_dir: Path, job: str, session: boto3.Sessio
     }
     records.write_record(runs_dir, record)
     return record["registry"]
+
+
+def evaluated(record: records.RunRecord) -> records.Evaluation:
+    """The run's make evaluate, which the version's quality report and the approval gate read;
+    a run without one, or whose model did not score as its training said, is not registered."""
+    job = record["job_name"]
+    evaluation = record.get("evaluation")
+    if evaluation is None:
+        raise RegistryError(
+            f"job {job} has no evaluation; run 'make evaluate JOB={job}' first (its evaluation.json is the "
+            "version's quality report)"
+        )
+    if not evaluation["reported_equal"]:
+        raise RegistryError(
+            f"job {job}'s model does not score as its training reported (make evaluate said so); train again"
+        )
+    return evaluation
 
 
 def evaluation_report(uri: str) -> dict[str, Any]:
@@ -175,7 +183,8 @@ def val_auc(s3: Any, version: dict[str, Any]) -> float:
             f"the evaluation report of version {version['ModelPackageVersion']} cannot be read "
             f"({exc}); approval needs it"
         ) from None
-    return float(metrics["val_auc"])
+    # evaluation.json holds its metrics under "metrics"; versions registered before it, a bare metrics.json.
+    return float(metrics.get("metrics", metrics)["val_auc"])
 
 
 def decide(settings: Settings, session: boto3.Session, *, approve: bool, version: str, reason: str) -> str:

@@ -127,6 +127,11 @@ def inputs(tmp_path: Path, split_dir: Path) -> dict[str, Path]:
         model_artifact=f"s3://b/titanic/output/{job}/output/model.tar.gz",
         image={"uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/r@" + digest, "digest": digest, "image_id": ""},
         verification={"verified": True, "local_dir": str(tmp_path)},
+        evaluation={
+            "uri": f"s3://b/titanic/output/{job}/evaluation/evaluation.json",
+            "val_auc": 0.9,
+            "reported_equal": True,
+        },
     )
     (runs / f"{job}.json").write_text(json.dumps(record))
     return {"image": image, "split": split_dir, "runs": runs, "reports": tmp_path / "reports", "out": tmp_path / "out"}

@@ -425,7 +425,8 @@ def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Ite
     tune = pipe.make("tune-jobs", TUNE_MAX_JOBS="2", **as_user(runner))
     tuning_job = tuning_job_on_aws_as(pipe, runner)
     lifecycle = [
-        pipe.make(verb, **as_user(runner)) for verb in ("register", "approve", "deploy", "invoke", "models", "undeploy")
+        pipe.make(verb, **as_user(runner))
+        for verb in ("evaluate", "register", "approve", "deploy", "invoke", "models", "undeploy")
     ]
     listing = pipe.make("clean-resources", CONFIRM="yes", **as_user(runner))
     _moto_api(pipe, "stop-recording")

@@ -654,9 +654,9 @@ def test_predict_refuses_a_model_that_was_not_verified(pipe: Checkout) -> None:
 
 
 def registered_and_approved(pipe: Checkout) -> str:
-    """A new verified run, registered and approved: the job's name."""
+    """A new verified run, evaluated, registered and approved: the job's name."""
     job = trained_job(settled(pipe))
-    for verb in ("register", "approve"):
+    for verb in ("evaluate", "register", "approve"):
         result = pipe.make(verb)
         assert result.returncode == 0, result.stderr[-3000:]
     return job
@@ -734,6 +734,9 @@ def test_the_registry_refuses_misuse_with_a_reason(pipe: Checkout) -> None:
     strict = pipe.make("approve", VERSION="999")
     assert strict.returncode != 0 and "has no version 999" in strict.stderr
     job = trained_job(settled(pipe))
+    unevaluated = pipe.make("register", JOB=job)
+    assert unevaluated.returncode != 0 and f"run 'make evaluate JOB={job}' first" in unevaluated.stderr
+    assert pipe.make("evaluate", JOB=job).returncode == 0
     assert pipe.make("register", JOB=job).returncode == 0
     gate = pipe.make("approve", APPROVAL_MIN_AUC="0.99")
     assert gate.returncode != 0 and "below APPROVAL_MIN_AUC 0.99; it stays PendingManualApproval" in gate.stderr

@@ -22,25 +22,27 @@ IMAGE = {"uri": "127.0.0.1:5055/titanic-lightgbm:sha256-abc", "digest": "sha256:
 settings = settings_for
 
 
-def verified_run(runs: Path, job: str, val_auc: float) -> None:
-    """A verified run record, its unpacked metrics and its artifact in the (emulated) S3."""
+def verified_run(runs: Path, job: str, val_auc: float, *, evaluated: bool = True) -> None:
+    """A verified run record, its artifact in the (emulated) S3, and (unless not `evaluated`)
+    its make evaluate: evaluation.json beside the model and the record's section."""
+    s3 = boto3.client("s3", region_name="us-east-1")
     key = f"titanic/output/{job}/output/model.tar.gz"
-    boto3.client("s3", region_name="us-east-1").put_object(Bucket=BUCKET, Key=key, Body=b"model")
-    model_dir = runs / job / "model"
-    model_dir.mkdir(parents=True)
-    (model_dir / "metrics.json").write_text(json.dumps({"val_auc": val_auc, "val_accuracy": 0.85}))
-    records.write_record(
-        runs,
-        run_record(
-            job_name=job,
-            status="Completed",
-            model_artifact=f"s3://{BUCKET}/{key}",
-            image=IMAGE,
-            data={"train": {"sha256": "t" * 64}, "validation": {"sha256": "v" * 64}},
-            toolkit_commit="abc123",
-            verification={"verified": True, "local_dir": str(runs / job), "model_tar_sha256": "m" * 64},
-        ),
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"model")
+    record = run_record(
+        job_name=job,
+        status="Completed",
+        model_artifact=f"s3://{BUCKET}/{key}",
+        image=IMAGE,
+        data={"train": {"sha256": "t" * 64}, "validation": {"sha256": "v" * 64}},
+        toolkit_commit="abc123",
+        verification={"verified": True, "local_dir": str(runs / job), "model_tar_sha256": "m" * 64},
     )
+    if evaluated:
+        evaluation_key = f"titanic/output/{job}/evaluation/evaluation.json"
+        body = {"metrics": {"val_auc": val_auc, "val_accuracy": 0.85}, "reported": {"equal": True, "differing": []}}
+        s3.put_object(Bucket=BUCKET, Key=evaluation_key, Body=json.dumps(body).encode())
+        record["evaluation"] = {"uri": f"s3://{BUCKET}/{evaluation_key}", "val_auc": val_auc, "reported_equal": True}
+    records.write_record(runs, record)
 
 
 @pytest.fixture
@@ -166,7 +168,7 @@ def test_the_requests_as_they_leave_botocore(account: boto3.Session, tmp_path: P
         assert "ml.m5.large" in spec[kind] and len(spec[kind]) <= registry.MAX_TYPES
     assert create["ModelMetrics"]["ModelQuality"]["Statistics"] == {
         "ContentType": "application/json",
-        "S3Uri": f"s3://{BUCKET}/titanic/output/titanic-lgbm-2026-11-26-10-00-00-001/output/metrics.json",
+        "S3Uri": f"s3://{BUCKET}/titanic/output/titanic-lgbm-2026-11-26-10-00-00-001/evaluation/evaluation.json",
     }
     assert "Tags" not in create  # AWS refuses tags on a version in a group (it takes the group's)
     assert update["ModelApprovalStatus"] == "Approved" and update["ApprovalDescription"].startswith("approved by ")
@@ -208,3 +210,19 @@ def test_metadata_values_fit_aws_alphabet_and_length_for_the_longest_inputs() ->
     assert len(meta["ImageUri"]) == 256 and meta["ImageUri"].endswith("a" * 64)
     assert meta["ToolkitCommit"] == "unknown: not a git checkout"
     assert meta["ModelTarSha256"] == "unknown"  # empty becomes a value AWS accepts (1-256 characters)
+
+
+def test_an_unevaluated_run_is_not_registered_and_the_fix_is_named(account: boto3.Session, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    job = "titanic-lgbm-2026-11-26-10-00-00-009"
+    verified_run(runs, job, 0.9, evaluated=False)
+    with pytest.raises(registry.RegistryError, match=rf"job {job} has no evaluation; run 'make evaluate JOB={job}'"):
+        registry.register(settings(), runs, "", account)
+
+
+def test_a_version_registered_with_a_bare_metrics_report_still_passes_the_gate(account: boto3.Session) -> None:
+    """Versions registered before make evaluate carry metrics.json itself as their report."""
+    s3 = account.client("s3")
+    s3.put_object(Bucket=BUCKET, Key="old/metrics.json", Body=json.dumps({"val_auc": 0.87}).encode())
+    old = {"ModelPackageVersion": 1, "ModelMetrics": registry.evaluation_report(f"s3://{BUCKET}/old/metrics.json")}
+    assert registry.val_auc(s3, old) == 0.87
