@@ -42,7 +42,7 @@ SPECS: dict[str, _Spec] = {
     "min_category_count": _Spec(int, 1, 1000, "titles/decks rarer than this are folded together"),
     "cv_folds": _Spec(int, 2, 20, "folds for the cross-validated metrics when there is no validation channel"),
     "checkpoint_every": _Spec(int, 1, 5000, "boosting rounds between spot-training checkpoints"),
-    "cv_repeats": _Spec(int, 0, 20, "repeats of the 5-fold CV estimate in the model card (0: skip it)"),
+    "cv_repeats": _Spec(int, 0, 20, "repeats of make evaluate's 5-fold CV estimate of the model's recipe (0: skip it)"),
     "random_state": _Spec(int, 0, 2**31 - 1, "seed for every random choice"),
     "cluster_timeout": _Spec(int, 5, 3600, "seconds a host of a multi-instance job waits for the others"),
 }

@@ -20,11 +20,9 @@ from titanic_model import contract, distributed
 from titanic_model.checkpoints import fingerprint
 from titanic_model.cluster import Cluster, peers, resolve
 from titanic_model.data import LABEL, ChannelData, features_and_label, read_channel
-from titanic_model.evaluation import estimate
 from titanic_model.hyperparameters import Hyperparameters, load_hyperparameters_file, parse_hyperparameters
 from titanic_model.metrics import METRIC_NAMES, binary_metrics, metric_line, predicted_class, roc_points
 from titanic_model.model import (
-    build_model,
     cross_validated_probability,
     feature_importance,
     fit_model,
@@ -99,15 +97,6 @@ def write_output_data(paths: contract.Paths, model: Any, evaluation: Evaluation)
     feature_importance(model).to_csv(out / "feature_importance.csv", index=False)
 
 
-def unseen_estimate(hp: Hyperparameters, X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
-    """What the model can be trusted to do on new passengers (titanic_model.evaluation)."""
-
-    def predict(X_train: pd.DataFrame, y_train: pd.Series, X_new: pd.DataFrame) -> Any:
-        return survival_probability(build_model(hp).fit(X_train, y_train), X_new)
-
-    return estimate(predict, X, y, hp.cv_repeats)
-
-
 def model_card(
     model: Any,
     *,
@@ -155,20 +144,18 @@ def write_artifacts(
     *,
     started: float,
     card_extra: dict[str, Any],
-    unseen: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Evaluate the fitted model and write everything SageMaker uploads, the model last.
-    `unseen`: the model card's unseen-passenger estimate when the caller has one (None:
-    estimate it here, after the training time is taken)."""
+    How the model fares on passengers it has not seen is make evaluate's job (a processing
+    job, titanic_model.evaluate), not the training job's."""
     train, validation = channels
     evaluation = evaluate(model, train, validation, hp)
     seconds = time.perf_counter() - started
-    estimate = unseen if unseen is not None else unseen_estimate(hp, *features_and_label(train.frame))
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     write_output_data(paths, model, evaluation)
     _write_json(paths.model_dir / contract.METRICS_FILE, evaluation.metrics)
     card = model_card(model, hp=hp, train=train, validation=validation, evaluation=evaluation, seconds=seconds)
-    card.update(card_extra, unseen_passengers_estimate=estimate)
+    card.update(card_extra)
     _write_json(paths.model_dir / contract.MODEL_CARD_FILE, card)
     # The model goes last: its presence means every other artifact is complete.
     _write_atomically(paths.model_dir / contract.MODEL_FILE, lambda p: joblib.dump(model, p))
@@ -208,9 +195,6 @@ def run_distributed(paths: contract.Paths, hp: Hyperparameters, cluster: Cluster
         if everything is None:
             distributed.await_leader(cluster, links)
             return {}
-        # Only a single machine estimates unseen passengers: 15 more fits of all the rows on
-        # one host is exactly what a multi-instance job exists to avoid.
-        skipped = {"skipped": f"multi-instance training ({cluster.size} hosts); a single-instance job estimates it"}
         metrics = write_artifacts(
             paths,
             model,
@@ -218,7 +202,6 @@ def run_distributed(paths: contract.Paths, hp: Hyperparameters, cluster: Cluster
             (everything, channels[1]),
             started=started,
             card_extra={"distributed": facts},
-            unseen=skipped,
         )
         distributed.release(links)
         return metrics
