@@ -349,6 +349,65 @@ def aws_trials(settings: Settings, sm: Any, name: str, space: SearchSpace, boto_
 # ---- the outcome: best, report, plot ------------------------------------------------------
 
 
+# The spread of each objective in make evaluate's estimate (sd over the folds of the model's recipe).
+_SPREAD_OF = {"val_auc": "auc_sd", "val_accuracy": "accuracy_sd"}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The current settings' score: the newest evaluated run of config.env's hyperparameters
+    (not a tuning trial), on the same split the trials are scored on, and the spread of that
+    score in its make evaluate."""
+
+    job_name: str
+    objective: float
+    spread: float | None
+
+
+def baseline(runs_dir: Path, settings: Settings, objective: str) -> Baseline | None:
+    paths = sorted(runs_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in paths:
+        try:
+            record = records.read_record(path)
+        except records.RecordError:
+            continue  # not a run record: no baseline in it
+        evaluation = record.get("evaluation")
+        if (
+            evaluation is None
+            or "tuning" in record
+            or record["hyperparameters"] != settings.hyperparameters
+            or objective not in (record.get("metrics") or {})
+        ):
+            continue
+        try:
+            estimate = json.loads(Path(evaluation["local_file"]).read_text(encoding="utf-8"))["estimate"]
+            spread = estimate["model"][_SPREAD_OF[objective]]
+        except (OSError, ValueError, KeyError):
+            spread = None
+        return Baseline(job_name=record["job_name"], objective=float(record["metrics"][objective]), spread=spread)
+    return None
+
+
+def recommendation(best: Trial, current: Baseline | None, objective: str) -> tuple[bool, str]:
+    """Whether to train with the tuned settings, and the sentence that says why: only when the
+    best trial beats the current settings by more than the evaluation's spread."""
+    if current is None:
+        return False, (
+            "No evaluated run of the current settings to compare with: run 'make all' and 'make evaluate', then "
+            "judge the best trial against it. Until then, keep the current settings."
+        )
+    gain = (best.objective or 0.0) - current.objective
+    if current.spread is None:
+        return False, f"The current settings' evaluation gives no spread for {objective}: keep the current settings."
+    versus = (
+        f"trial {best.number}'s {objective} {best.objective:.4f} against the current settings' {current.objective:.4f} "
+        f"({current.job_name}): {gain:+.4f}, spread {current.spread:.4f}"
+    )
+    if gain > current.spread:
+        return True, f"Train with the tuned settings (`make train HYPERPARAMETERS_FROM=tuned`): {versus}."
+    return False, f"Keep the current settings: {versus}, no more than the spread."
+
+
 def best_of(trials: list[Trial]) -> Trial:
     scored = [t for t in trials if t.objective is not None and math.isfinite(t.objective)]
     if not scored:
@@ -361,7 +420,15 @@ def _usd(value: float | None) -> str:
     return usd(value, unknown="—")
 
 
-def report_markdown(name: str, settings: Settings, space: SearchSpace, trials: list[Trial], best: Trial) -> str:
+def report_markdown(
+    name: str,
+    settings: Settings,
+    space: SearchSpace,
+    trials: list[Trial],
+    best: Trial,
+    *,
+    current: Baseline | None = None,
+) -> str:
     tuned = [p.name for p in space.parameters]
     where = "SageMaker tuning job" if not settings.local else "local-mode training jobs proposed by Optuna"
     lines = [
@@ -374,6 +441,9 @@ def report_markdown(name: str, settings: Settings, space: SearchSpace, trials: l
         "| trial | job | " + " | ".join(tuned) + f" | {space.objective} | seconds | cost | on demand |",
         "|---" * (len(tuned) + 6) + "|",
     ]
+    if current is not None:
+        blank = " | ".join("" for _ in tuned)
+        lines.append(f"| current settings | {current.job_name} | {blank} | {current.objective:.4f} | | | |")
     for t in trials:
         mark = " **best**" if t is best else ""
         value = "—" if t.objective is None else f"{t.objective:.4f}"
@@ -392,17 +462,18 @@ def report_markdown(name: str, settings: Settings, space: SearchSpace, trials: l
         "",
         f"![{space.objective} over trials]({name}.png)",
         "",
-        "Train with the best settings: `make train HYPERPARAMETERS_FROM=tuned` (or set it in config.env).",
+        recommendation(best, current, space.objective)[1],
         "",
     ]
     return "\n".join(lines)
 
 
-def plot(path: Path, trials: list[Trial], objective: str) -> None:
+def plot(path: Path, trials: list[Trial], objective: str, current: Baseline | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     scored = [(t.number, t.objective) for t in trials if t.objective is not None]
     figure, axes = plt.subplots(figsize=(6, 3.5))
@@ -411,6 +482,12 @@ def plot(path: Path, trials: list[Trial], objective: str) -> None:
         axes.scatter(numbers, values, label="trial")
         best_so_far = [max(values[: i + 1]) for i in range(len(values))]
         axes.step(numbers, best_so_far, where="post", color="tab:orange", label="best so far")
+    if current is not None:
+        axes.axhline(current.objective, color="tab:green", linestyle="--", label="current settings")
+        if current.spread is not None:
+            low, high = current.objective - current.spread, current.objective + current.spread
+            axes.axhspan(low, high, color="tab:green", alpha=0.12, label="± evaluation spread")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are whole numbers
     axes.set_xlabel("trial")
     axes.set_ylabel(objective)
     axes.legend(loc="lower right")
@@ -433,6 +510,8 @@ def write_outcome(
         ) from None
     folder = paths["reports_dir"] / "tuning"
     folder.mkdir(parents=True, exist_ok=True)
+    current = baseline(paths["runs_dir"], settings, space.objective)
+    recommended, words = recommendation(best, current, space.objective)
     outcome = {
         "name": name,
         "target": settings.target,
@@ -445,9 +524,13 @@ def write_outcome(
         "best": dataclasses.asdict(best),
         # What make train HYPERPARAMETERS_FROM=tuned sends: config.env's HP_* with the tuned on top.
         "hyperparameters": best.hyperparameters,
+        "baseline": dataclasses.asdict(current) if current else None,
+        "recommended": recommended,
+        "recommendation": words,
     }
-    plot(folder / f"{name}.png", trials, space.objective)
-    (folder / f"{name}.md").write_text(report_markdown(name, settings, space, trials, best), encoding="utf-8")
+    plot(folder / f"{name}.png", trials, space.objective, current)
+    text = report_markdown(name, settings, space, trials, best, current=current)
+    (folder / f"{name}.md").write_text(text, encoding="utf-8")
     (folder / f"{name}.json").write_text(json.dumps(outcome, indent=2, default=str) + "\n", encoding="utf-8")
     records.write_tuned(paths["runs_dir"], outcome)
     return outcome
@@ -510,14 +593,14 @@ def _tune(args: argparse.Namespace) -> int:
     best = outcome["best"]
     sys.stdout.write(trial_lines(outcome))
     log.info(
-        "best: trial %d, %s, %s %.4f; report reports/tuning/%s.md; train with them: make train "
-        "HYPERPARAMETERS_FROM=tuned",
+        "best: trial %d, %s, %s %.4f; report reports/tuning/%s.md",
         best["number"],
         best["job_name"],
         outcome["objective"],
         best["objective"],
         outcome["name"],
     )
+    log.info("%s", outcome["recommendation"])
     return 0
 
 

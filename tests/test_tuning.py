@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import REPO, WithSageMaker, settings_for
+from conftest import REPO, WithSageMaker, run_record, settings_for
 
 from launcher import tuning
 from launcher.lib import records, sdk, training
@@ -106,7 +106,45 @@ def test_the_report_marks_the_best_and_says_how_to_use_it(tmp_path: Path) -> Non
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| trial | job | learning_rate")
     assert rows[2].startswith("| 2 **best** | job-2 (Completed)") and "0.8800" in rows[2]
-    assert "make train HYPERPARAMETERS_FROM=tuned" in text
+    assert "No evaluated run of the current settings to compare with" in text  # nothing to judge against
+    current = tuning.Baseline(job_name="titanic-lgbm-2026-12-04-10-00-00-000", objective=0.86, spread=0.024)
+    text = tuning.report_markdown("t", settings(), space, trials, trials[1], current=current)
+    assert "| current settings | titanic-lgbm-2026-12-04-10-00-00-000 |" in text and "0.8600" in text
+    assert "Keep the current settings: trial 2's val_auc 0.8800 against the current settings' 0.8600" in text
+
+
+@pytest.mark.parametrize(
+    ("best", "spread", "recommended"),
+    [(0.8937, 0.0241, False), (0.8964, 0.0241, False), (0.93, 0.0241, True), (0.93, None, False)],
+)
+def test_tuned_settings_are_recommended_only_beyond_the_evaluations_spread(
+    best: float, spread: float | None, recommended: bool
+) -> None:
+    """The report once told a user to train with a best trial of 0.8937 while the defaults had
+    scored 0.8964: now it weighs the gain against the spread make evaluate measured."""
+    current = tuning.Baseline(job_name="j", objective=0.8964, spread=spread)
+    chosen, words = tuning.recommendation(trial(3, best), current, "val_auc")
+    assert chosen is recommended
+    assert ("HYPERPARAMETERS_FROM=tuned" in words) is recommended
+
+
+def test_the_baseline_is_the_newest_evaluated_run_of_the_current_settings(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    current = settings()
+    estimate = tmp_path / "evaluation.json"
+    estimate.write_text(json.dumps({"estimate": {"model": {"auc_sd": 0.02, "accuracy_sd": 0.03}}}))
+    evaluation = {"local_file": str(estimate), "val_auc": 0.5, "reported_equal": True, "uri": "s3://b/k"}
+    same = {"hyperparameters": current.hyperparameters, "status": "Completed", "evaluation": evaluation}
+    records.write_record(runs, run_record(job_name="a-old", metrics={"val_auc": 0.80}, **same))
+    records.write_record(runs, run_record(job_name="b-trial", metrics={"val_auc": 0.99}, tuning={"name": "t"}, **same))
+    other = {**same, "hyperparameters": {**current.hyperparameters, "num_leaves": "31"}}
+    records.write_record(runs, run_record(job_name="c-other", metrics={"val_auc": 0.98}, **other))
+    unevaluated = {key: value for key, value in same.items() if key != "evaluation"}
+    records.write_record(runs, run_record(job_name="d-new", metrics={"val_auc": 0.97}, **unevaluated))
+    (runs / "notes.json").write_text("{}")  # not a run record: skipped
+    found = tuning.baseline(runs, current, "val_auc")
+    assert found == tuning.Baseline(job_name="a-old", objective=0.80, spread=0.02)
+    assert tuning.baseline(runs, current, "val_f1") is None  # no run reports that objective
 
 
 def test_the_outcome_is_written_and_refuses_hyperparameters_the_image_does_not_know(tmp_path: Path) -> None:
