@@ -10,6 +10,11 @@ main() {
   local image=${1:-${OFFLINE_BASE_IMAGE:-}}
   [[ -n "$image" ]] || die "no image name given; pass one or set OFFLINE_BASE_IMAGE in config.env"
   require_docker
+  require_cmd flock
+  # One build at a time on this machine (parallel test tiers, two checkouts): a second caller
+  # waits here, then finds the image the first one built.
+  exec 9>"${TMPDIR:-/tmp}/titanic-offline-base.lock"
+  flock 9
   if docker image inspect "$image" >/dev/null 2>&1; then
     log "offline base $image already exists; reusing it"
     return 0
