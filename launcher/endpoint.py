@@ -37,7 +37,7 @@ from launcher.lib import errors, model_registry, names, watch
 from launcher.lib.caller import sagemaker_tags, whoami
 from launcher.lib.config import TOOLKIT_TAG, Settings, is_toolkits, job_tags, load
 from launcher.lib.errors import NOT_FOUND, ToolkitError, error_code
-from launcher.lib.hosting import describe
+from launcher.lib.hosting import deploy_in_local_mode, describe
 from launcher.lib.local_mode import ENDPOINT_LABEL, STACK_LABEL, VERSION_LABEL, docker, local_containers, stack_id
 from launcher.lib.pricing import PriceBook, pricing_client, usd
 
@@ -262,8 +262,6 @@ def _free_port() -> int:
 def deploy_local(
     settings: Settings, session: boto3.Session, version: dict[str, Any], tags: list[dict[str, str]]
 ) -> str:
-    from sagemaker.model import Model
-
     from launcher.lib import sdk
 
     endpoint, number = settings.endpoint_name, version["ModelPackageVersion"]
@@ -276,13 +274,7 @@ def deploy_local(
     try:
         # Local mode's create_endpoint already waits for /ping; the SDK's own wait would only
         # sleep 30 s more before asking.
-        Model(
-            image_uri=container["Image"],
-            model_data=container["ModelDataUrl"],
-            role=settings.role_arn,
-            name=name,
-            sagemaker_session=local,
-        ).deploy(initial_instance_count=1, instance_type="local", endpoint_name=name, wait=False)
+        deploy_in_local_mode(settings, local, container, name)
     except Exception as exc:
         for started in local_containers(endpoint):
             if started["id"] not in {o["id"] for o in old}:

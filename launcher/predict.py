@@ -26,9 +26,8 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.exceptions import ClientError
-from sagemaker.model import Model
 
-from launcher.lib import errors, instance_choice, names, records, sdk, watch
+from launcher.lib import batch_transform, errors, instance_choice, names, records, sdk, watch
 from launcher.lib.caller import whoami
 from launcher.lib.config import Settings, job_tags, load
 from launcher.lib.dataset import verified_bytes
@@ -83,48 +82,6 @@ def transform_instance_type(settings: Settings, boto_session: boto3.Session) -> 
             "TRANSFORM_INSTANCE_TYPE"
         )
     return str(report["transform_choice"])
-
-
-def start_transform(
-    settings: Settings,
-    record: records.RunRecord,
-    session: Any,
-    *,
-    name: str,
-    instance_type: str,
-    input_uri: str,
-    output_uri: str,
-    tags: list[dict[str, str]],
-) -> None:
-    """Model (named like the job) -> Transformer -> transform. Local mode runs it to the end."""
-    model = Model(
-        image_uri=record["image"]["uri"],
-        model_data=record["model_artifact"],
-        role=settings.role_arn,
-        name=name,
-        sagemaker_session=session,
-        enable_network_isolation=True,  # the container needs nothing but its model and the rows
-    )
-    transformer = model.transformer(
-        instance_count=1,
-        instance_type=instance_type,
-        strategy="MultiRecord",
-        assemble_with="Line",
-        output_path=output_uri,
-        accept="text/csv",
-        max_payload=6,
-        tags=tags,
-    )
-    transformer.transform(
-        input_uri,
-        data_type="S3Prefix",
-        content_type="text/csv",
-        split_type="Line",
-        job_name=name,
-        # Local mode runs the job inside this call; the SDK's wait would only sleep 5 s more.
-        wait=False,
-        logs=False,
-    )
 
 
 def output_text(s3: Any, output_uri: str, name: str) -> str:
@@ -207,7 +164,7 @@ def run(
     clock = time.perf_counter()
     session = sdk.session(settings, boto_session)
     try:
-        start_transform(
+        batch_transform.start(
             settings,
             record,
             session,

@@ -22,9 +22,8 @@ from urllib.parse import unquote
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
-from sagemaker.utils import name_from_base
 
-from launcher.lib import errors, names
+from launcher.lib import errors, names, training
 from launcher.lib.caller import Caller, CallerError, whoami
 from launcher.lib.config import Settings, load
 from launcher.lib.errors import ToolkitError, error_code
@@ -68,7 +67,7 @@ def source_arns(settings: Settings, caller: Caller, now: datetime) -> dict[str, 
 
     tuning = names.tuning_job(settings.base_job_name, now)
     return {
-        "training (make train)": job(f"training-job/{name_from_base(settings.base_job_name)}"),
+        "training (make train)": job(f"training-job/{training.job_name(settings.base_job_name)}"),
         "tuning (make tune-jobs)": job(f"hyper-parameter-tuning-job/{tuning}"),
         "batch transform (make predict)": job(f"transform-job/{names.transform_job(settings.base_job_name, now)}"),
         "processing (make evaluate)": job(f"processing-job/{names.evaluation_job(settings.base_job_name, now)}"),

@@ -34,7 +34,7 @@ from titanic_model.metrics import METRIC_DEFINITIONS
 
 from launcher.lib import errors, names, records, sdk, training, watch
 from launcher.lib.caller import whoami
-from launcher.lib.config import Settings, TuneSettings, job_tags, load
+from launcher.lib.config import Settings, TuneSettings, load
 from launcher.lib.errors import StillRunning, ToolkitError
 from launcher.lib.pricing import usd
 
@@ -224,45 +224,11 @@ def _short(hyperparameters: dict[str, str]) -> str:
 # ---- TARGET=aws: one SageMaker tuning job -------------------------------------------------
 
 
-def sagemaker_ranges(space: SearchSpace) -> dict[str, Any]:
-    from sagemaker.tuner import ContinuousParameter, IntegerParameter
-
-    ranges: dict[str, Any] = {}
-    for p in space.parameters:
-        if p.kind == "integer":
-            ranges[p.name] = IntegerParameter(int(p.low), int(p.high), scaling_type=p.scaling)
-        else:
-            ranges[p.name] = ContinuousParameter(p.low, p.high, scaling_type=p.scaling)
-    return ranges
-
-
-def build_tuner(settings: Settings, space: SearchSpace, image_uri: str, session: Any, launched_by: str) -> Any:
-    from sagemaker.tuner import HyperparameterTuner
-
-    # Trials share no checkpoint prefix: a trial must never resume another trial's trees, and
-    # a spot interruption restarts that trial (they are short).
-    estimator = training.build_estimator(settings, image_uri, session, "", launched_by, checkpoints=False)
-    tags = job_tags(settings, launched_by)
-    return HyperparameterTuner(
-        estimator,
-        objective_metric_name=space.objective,
-        hyperparameter_ranges=sagemaker_ranges(space),
-        metric_definitions=[d for d in METRIC_DEFINITIONS if d["Name"] == space.objective],
-        strategy=settings.tune.strategy,
-        objective_type="Maximize",
-        max_jobs=settings.tune.max_jobs,
-        max_parallel_jobs=settings.tune.max_parallel_jobs,
-        early_stopping_type=settings.tune.early_stopping,
-        random_seed=settings.tune.seed,
-        tags=tags,
-    )
-
-
 def start_aws(settings: Settings, space: SearchSpace, name: str, image_uri: str, boto_session: boto3.Session) -> None:
     """Create the tuning job; SageMaker runs the trials."""
     session = sdk.session(settings, boto_session)
     launched_by = whoami(boto_session).arn
-    tuner = build_tuner(settings, space, image_uri, session, launched_by)
+    tuner = training.build_tuner(settings, space, image_uri, session, launched_by)
     log.info(
         "starting tuning job %s: %d trials, %d at once, %s",
         name,

@@ -391,7 +391,7 @@ def tuning_job_on_aws_as(pipe: Checkout, keys: dict[str, str]) -> dict[str, Any]
         space = tuning.load_search_space(REPO / settings.tune.search_space)
         name = tuning.tuning_name(settings, datetime.now(UTC))
         image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:t"
-        tuner = tuning.build_tuner(settings, space, image, sdk.session(settings, session), whoami(session).arn)
+        tuner = training.build_tuner(settings, space, image, sdk.session(settings, session), whoami(session).arn)
         tuner.fit(training.training_inputs(settings), job_name=name, wait=False, include_cls_metadata=False)
         return session.client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     finally:

@@ -93,3 +93,22 @@ def test_shared_modules_form_no_import_cycle() -> None:
 
     for module in graph:
         visit(module, ())
+
+
+# The modules that call the SageMaker Python SDK: a v3 back end replaces these and nothing else.
+SDK_MODULES = {"sdk", "training", "processing", "batch_transform", "hosting"}
+
+
+def sdk_imports(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "sagemaker" for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "sagemaker":
+            return True
+    return False
+
+
+def test_only_the_sdk_modules_call_the_sdk() -> None:
+    """SDK v2 is in maintenance until July 2027: its calls stay in a few shared modules."""
+    assert {p.stem for p in commands() if sdk_imports(p)} == set()
+    assert {p.stem for p in shared() if sdk_imports(p)} == SDK_MODULES

@@ -244,7 +244,7 @@ def test_the_create_tuning_job_request(moto_endpoint: str) -> None:
     space = tuning.load_search_space(SHIPPED_SPACE)
     uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:t"
     caller = boto3.client("sts", region_name="us-east-1").get_caller_identity()["Arn"]
-    tuner = tuning.build_tuner(aws, space, uri, sdk.session(aws, session), caller)
+    tuner = training.build_tuner(aws, space, uri, sdk.session(aws, session), caller)
     tuner.fit(
         training.training_inputs(aws), job_name="titanic-lgbm-261126083001", wait=False, include_cls_metadata=False
     )

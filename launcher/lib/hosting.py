@@ -1,5 +1,5 @@
 """What an endpoint is now: its description and a one-line summary with what it has cost so far
-(`make status`, `make costs`).
+(`make status`, `make costs`); and a version deployed in SDK local mode (`make deploy`).
 """
 
 from __future__ import annotations
@@ -47,3 +47,17 @@ def live_summary(settings: Settings, session: boto3.Session, now: datetime | Non
     price, _ = PriceBook(settings.region, pricing_client(session, settings.region)).lookup(config["InstanceType"])
     so_far = "unknown" if price is None else usd(hours * price.usd_per_hour * config.get("InitialInstanceCount", 1), 4)
     return f"{where}; {config['InstanceType']}: {so_far} so far, billed while it exists"
+
+
+def deploy_in_local_mode(settings: Settings, local_session: Any, container: dict[str, Any], name: str) -> None:
+    """A registry version's container as a local-mode endpoint (the SDK's Model.deploy): its
+    serving container starts on this host and answers /ping before this returns."""
+    from sagemaker.model import Model  # the SDK loads only for make deploy, not status or costs
+
+    Model(
+        image_uri=container["Image"],
+        model_data=container["ModelDataUrl"],
+        role=settings.role_arn,
+        name=name,
+        sagemaker_session=local_session,
+    ).deploy(initial_instance_count=1, instance_type="local", endpoint_name=name, wait=False)

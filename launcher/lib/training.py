@@ -175,6 +175,11 @@ def _member(tar_bytes: bytes | None, names: tuple[str, ...]) -> bytes | None:
     return None
 
 
+def job_name(base: str) -> str:
+    """A training job's name as Estimator.fit makes it (the SDK's name_from_base)."""
+    return name_from_base(base)
+
+
 def job_outcome(
     settings: Settings, session: Any, s3: Any, job_name: str, error: Exception | None, *, price: Price | None
 ) -> tuple[records.Outcome, bytes | None, str]:
@@ -464,3 +469,39 @@ def reattach_record(settings: Settings, runs_dir: Path, job_name: str, sm: Any) 
     description = watch.describe(sm, job_name)
     log.info("re-attaching to %s (%s)", job_name, description.get("TrainingJobStatus"))
     return record, watch.is_final(description)
+
+
+def sagemaker_ranges(space: Any) -> dict[str, Any]:
+    from sagemaker.tuner import ContinuousParameter, IntegerParameter
+
+    ranges: dict[str, Any] = {}
+    for p in space.parameters:
+        if p.kind == "integer":
+            ranges[p.name] = IntegerParameter(int(p.low), int(p.high), scaling_type=p.scaling)
+        else:
+            ranges[p.name] = ContinuousParameter(p.low, p.high, scaling_type=p.scaling)
+    return ranges
+
+
+def build_tuner(settings: Settings, space: Any, image_uri: str, session: Any, launched_by: str) -> Any:
+    """make tune-jobs' HyperparameterTuner over the same Estimator make train builds; `space` is
+    the tuning command's SearchSpace (objective and parameters)."""
+    from sagemaker.tuner import HyperparameterTuner
+
+    # Trials share no checkpoint prefix: a trial must never resume another trial's trees, and
+    # a spot interruption restarts that trial (they are short).
+    estimator = build_estimator(settings, image_uri, session, "", launched_by, checkpoints=False)
+    tags = job_tags(settings, launched_by)
+    return HyperparameterTuner(
+        estimator,
+        objective_metric_name=space.objective,
+        hyperparameter_ranges=sagemaker_ranges(space),
+        metric_definitions=[d for d in METRIC_DEFINITIONS if d["Name"] == space.objective],
+        strategy=settings.tune.strategy,
+        objective_type="Maximize",
+        max_jobs=settings.tune.max_jobs,
+        max_parallel_jobs=settings.tune.max_parallel_jobs,
+        early_stopping_type=settings.tune.early_stopping,
+        random_seed=settings.tune.seed,
+        tags=tags,
+    )
