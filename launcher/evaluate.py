@@ -32,7 +32,6 @@ from launcher.lib.local_mode import remove_local_containers
 from launcher.lib.pricing import job_cost, usd
 
 log = logging.getLogger("evaluate")
-EVALUATION_FILE = "evaluation.json"
 
 
 class EvaluateError(ToolkitError):
@@ -76,15 +75,16 @@ def run(
     if description["ProcessingJobStatus"] != "Completed":
         why = description.get("ExitMessage") or description.get("FailureReason") or "no reason given"
         raise EvaluateError(f"evaluation job {name} {description['ProcessingJobStatus']}: {why.strip()}")
-    uri = f"{processing.evaluation_uri(settings, record['job_name'])}/{EVALUATION_FILE}"
+    uri = processing.evaluation_file_uri(settings, record["job_name"])
     body = _read(s3, uri, name)
     result = json.loads(body)
-    records.write_files(runs_dir / record["job_name"], {EVALUATION_FILE: body})
+    local_file = runs_dir / record["job_name"] / processing.EVALUATION_FILE
+    records.write_files(local_file.parent, {local_file.name: body})
     estimate = result["estimate"]
     evaluation: records.Evaluation = {
         "job_name": name,
         "uri": uri,
-        "local_file": str(runs_dir / record["job_name"] / EVALUATION_FILE),
+        "local_file": str(local_file),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "instance_type": instance_type,
         "seconds": seconds,

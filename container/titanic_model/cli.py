@@ -20,7 +20,7 @@ from titanic_model import contract
 from titanic_model.checkpoints import TrainingInterrupted
 from titanic_model.cluster import ClusterError
 from titanic_model.data import DataError
-from titanic_model.evaluate import evaluate, write, write_message
+from titanic_model.evaluate import evaluate, write
 from titanic_model.hyperparameters import SPECS, HyperparameterError
 from titanic_model.rescore import rescore
 from titanic_model.training import run_training
@@ -78,7 +78,7 @@ def run_evaluate(paths: contract.ProcessingPaths) -> int:
     try:
         log.info("wrote %s", write(paths, evaluate(paths)))
     except (DataError, OSError) as exc:
-        write_message(paths, str(exc))
+        contract.write_exit_message(paths, str(exc))
         log.error("evaluate failed: %s", exc)
         return 1
     return 0

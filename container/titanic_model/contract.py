@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,11 +115,32 @@ class ProcessingPaths:
         return self.root / "output" / "message"
 
 
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """`write` fills a file beside `path`, which then replaces it: a reader sees the old file or
+    the whole new one, never half of it."""
+    partial = path.with_name(f".{path.name}.partial")
+    write(partial)
+    os.replace(partial, path)
+
+
+def write_json(path: Path, data: object) -> None:
+    write_atomically(path, lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8"))
+
+
+def _write_reason(path: Path, reason: str) -> None:
+    """One line a person can act on, at most the 1,024 characters SageMaker shows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(" ".join(reason.split())[:FAILURE_REASON_LIMIT] + "\n", encoding="utf-8")
+
+
 def write_failure(paths: Paths, reason: str) -> None:
-    """One line a person can act on, where SageMaker reads FailureReason from."""
-    line = " ".join(reason.split())[:FAILURE_REASON_LIMIT]
-    paths.failure_file.parent.mkdir(parents=True, exist_ok=True)
-    paths.failure_file.write_text(line + "\n", encoding="utf-8")
+    """Where SageMaker reads a training job's FailureReason from."""
+    _write_reason(paths.failure_file, reason)
+
+
+def write_exit_message(paths: ProcessingPaths, reason: str) -> None:
+    """Where SageMaker reads a processing job's ExitMessage from."""
+    _write_reason(paths.message_file, reason)
 
 
 def remove_model_artifacts(paths: Paths) -> None:

@@ -102,13 +102,5 @@ def write(paths: contract.ProcessingPaths, result: dict[str, Any]) -> Path:
     """evaluation.json, whole or not at all (the job uploads the folder when it ends)."""
     paths.evaluation_dir.mkdir(parents=True, exist_ok=True)
     target = paths.evaluation_dir / contract.EVALUATION_FILE
-    partial = target.with_name(f".{target.name}.partial")
-    partial.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    partial.replace(target)
+    contract.write_json(target, result)
     return target
-
-
-def write_message(paths: contract.ProcessingPaths, reason: str) -> None:
-    """One line a person can act on, where SageMaker reads a processing job's ExitMessage."""
-    paths.message_file.parent.mkdir(parents=True, exist_ok=True)
-    paths.message_file.write_text(" ".join(reason.split())[: contract.FAILURE_REASON_LIMIT] + "\n", encoding="utf-8")

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
 import joblib
@@ -67,16 +66,6 @@ def evaluate(model: Any, train: ChannelData, validation: ChannelData | None, hp:
     metrics = {k: v for k, v in metrics.items() if k in METRIC_NAMES}
     metrics.update(binary_metrics("val", y_val.to_numpy(), probability))
     return Evaluation(metrics=metrics, source=source, frame=frame, probability=probability)
-
-
-def _write_atomically(path: Path, write: Any) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    write(partial)
-    os.replace(partial, path)
-
-
-def _write_json(path: Path, data: object) -> None:
-    _write_atomically(path, lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8"))
 
 
 def write_output_data(paths: contract.Paths, model: Any, evaluation: Evaluation) -> None:
@@ -153,12 +142,12 @@ def write_artifacts(
     seconds = time.perf_counter() - started
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     write_output_data(paths, model, evaluation)
-    _write_json(paths.model_dir / contract.METRICS_FILE, evaluation.metrics)
+    contract.write_json(paths.model_dir / contract.METRICS_FILE, evaluation.metrics)
     card = model_card(model, hp=hp, train=train, validation=validation, evaluation=evaluation, seconds=seconds)
     card.update(card_extra)
-    _write_json(paths.model_dir / contract.MODEL_CARD_FILE, card)
+    contract.write_json(paths.model_dir / contract.MODEL_CARD_FILE, card)
     # The model goes last: its presence means every other artifact is complete.
-    _write_atomically(paths.model_dir / contract.MODEL_FILE, lambda p: joblib.dump(model, p))
+    contract.write_atomically(paths.model_dir / contract.MODEL_FILE, lambda p: joblib.dump(model, p))
     for name in METRIC_NAMES:
         if name in evaluation.metrics:
             print(metric_line(name, evaluation.metrics[name]), flush=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 from sagemaker.network import NetworkConfig
 from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
-from titanic_model.contract import DEFAULT_BASE_DIR, ProcessingPaths
+from titanic_model.contract import DEFAULT_BASE_DIR, EVALUATION_FILE, ProcessingPaths
 
 from launcher.lib import records
 from launcher.lib.config import Settings
@@ -25,6 +25,11 @@ CHANNELS = ("train", "validation")
 def evaluation_uri(settings: Settings, training_job: str) -> str:
     """Where a training job's evaluation lands: beside its model, one per job (the latest wins)."""
     return f"{settings.output_uri}/{training_job}/evaluation"
+
+
+def evaluation_file_uri(settings: Settings, training_job: str) -> str:
+    """The evaluation.json the job's evaluate command writes there."""
+    return f"{evaluation_uri(settings, training_job)}/{EVALUATION_FILE}"
 
 
 def start(settings: Settings, session: Any, record: records.RunRecord, name: str, tags: list[dict[str, str]]) -> None:
