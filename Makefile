@@ -124,7 +124,7 @@ data: $(STAMPS)/data ## Check the vendored Kaggle CSV and split it 80:20 (with a
 
 # The split files keep their mtime when their content is unchanged (so aws s3 sync has
 # nothing to send); the stamp records that this stage ran for these inputs.
-$(STAMPS)/data: data/titanic/train.csv data/titanic/SHA256SUMS launcher/prepare_data.py launcher/lib/dataset.py $(call setting,VALIDATION_FRACTION) $(call setting,SPLIT_SEED) | $(STAMPS)/config
+$(STAMPS)/data: data/titanic/train.csv data/titanic/SHA256SUMS launcher/prepare_data.py launcher/lib/dataset.py container/titanic_model/prepare.py $(call setting,VALIDATION_FRACTION) $(call setting,SPLIT_SEED) | $(STAMPS)/config
 	$(PY) -m launcher.prepare_data --source data/titanic/train.csv --checksums data/titanic/SHA256SUMS \
 		--out "$$SPLIT_DIR" --validation-fraction "$$VALIDATION_FRACTION" --seed "$$SPLIT_SEED"
 	@touch $@
@@ -271,6 +271,12 @@ evaluate: $(AWS_READY) $(BOOTSTRAP) | $(STAMPS)/config $(PREFLIGHT) ## Judge a v
 .PHONY: predict
 predict: $(AWS_READY) $(BOOTSTRAP) | $(STAMPS)/config $(PREFLIGHT) ## Batch-transform Kaggle's test.csv with a verified model (JOB=name, default the latest) into runs/<job>/submission.csv
 	$(LOCKED) $(PREDICT)
+
+# ---- the whole flow as one SageMaker Pipeline execution ---------------------------------
+.PHONY: pipeline
+pipeline: $(IMAGE_RECORD) $(AWS_READY) $(BOOTSTRAP) | $(STAMPS)/config $(PREFLIGHT) ## Run the SageMaker Pipeline (prepare, train, evaluate, gate, model, transform, register) as one execution
+	$(LOCKED) $(PY) -m launcher.pipeline --runs-dir $(RUNS) --image-record "$$IMAGE_RECORD" \
+		--train data/titanic/train.csv --test data/titanic/test.csv --checksums data/titanic/SHA256SUMS
 
 # ---- the model registry and the live endpoint -------------------------------------------
 REGISTRY := $(PY) -m launcher.registry

@@ -141,7 +141,7 @@ KINDS = (
         in_progress_only=True,
     ),
     Kind(
-        noun="evaluation job",
+        noun="processing job",
         api="ProcessingJob",
         resource_type="processing-job",
         listed="ProcessingJobSummaries",

@@ -12,24 +12,22 @@ runs/<job>/evaluation.json too, and the run record gains an `evaluation` section
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import boto3
 from botocore.exceptions import ClientError
 
-from launcher.lib import errors, names, processing, records, sdk, watch
-from launcher.lib.caller import s3_bytes, whoami
+from launcher.lib import errors, evaluations, names, processing, records, sdk, watch
+from launcher.lib.caller import whoami
 from launcher.lib.config import Settings, job_tags, load
 from launcher.lib.errors import ToolkitError
 from launcher.lib.local_mode import remove_local_containers
-from launcher.lib.pricing import job_cost, usd
+from launcher.lib.pricing import usd
 
 log = logging.getLogger("evaluate")
 
@@ -75,43 +73,23 @@ def run(
     if description["ProcessingJobStatus"] != "Completed":
         why = description.get("ExitMessage") or description.get("FailureReason") or "no reason given"
         raise EvaluateError(f"evaluation job {name} {description['ProcessingJobStatus']}: {why.strip()}")
-    uri = processing.evaluation_file_uri(settings, record["job_name"])
-    body = _read(s3, uri, name)
-    result = json.loads(body)
-    local_file = runs_dir / record["job_name"] / processing.EVALUATION_FILE
-    records.write_files(local_file.parent, {local_file.name: body})
-    estimate = result["estimate"]
-    evaluation: records.Evaluation = {
-        "job_name": name,
-        "uri": uri,
-        "local_file": str(local_file),
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "instance_type": instance_type,
-        "seconds": seconds,
-        "val_auc": float(result["metrics"]["val_auc"]),
-        "reported_equal": bool(result["reported"]["equal"]),
-        "beats_every_rule": estimate.get("beats_every_rule"),
-        "cost": job_cost(settings, boto_session, settings.instance_type, seconds),
-    }
+    evaluation = evaluations.section(
+        settings,
+        boto_session,
+        runs_dir,
+        training_job=record["job_name"],
+        name=name,
+        instance_type=instance_type,
+        seconds=seconds,
+    )
     record["evaluation"] = evaluation
     records.write_record(runs_dir, record)
     if not evaluation["reported_equal"]:
         raise EvaluateError(
             f"the model of {record['job_name']} scores differently from its own metrics.json "
-            f"({', '.join(result['reported']['differing'])}); its artifact is not the one training wrote: train again"
+            f"({', '.join(evaluations.differing(evaluation))}); its artifact is not the one training wrote: train again"
         )
     return evaluation
-
-
-def _read(s3: Any, uri: str, name: str) -> bytes:
-    try:
-        return s3_bytes(s3, uri)
-    except ClientError as exc:
-        parsed = urlparse(uri)
-        raise EvaluateError(
-            f"evaluation job {name} completed but s3://{parsed.netloc}/{parsed.path.lstrip('/')} cannot be read "
-            f"({errors.error_code(exc)}); see the job in the SageMaker console"
-        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,12 @@ import boto3
 
 from launcher.lib import errors
 from launcher.lib.caller import whoami
-from launcher.lib.config import TOOLKIT_TAG, Settings, load
+from launcher.lib.config import TOOLKIT_TAG, RoleArn, Settings, load
 from launcher.lib.iam_documents import (
     IAM_DIR,
     INLINE_POLICY_NAME,
     PERMISSION_POLICIES,
+    PIPELINE_POLICY_NAME,
     IamError,
     as_list,
     check_role_account,
@@ -96,11 +98,49 @@ def refuse_embedded_stack(settings: Settings, env: dict[str, str]) -> None:
         )
 
 
-def apply(settings: Settings, documents: dict[str, dict[str, Any]], iam: Any) -> str:
-    """Create the execution role if missing, else bring its trust policy up to date; then
-    (re)write its inline permissions and tags. Safe to run again."""
-    path, name = settings.role.path, settings.role.name
-    trust = json.dumps(documents["execution-role-trust"])
+@dataclass(frozen=True)
+class RoleDocuments:
+    """One role the toolkit keeps: where it is, which rendered documents it takes, and why it exists."""
+
+    role: RoleArn
+    setting: str  # the config.env setting that names it
+    trust: str  # the trust policy's document name
+    policy: str  # the inline permission policy's document name
+    policy_name: str
+    description: str
+
+
+def roles(settings: Settings) -> tuple[RoleDocuments, RoleDocuments]:
+    """The jobs' execution role, and the role SageMaker Pipelines starts the steps with."""
+    return (
+        RoleDocuments(
+            settings.role,
+            "ROLE_ARN",
+            "execution-role-trust",
+            "execution-role-policy",
+            INLINE_POLICY_NAME,
+            "SageMaker execution role of the Titanic training toolkit",
+        ),
+        RoleDocuments(
+            settings.pipeline_role,
+            "PIPELINE_ROLE_ARN",
+            "pipeline-role-trust",
+            "pipeline-role-policy",
+            PIPELINE_POLICY_NAME,
+            "The role SageMaker Pipelines starts the Titanic toolkit's pipeline steps with",
+        ),
+    )
+
+
+def apply(settings: Settings, documents: dict[str, dict[str, Any]], iam: Any) -> list[str]:
+    """Both roles, each created if missing, else its trust policy brought up to date; then
+    their inline permissions and tags (re)written. Safe to run again. Returns their ARNs."""
+    return [apply_role(settings, documents, iam, role) for role in roles(settings)]
+
+
+def apply_role(settings: Settings, documents: dict[str, dict[str, Any]], iam: Any, wanted: RoleDocuments) -> str:
+    path, name = wanted.role.path, wanted.role.name
+    trust = json.dumps(documents[wanted.trust])
     tags = [
         {"Key": TOOLKIT_TAG[0], "Value": TOOLKIT_TAG[1]},
         *({"Key": k, "Value": v} for k, v in settings.tags.items()),
@@ -109,21 +149,18 @@ def apply(settings: Settings, documents: dict[str, dict[str, Any]], iam: Any) ->
         role = iam.get_role(RoleName=name)["Role"]
         if role["Path"] != path:
             raise IamError(
-                f"role {name} exists with path {role['Path']}, not {path}; set ROLE_ARN to {role['Arn']} or delete it"
+                f"role {name} exists with path {role['Path']}, not {path}; set {wanted.setting} to {role['Arn']} or "
+                "delete it"
             )
         iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
         log.info("updated the trust policy of %s", role["Arn"])
     except iam.exceptions.NoSuchEntityException:
         role = iam.create_role(
-            RoleName=name,
-            Path=path,
-            AssumeRolePolicyDocument=trust,
-            Tags=tags,
-            Description="SageMaker execution role of the Titanic training toolkit",
+            RoleName=name, Path=path, AssumeRolePolicyDocument=trust, Tags=tags, Description=wanted.description
         )["Role"]
         log.info("created %s", role["Arn"])
     iam.put_role_policy(
-        RoleName=name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=json.dumps(documents["execution-role-policy"])
+        RoleName=name, PolicyName=wanted.policy_name, PolicyDocument=json.dumps(documents[wanted.policy])
     )
     iam.tag_role(RoleName=name, Tags=tags)
     return role["Arn"]
@@ -164,8 +201,9 @@ def _command(args: argparse.Namespace) -> int:
             len(accepted),
         )
     if args.command == "apply":
-        arn = apply(settings, documents, session.client("iam"))
-        print(f"ROLE_ARN={arn}    # put this in config.env")
+        execution, pipeline = apply(settings, documents, session.client("iam"))
+        print(f"ROLE_ARN={execution}    # put these in config.env")
+        print(f"PIPELINE_ROLE_ARN={pipeline}")
         print(f"\nAttach {args.out}/runner-policy.json to the principal that runs the toolkit (cron, CI, people);")
         print(f"{args.out}/setup-policy.json is what 'make bootstrap' and 'make teardown' need, once.")
     return 0

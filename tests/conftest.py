@@ -245,6 +245,7 @@ def split_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             str(out),
         ],
         cwd=REPO,
+        env={**os.environ, "PYTHONPATH": f"{REPO / 'container'}:{REPO}"},
         check=True,
         capture_output=True,
     )

@@ -123,6 +123,19 @@ def test_clean_up_stops_only_the_callers_own_tagged_jobs(moto_endpoint: str, tmp
             {"Tags": [ours, {"Key": "launched-by", "Value": "arn:aws:iam::1:user/bob"}]},
             {"ResourceArn": evaluation_arn},
         )
+        # the pipeline's Prepare jobs (SageMaker names them <prefix>-<execution>-<token>-<n>): the caller's is stopped.
+        prepare = "titanic-lgbm-prep-a1b2c3d4e5f6-AbCdEfGhIj-0"
+        prepare_arn = f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{prepare}"
+        summary = {"ProcessingJobName": prepare, "ProcessingJobArn": prepare_arn, "ProcessingJobStatus": "InProgress"}
+        stub.add_response(
+            "list_processing_jobs",
+            {"ProcessingJobSummaries": [{**summary, "CreationTime": DAY}]},
+            {"NameContains": "titanic-lgbm-prep", "StatusEquals": "InProgress"},
+        )
+        stub.add_response(
+            "list_tags", {"Tags": [ours, {"Key": "launched-by", "Value": me}]}, {"ResourceArn": prepare_arn}
+        )
+        stub.add_response("stop_processing_job", {}, {"ProcessingJobName": prepare})
         # make deploy's endpoint, its configs and models: a teammate's endpoint is left alone.
         endpoint_arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/titanic-survival"
         stub.add_response(
@@ -177,7 +190,7 @@ def test_clean_up_stops_only_the_callers_own_tagged_jobs(moto_endpoint: str, tmp
             image_record=tmp_path / "image.json",
         )
         stub.assert_no_pending_responses()  # exactly one stop of each job kind and one DeleteModel, all the caller's
-    assert plan.found == 4
+    assert plan.found == 5
 
 
 # Every call clean-up makes to find what exists. Only "not found" means "nothing there".
@@ -239,14 +252,15 @@ def test_a_teammates_endpoint_whose_tags_are_denied_is_left_alone(tmp_path: Path
     the caller's: both left alone, and clean-up goes on."""
     sm = client("sagemaker")
     arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/"
-    empty = {
-        "list_hyper_parameter_tuning_jobs": "HyperParameterTuningJobSummaries",
-        "list_training_jobs": "TrainingJobSummaries",
-        "list_transform_jobs": "TransformJobSummaries",
-        "list_processing_jobs": "ProcessingJobSummaries",
-    }
+    empty = [
+        ("list_hyper_parameter_tuning_jobs", "HyperParameterTuningJobSummaries"),
+        ("list_training_jobs", "TrainingJobSummaries"),
+        ("list_transform_jobs", "TransformJobSummaries"),
+        ("list_processing_jobs", "ProcessingJobSummaries"),  # make evaluate's
+        ("list_processing_jobs", "ProcessingJobSummaries"),  # the pipeline's Prepare
+    ]
     with Stubber(sm) as stub:
-        for method, key in empty.items():
+        for method, key in empty:
             stub.add_response(method, {key: []})
         stub.add_response(
             "list_endpoints",

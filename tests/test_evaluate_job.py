@@ -15,7 +15,7 @@ import pytest
 from conftest import aws_settings, run_record, seeded_account
 
 from launcher import evaluate
-from launcher.lib import processing, records
+from launcher.lib import evaluations, processing, records
 from launcher.lib.errors import StillRunning
 
 BUCKET = "titanic-sagemaker-toolkit-demo"
@@ -48,7 +48,7 @@ def test_the_create_processing_job_request(moto_endpoint: str, tmp_path: Path) -
     session = boto3.Session(region_name="us-east-1")
     sent = sent_request(session)
     with pytest.raises(
-        evaluate.EvaluateError, match=r"completed but s3://.*/evaluation/evaluation.json cannot be read"
+        evaluations.EvaluationError, match=r"completed but s3://.*/evaluation/evaluation.json cannot be read"
     ):
         evaluate.run(aws_settings(), runs, boto_session=session)  # moto completes the job and writes nothing
     (request,) = sent
@@ -73,12 +73,14 @@ def test_the_create_processing_job_request(moto_endpoint: str, tmp_path: Path) -
 
 def test_the_container_folders_are_the_images_own() -> None:
     """The request's LocalPaths and the image's evaluate command read one contract."""
+    from titanic_model import cli
     from titanic_model.contract import ProcessingPaths
 
     inside = ProcessingPaths(Path("/opt/ml"))
     assert inside == processing.INSIDE
     assert str(inside.model_dir) == "/opt/ml/processing/model"
-    assert processing.ENTRYPOINT[-1] == "evaluate"
+    assert processing.ENTRYPOINT == ["python", "entrypoint.py"]  # the Dockerfile's WORKDIR holds it
+    assert (processing.EVALUATE, processing.PREPARE) == (cli.EVALUATE, cli.PREPARE)
 
 
 def test_a_failed_job_says_the_containers_own_reason(moto_endpoint: str, tmp_path: Path) -> None:

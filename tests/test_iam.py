@@ -39,6 +39,7 @@ from launcher.lib.config import load
 WILDCARD = json.loads((REPO / "iam/wildcard-actions.json").read_text())["actions"]
 NOT_SEEN = json.loads((REPO / "iam/not-seen-on-emulator.json").read_text())["actions"]
 ROLE = "arn:aws:iam::123456789012:role/service-role/titanic-sagemaker-execution"
+PIPELINE_ROLE = "arn:aws:iam::123456789012:role/service-role/titanic-sagemaker-pipeline"
 CALLER = Caller(account="123456789012", partition="aws", arn="arn:aws:iam::123456789012:user/admin")
 # STS answers every principal about itself; AWS asks no permission for it.
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
@@ -156,13 +157,17 @@ def test_allows_refuses_a_job_outside_a_narrowed_grant_like_the_reference_runs()
     assert not allows(broken, "sagemaker:CreateTrainingJob", job)
 
 
-def test_only_the_execution_role_can_be_passed_and_only_to_sagemaker() -> None:
+def test_only_the_toolkits_roles_can_be_passed_and_only_to_sagemaker() -> None:
+    """The runner passes the execution role (jobs) and the pipeline role (CreatePipeline); the
+    pipeline role passes only the execution role, to the steps' jobs."""
+    for name, roles in (("runner-policy", [[ROLE], [PIPELINE_ROLE]]), ("pipeline-role-policy", [[ROLE]])):
+        policy = documents()[name]
+        passing = [s for s in statements(policy) if "iam:PassRole" in iam.as_list(s["Action"])]
+        assert [iam.as_list(s["Resource"]) for s in passing] == roles, name
+        for statement in passing:
+            assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+        assert not allows(policy, "iam:PassRole", "arn:aws:iam::123456789012:role/service-role/admin")
     policy = documents()["runner-policy"]
-    passing = [s for s in statements(policy) if "iam:PassRole" in iam.as_list(s["Action"])]
-    assert len(passing) == 1
-    assert iam.as_list(passing[0]["Resource"]) == [ROLE]
-    assert passing[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
-    assert not allows(policy, "iam:PassRole", "arn:aws:iam::123456789012:role/service-role/admin")
     assert not [a for s in statements(policy) for a in iam.as_list(s["Action"]) if a.startswith("iam:Create")]
 
 
@@ -209,6 +214,7 @@ def test_trust_policy_is_sagemaker_only_with_confused_deputy_conditions() -> Non
         "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/titanic-lgbm-*",
         "arn:aws:sagemaker:us-east-1:123456789012:transform-job/titanic-lgbm-predict-*",
         "arn:aws:sagemaker:us-east-1:123456789012:processing-job/titanic-lgbm-eval-*",
+        "arn:aws:sagemaker:us-east-1:123456789012:processing-job/titanic-lgbm-prep-*",
     ]
     # Hosting: exactly AWS's documented literal, never a model or endpoint ARN.
     assert hosting["Condition"]["ArnLike"]["aws:SourceArn"] == "arn:aws:sagemaker:us-east-1:123456789012:*"
@@ -512,7 +518,7 @@ def test_make_iam_creates_then_updates_the_role(moto_endpoint: str) -> None:
     client = boto3.client("iam", region_name="us-east-1")
     name = "titanic-sagemaker-execution"
     documents = iam.render(settings, CALLER)
-    assert iam.apply(settings, documents, client) == ROLE  # created
+    assert iam.apply(settings, documents, client) == [ROLE, PIPELINE_ROLE]  # created
     created = client.get_role(RoleName=name)["Role"]
     assert created["AssumeRolePolicyDocument"] == documents["execution-role-trust"]
     # A stale role: an old trust (one statement, no hosting) and an old inline policy.
@@ -523,7 +529,7 @@ def test_make_iam_creates_then_updates_the_role(moto_endpoint: str) -> None:
     }
     client.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(stale_trust))
     client.put_role_policy(RoleName=name, PolicyName=iam.INLINE_POLICY_NAME, PolicyDocument=json.dumps(stale_policy))
-    assert iam.apply(settings, documents, client) == ROLE  # updated in place
+    assert iam.apply(settings, documents, client) == [ROLE, PIPELINE_ROLE]  # updated in place
     role = client.get_role(RoleName=name)["Role"]
     assert role["RoleId"] == created["RoleId"]  # the same role, not a new one
     assert role["AssumeRolePolicyDocument"] == documents["execution-role-trust"]
@@ -531,6 +537,11 @@ def test_make_iam_creates_then_updates_the_role(moto_endpoint: str) -> None:
     assert inline["PolicyDocument"] == documents["execution-role-policy"]
     tags = {t["Key"]: t["Value"] for t in client.list_role_tags(RoleName=name)["Tags"]}
     assert tags["created-by"] == "titanic-sagemaker-toolkit"
+    # The pipeline's own role: its trust and its policy, not the jobs'.
+    pipeline = "titanic-sagemaker-pipeline"
+    assert client.get_role(RoleName=pipeline)["Role"]["AssumeRolePolicyDocument"] == documents["pipeline-role-trust"]
+    inline = client.get_role_policy(RoleName=pipeline, PolicyName=iam.PIPELINE_POLICY_NAME)
+    assert inline["PolicyDocument"] == documents["pipeline-role-policy"]
 
 
 def test_make_iam_refuses_a_role_with_another_path(moto_endpoint: str) -> None:

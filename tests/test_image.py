@@ -98,7 +98,7 @@ def test_evaluates_as_a_processing_job_runs_it(image: str, tmp_path: Path, train
 def test_refuses_any_other_command(image: str, sm_root: Path) -> None:
     result = sagemaker_run(image, sm_root, "predict")
     assert result.returncode == 1
-    assert "knows 'train', 'serve', 'evaluate' and 'rescore'" in (sm_root / "output/failure").read_text()
+    assert "knows 'train', 'serve', 'prepare', 'evaluate' and 'rescore'" in (sm_root / "output/failure").read_text()
     assert not any((sm_root / "model").iterdir())
 
 

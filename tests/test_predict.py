@@ -25,7 +25,7 @@ from titanic_model import inference
 from titanic_model.server import load_model
 
 from launcher import predict
-from launcher.lib import local_compose, records, sdk
+from launcher.lib import local_compose, records, sdk, submission
 from launcher.lib.config import load
 from launcher.lib.dataset import PrepareError, verified_bytes
 
@@ -49,15 +49,15 @@ def answers_for(trained_root: Path, batch_rows: int = 50) -> list[str]:
 
 
 def ids() -> list[str]:
-    return predict.passenger_ids(TEST_CSV.read_bytes())
+    return submission.passenger_ids(TEST_CSV.read_bytes())
 
 
 def test_the_join_does_not_depend_on_the_order_answers_come_back(trained_root: Path) -> None:
     answers = answers_for(trained_root)
-    in_order = predict.join(ids(), "\n".join(answers))
+    in_order = submission.join(ids(), "\n".join(answers))
     shuffled = answers[:]
     random.Random(7).shuffle(shuffled)
-    assert predict.join(ids(), "\n".join(shuffled)) == in_order
+    assert submission.join(ids(), "\n".join(shuffled)) == in_order
     assert [pid for pid, _, _ in in_order] == ids() and len(in_order) == 418
 
 
@@ -71,8 +71,8 @@ def test_the_join_does_not_depend_on_the_order_answers_come_back(trained_root: P
     ],
 )
 def test_answers_that_do_not_match_the_input_are_refused(trained_root: Path, change: Any, phrase: str) -> None:
-    with pytest.raises(predict.PredictError, match=re.escape(phrase)):
-        predict.join(ids(), "\n".join(change(answers_for(trained_root))))
+    with pytest.raises(submission.SubmissionError, match=re.escape(phrase)):
+        submission.join(ids(), "\n".join(change(answers_for(trained_root))))
 
 
 def test_a_changed_test_file_is_refused(tmp_path: Path) -> None:
@@ -245,9 +245,9 @@ def test_the_transform_output_is_found_by_listing_not_by_guessing_keys() -> None
         stub.add_response(
             "get_object", {"Body": StreamingBody(io.BytesIO(b"892,0.1,0\n"), 10)}, {"Bucket": "b", "Key": there}
         )
-        assert predict.output_text(s3, f"s3://b/{prefix}", name) == "892,0.1,0\n"
+        assert submission.output_text(s3, f"s3://b/{prefix}", name) == "892,0.1,0\n"
         stub.assert_no_pending_responses()
     with Stubber(s3) as stub:
         stub.add_response("list_objects_v2", {"Contents": [], "IsTruncated": False})
-        with pytest.raises(predict.PredictError, match=r"left no test\.csv\.out under"):
-            predict.output_text(s3, f"s3://b/{prefix}", name)
+        with pytest.raises(submission.SubmissionError, match=r"left no test\.csv\.out under"):
+            submission.output_text(s3, f"s3://b/{prefix}", name)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+from titanic_model import cli, contract
 
-from launcher.lib.dataset import PrepareError
-from launcher.prepare_data import write_split
+from launcher.lib.dataset import PrepareError, write_split
 
 SOURCE = REPO / "data/titanic/train.csv"
 SUMS = REPO / "data/titanic/SHA256SUMS"
@@ -73,3 +73,40 @@ def test_cli_reports_a_missing_source_in_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("[data] ERROR: "), result.stderr
     assert "nope.csv does not exist; restore it from git" in lines[0]
     assert not (tmp_path / "o").exists()  # nothing written
+
+
+def test_the_images_prepare_command_writes_make_datas_split(
+    tmp_path: Path, split_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`<image> prepare` (the pipeline's Prepare job) under Processing's folders: the same bytes as make data."""
+    paths = contract.ProcessingPaths(tmp_path / "ml")
+    paths.raw_dir.mkdir(parents=True)
+    shutil.copy(SOURCE, paths.raw_dir / "train.csv")
+    shutil.copy(SUMS, paths.raw_dir / "SHA256SUMS")
+    monkeypatch.setenv(contract.BASE_DIR_ENV, str(paths.root))
+    assert cli.main([cli.PREPARE, "--validation-fraction", "0.2", "--seed", "42"]) == 0
+    for name in ("train/train.csv", "validation/val.csv", "manifest.json"):
+        assert (paths.split_dir / name).read_bytes() == (split_dir / name).read_bytes(), name
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("edit", "has SHA-256"),
+        ("no-seed", "the following arguments are required: --seed"),
+    ],
+)
+def test_the_prepare_job_refuses_with_its_exit_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str, expected: str
+) -> None:
+    paths = contract.ProcessingPaths(tmp_path / "ml")
+    paths.raw_dir.mkdir(parents=True)
+    data = SOURCE.read_bytes()
+    (paths.raw_dir / "train.csv").write_bytes(data.replace(b"Braund", b"Brand") if change == "edit" else data)
+    shutil.copy(SUMS, paths.raw_dir / "SHA256SUMS")
+    monkeypatch.setenv(contract.BASE_DIR_ENV, str(paths.root))
+    argv = [cli.PREPARE, "--validation-fraction", "0.2"] + ([] if change == "no-seed" else ["--seed", "42"])
+    assert cli.main(argv) == 1
+    message = paths.message_file.read_text()
+    assert message.count("\n") == 1 and expected in message
+    assert not (paths.split_dir / "train/train.csv").exists()

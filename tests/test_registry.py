@@ -13,7 +13,7 @@ import pytest
 from conftest import run_record, settings_for
 
 from launcher import registry
-from launcher.lib import metadata, records
+from launcher.lib import metadata, model_registry, records
 
 BUCKET = "titanic-sagemaker-toolkit-demo"
 IMAGE = {"uri": "127.0.0.1:5055/titanic-lightgbm:sha256-abc", "digest": "sha256:" + "d" * 64, "image_id": "x"}
@@ -55,8 +55,8 @@ def test_register_pins_the_image_by_digest_and_keeps_the_runs_facts(account: bot
     runs = tmp_path / "runs"
     verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-001", 0.89)
     verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-002", 0.91)
-    first = registry.register(settings(), runs, "titanic-lgbm-2026-11-26-10-00-00-001", account)
-    second = registry.register(settings(), runs, "", account)  # the latest verified run
+    first = model_registry.register_run(settings(), runs, "titanic-lgbm-2026-11-26-10-00-00-001", account)
+    second = model_registry.register_run(settings(), runs, "", account)  # the latest verified run
     assert (first["version"], second["version"]) == (1, 2)
     sm = account.client("sagemaker")
     version = sm.describe_model_package(ModelPackageName=first["arn"])
@@ -81,12 +81,12 @@ def test_register_pins_the_image_by_digest_and_keeps_the_runs_facts(account: bot
 def test_a_run_is_registered_once_and_an_unverified_one_never(account: boto3.Session, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-001", 0.89)
-    registry.register(settings(), runs, "", account)
+    model_registry.register_run(settings(), runs, "", account)
     with pytest.raises(registry.RegistryError, match="is already version 1 of titanic-survival"):
-        registry.register(settings(), runs, "titanic-lgbm-2026-11-26-10-00-00-001", account)
+        model_registry.register_run(settings(), runs, "titanic-lgbm-2026-11-26-10-00-00-001", account)
     records.write_record(runs, run_record(job_name="titanic-lgbm-failed", status="Failed"))
     with pytest.raises(records.RecordError, match="job titanic-lgbm-failed is Failed; register only a verified"):
-        registry.register(settings(), runs, "titanic-lgbm-failed", account)
+        model_registry.register_run(settings(), runs, "titanic-lgbm-failed", account)
 
 
 def test_the_approval_gate_refuses_a_weak_version_and_records_who_approved(
@@ -94,7 +94,7 @@ def test_the_approval_gate_refuses_a_weak_version_and_records_who_approved(
 ) -> None:
     runs = tmp_path / "runs"
     verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-001", 0.84)
-    registry.register(settings(), runs, "", account)
+    model_registry.register_run(settings(), runs, "", account)
     with pytest.raises(registry.RegistryError, match=r"val_auc 0\.8400, below APPROVAL_MIN_AUC 0\.85; it stays Pend"):
         registry.decide(settings(), account, approve=True, version="", reason="")
     done = registry.decide(settings(APPROVAL_MIN_AUC="0.8"), account, approve=True, version="1", reason="ticket 7")
@@ -112,8 +112,8 @@ def test_reject_needs_a_reason_and_takes_the_newest_pending(account: boto3.Sessi
     runs = tmp_path / "runs"
     verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-001", 0.9)
     verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-002", 0.9)
-    registry.register(settings(), runs, "titanic-lgbm-2026-11-26-10-00-00-001", account)
-    registry.register(settings(), runs, "titanic-lgbm-2026-11-26-10-00-00-002", account)
+    model_registry.register_run(settings(), runs, "titanic-lgbm-2026-11-26-10-00-00-001", account)
+    model_registry.register_run(settings(), runs, "titanic-lgbm-2026-11-26-10-00-00-002", account)
     with pytest.raises(registry.RegistryError, match="REASON is empty"):
         registry.decide(settings(), account, approve=False, version="", reason=" ")
     assert "version 2 of titanic-survival: PendingManualApproval -> Rejected" in registry.decide(
@@ -131,18 +131,18 @@ def test_a_group_someone_else_made_is_not_used(account: boto3.Session, tmp_path:
     runs = tmp_path / "runs"
     verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-001", 0.9)
     with pytest.raises(registry.RegistryError, match="exists without the toolkit's created-by tag"):
-        registry.register(settings(), runs, "", account)
+        model_registry.register_run(settings(), runs, "", account)
 
 
 def test_image_by_digest_keeps_a_registry_port() -> None:
     digest = "sha256:" + "0" * 64
     assert (
-        registry.image_by_digest({"uri": "127.0.0.1:5055/repo:tag", "digest": digest})
+        model_registry.image_by_digest({"uri": "127.0.0.1:5055/repo:tag", "digest": digest})
         == f"127.0.0.1:5055/repo@{digest}"
     )
-    assert registry.image_by_digest({"uri": "1.dkr.ecr.us-east-1.amazonaws.com/a/b:t", "digest": digest}).endswith(
-        f"/a/b@{digest}"
-    )
+    assert model_registry.image_by_digest(
+        {"uri": "1.dkr.ecr.us-east-1.amazonaws.com/a/b:t", "digest": digest}
+    ).endswith(f"/a/b@{digest}")
 
 
 def test_the_requests_as_they_leave_botocore(account: boto3.Session, tmp_path: Path) -> None:
@@ -156,7 +156,7 @@ def test_the_requests_as_they_leave_botocore(account: boto3.Session, tmp_path: P
     account.events.register("provide-client-params.sagemaker.*", capture)
     runs = tmp_path / "runs"
     verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-001", 0.9)
-    registry.register(settings(), runs, "", account)
+    model_registry.register_run(settings(), runs, "", account)
     registry.decide(settings(), account, approve=True, version="", reason="")
     create, update = sent["CreateModelPackage"], sent["UpdateModelPackage"]
     assert create["ModelPackageGroupName"] == "titanic-survival"
@@ -165,7 +165,7 @@ def test_the_requests_as_they_leave_botocore(account: boto3.Session, tmp_path: P
     assert spec["SupportedContentTypes"] == ["text/csv", "application/json", "application/jsonlines"]
     assert spec["SupportedResponseMIMETypes"] == ["text/csv", "application/json", "application/jsonlines"]
     for kind in ("SupportedRealtimeInferenceInstanceTypes", "SupportedTransformInstanceTypes"):
-        assert "ml.m5.large" in spec[kind] and len(spec[kind]) <= registry.MAX_TYPES
+        assert "ml.m5.large" in spec[kind] and len(spec[kind]) <= model_registry.MAX_TYPES
     assert create["ModelMetrics"]["ModelQuality"]["Statistics"] == {
         "ContentType": "application/json",
         "S3Uri": f"s3://{BUCKET}/titanic/output/titanic-lgbm-2026-11-26-10-00-00-001/evaluation/evaluation.json",
@@ -180,7 +180,7 @@ def test_a_version_carries_no_tags_and_names_who_registered_it(account: boto3.Se
     tag argument". Who registered it goes into its customer metadata, where clean-up reads it."""
     runs = tmp_path / "runs"
     verified_run(runs, "titanic-lgbm-2026-11-26-10-00-00-001", 0.9)
-    done = registry.register(settings(), runs, "", account)
+    done = model_registry.register_run(settings(), runs, "", account)
     sm = account.client("sagemaker")
     meta = sm.describe_model_package(ModelPackageName=done["arn"])["CustomerMetadataProperties"]
     caller = account.client("sts").get_caller_identity()["Arn"]
@@ -204,7 +204,7 @@ def test_metadata_values_fit_aws_alphabet_and_length_for_the_longest_inputs() ->
         "toolkit_commit": records.toolkit_commit(Path("/")),
         "verification": {},
     }
-    meta = registry.metadata(record, {"val_auc": 0.9}, "arn:aws:sts::1:assumed-role/r/a,b (c)")
+    meta = model_registry.metadata(record, {"val_auc": 0.9}, "arn:aws:sts::1:assumed-role/r/a,b (c)")
     for key, value in meta.items():
         assert ALPHABET.match(value) and "(" not in value and "," not in value, (key, value)
     assert len(meta["ImageUri"]) == 256 and meta["ImageUri"].endswith("a" * 64)
@@ -217,12 +217,15 @@ def test_an_unevaluated_run_is_not_registered_and_the_fix_is_named(account: boto
     job = "titanic-lgbm-2026-11-26-10-00-00-009"
     verified_run(runs, job, 0.9, evaluated=False)
     with pytest.raises(registry.RegistryError, match=rf"job {job} has no evaluation; run 'make evaluate JOB={job}'"):
-        registry.register(settings(), runs, "", account)
+        model_registry.register_run(settings(), runs, "", account)
 
 
 def test_a_version_registered_with_a_bare_metrics_report_still_passes_the_gate(account: boto3.Session) -> None:
     """Versions registered before make evaluate carry metrics.json itself as their report."""
     s3 = account.client("s3")
     s3.put_object(Bucket=BUCKET, Key="old/metrics.json", Body=json.dumps({"val_auc": 0.87}).encode())
-    old = {"ModelPackageVersion": 1, "ModelMetrics": registry.evaluation_report(f"s3://{BUCKET}/old/metrics.json")}
+    old = {
+        "ModelPackageVersion": 1,
+        "ModelMetrics": model_registry.evaluation_report(f"s3://{BUCKET}/old/metrics.json"),
+    }
     assert registry.val_auc(s3, old) == 0.87

@@ -146,8 +146,11 @@ def test_bad_hyperparameters(sm_root: Path, monkeypatch: pytest.MonkeyPatch, hyp
 @pytest.mark.parametrize(
     ("argv", "phrase"),
     [
-        ((), "got no command; this image knows 'train', 'serve', 'evaluate' and 'rescore'"),
-        (("predict",), "got the command 'predict'; this image knows 'train', 'serve', 'evaluate' and 'rescore'"),
+        ((), "got no command; this image knows 'train', 'serve', 'prepare', 'evaluate' and 'rescore'"),
+        (
+            ("predict",),
+            "got the command 'predict'; this image knows 'train', 'serve', 'prepare', 'evaluate' and 'rescore'",
+        ),
         (("train", "--n_trees", "3"), "unrecognized arguments: --n_trees 3"),
     ],
 )

@@ -1,6 +1,7 @@
 """Training's entry point: `python entrypoint.py train [--name value ...]`, as SageMaker runs the
 image; `python entrypoint.py evaluate`, as a processing job runs it (titanic_model.evaluate);
-and `python entrypoint.py rescore` (make verify's offline rescoring, metrics as JSON on
+`python entrypoint.py prepare --validation-fraction F --seed N`, as the pipeline's Prepare
+processing job runs it (titanic_model.prepare); and `python entrypoint.py rescore` (make verify's offline rescoring, metrics as JSON on
 stdout). `serve` never gets here: entrypoint.py hands it to titanic_model.server.
 
 One try/except/finally, like AWS's training toolkit: the work in try, the failure file and the
@@ -22,6 +23,7 @@ from titanic_model.cluster import ClusterError
 from titanic_model.data import DataError
 from titanic_model.evaluate import evaluate, write
 from titanic_model.hyperparameters import SPECS, HyperparameterError
+from titanic_model.prepare import CHECKSUMS, SOURCE, write_split
 from titanic_model.rescore import rescore
 from titanic_model.training import run_training
 
@@ -29,6 +31,7 @@ log = logging.getLogger("titanic_model")
 COMMAND = "train"
 RESCORE = "rescore"
 EVALUATE = "evaluate"
+PREPARE = "prepare"
 
 
 class UsageError(ValueError):
@@ -57,7 +60,7 @@ def parse_args(argv: list[str]) -> dict[str, str]:
     if args.command != COMMAND:
         got = "no command" if args.command is None else f"the command {args.command!r}"
         raise UsageError(
-            f"got {got}; this image knows '{COMMAND}', 'serve', '{EVALUATE}' and '{RESCORE}' "
+            f"got {got}; this image knows '{COMMAND}', 'serve', '{PREPARE}', '{EVALUATE}' and '{RESCORE}' "
             f"(SageMaker runs it as '<image> {COMMAND}' or '<image> serve')"
         )
     return {name: value for name, value in vars(args).items() if name != "command" and value is not None}
@@ -84,6 +87,25 @@ def run_evaluate(paths: contract.ProcessingPaths) -> int:
     return 0
 
 
+def run_prepare(paths: contract.ProcessingPaths, argv: list[str]) -> int:
+    """The pipeline's Prepare job: make data's split of the raw input, or a reason in ExitMessage."""
+    parser = _Parser(prog=f"entrypoint.py {PREPARE}")
+    parser.add_argument("--validation-fraction", type=float, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    try:
+        args = parser.parse_args(argv)
+        manifest = write_split(
+            paths.raw_dir / SOURCE, paths.raw_dir / CHECKSUMS, paths.split_dir, args.validation_fraction, args.seed
+        )
+    except (UsageError, DataError, OSError) as exc:
+        contract.write_exit_message(paths, str(exc))
+        log.error("prepare failed: %s", exc)
+        return 1
+    for channel, facts in manifest["channels"].items():
+        log.info("%s: %d rows, sha256 %s", channel, facts["rows"], facts["sha256"])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     paths = contract.Paths.from_env()
@@ -92,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_rescore(paths)
     if args == [EVALUATE]:
         return run_evaluate(contract.ProcessingPaths.from_env())
+    if args[:1] == [PREPARE]:
+        return run_prepare(contract.ProcessingPaths.from_env(), args[1:])
     reason = None
     try:
         overrides = parse_args(args)

@@ -86,7 +86,7 @@ class Paths:
 
 @dataclass(frozen=True)
 class ProcessingPaths:
-    """SageMaker Processing's side of the contract, for `evaluate`: every input and output of a
+    """SageMaker Processing's side of the contract, for `prepare` and `evaluate`: every input and output of a
     processing job is a folder under /opt/ml/processing, named by the job's request (the
     launcher uses these very names), and a failed job's reason goes to /opt/ml/output/message."""
 
@@ -103,6 +103,16 @@ class ProcessingPaths:
 
     def channel(self, name: str) -> Path:
         return self.root / "processing" / "input" / name
+
+    @property
+    def raw_dir(self) -> Path:
+        """`prepare`'s input: Kaggle's train.csv and the SHA256SUMS that names it."""
+        return self.root / "processing" / "input" / "raw"
+
+    @property
+    def split_dir(self) -> Path:
+        """What `prepare` uploads when it ends: train/, validation/ and manifest.json."""
+        return self.root / "processing" / "split"
 
     @property
     def evaluation_dir(self) -> Path:

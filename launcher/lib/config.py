@@ -106,6 +106,10 @@ class Settings:
     endpoint_instance_type: str
     train_distribution: str
     hyperparameters_from: str  # or "tuned": make tune-jobs' best, over HP_*
+    pipeline_name: str
+    pipeline_role_arn: str
+    validation_fraction: float
+    split_seed: int
 
     @property
     def local(self) -> bool:
@@ -137,8 +141,16 @@ class Settings:
 
     @property
     def role(self) -> RoleArn:
-        partition, account, path, name = _ROLE_RE.match(self.role_arn).groups()  # checked by load()
-        return RoleArn(partition=partition, account=account, path=path, name=name)
+        return _role_parts(self.role_arn)
+
+    @property
+    def pipeline_role(self) -> RoleArn:
+        return _role_parts(self.pipeline_role_arn)
+
+
+def _role_parts(arn: str) -> RoleArn:
+    partition, account, path, name = _ROLE_RE.match(arn).groups()  # checked by load()
+    return RoleArn(partition=partition, account=account, path=path, name=name)
 
 
 def instance_types(shape: str) -> list[str]:
@@ -251,13 +263,13 @@ def _check_prefixes(c: _Checker, prefixes: dict[str, str]) -> None:
                 )
 
 
-def _check_role(c: _Checker, role: str) -> None:
+def _check_role(c: _Checker, var: str, role: str) -> None:
     if not role:
         return
     match = _ROLE_RE.match(role)
     if not match:
         c.bad(
-            "ROLE_ARN",
+            var,
             f"'{role}' is not an IAM role ARN; it must look like arn:aws:iam::123456789012:role/service-role/NAME "
             "(copy the role's full ARN, path included, from 'make iam' or the IAM console)",
         )
@@ -435,7 +447,7 @@ def _check_where(c: _Checker) -> dict[str, Any]:
     if repository and (not _ECR_RE.match(repository) or not 2 <= len(repository) <= 256):
         c.bad("ECR_REPOSITORY", f"'{repository}' is not a valid ECR name; use lowercase letters, digits, and ._-/")
     role = c.text("ROLE_ARN")
-    _check_role(c, role)
+    _check_role(c, "ROLE_ARN", role)
     return {
         "target": target,
         "region": region,
@@ -483,11 +495,29 @@ def _check_training(c: _Checker, env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _check_pipeline(c: _Checker, execution_role: str) -> dict[str, Any]:
+    """make pipeline: its name, the role SageMaker Pipelines starts the steps with (its own, not
+    the jobs'), and the data stage's split, which its Prepare step makes too."""
+    name, role = c.text("PIPELINE_NAME"), c.text("PIPELINE_ROLE_ARN")
+    _check_name(c, "PIPELINE_NAME", name, names.PIPELINE_NAME_MAX, "a pipeline's name in the toolkit's grants")
+    _check_role(c, "PIPELINE_ROLE_ARN", role)
+    if role and role == execution_role:
+        c.bad(
+            "PIPELINE_ROLE_ARN",
+            "is ROLE_ARN; the pipeline's role starts jobs and passes ROLE_ARN to them, so it must be a role of its "
+            "own (make iam creates both)",
+        )
+    return {
+        "pipeline_name": name,
+        "pipeline_role_arn": role,
+        "validation_fraction": c.fraction("VALIDATION_FRACTION", 0.05, 0.5),
+        "split_seed": c.integer("SPLIT_SEED", 0, 2**32 - 1),
+    }
+
+
 def _check_read_by_scripts(c: _Checker) -> None:
     """Settings that make, bash or the lock read themselves: checked here, not kept."""
     c.yes_no("CREATE_BUCKET")  # scripts/bootstrap.sh
-    c.fraction("VALIDATION_FRACTION", 0.05, 0.5)  # the data stage
-    c.integer("SPLIT_SEED", 0, 2**32 - 1)
     c.image("BASE_IMAGE")  # scripts/build-image.sh
     c.image("OFFLINE_BASE_IMAGE")
     c.choice("BASE_IMAGE_FALLBACK", ("offline", "none"))
@@ -508,6 +538,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         **_check_serving(c, env),
         **_check_local_stack(c, where["target"]),
         "tune": _check_tune(c),
+        **_check_pipeline(c, where["role_arn"]),
     }
     _check_read_by_scripts(c)
     if c.problems:

@@ -16,13 +16,21 @@ from launcher.lib.errors import ToolkitError
 IAM_DIR = Path(__file__).resolve().parents[2] / "iam"
 
 
-DOCUMENTS = ("runner-policy", "setup-policy", "execution-role-policy", "execution-role-trust")
+DOCUMENTS = (
+    "runner-policy",
+    "setup-policy",
+    "execution-role-policy",
+    "execution-role-trust",
+    "pipeline-role-policy",
+    "pipeline-role-trust",
+)
 
 
-PERMISSION_POLICIES = ("runner-policy", "setup-policy", "execution-role-policy")
+PERMISSION_POLICIES = ("runner-policy", "setup-policy", "execution-role-policy", "pipeline-role-policy")
 
 
 INLINE_POLICY_NAME = "titanic-toolkit-execution"
+PIPELINE_POLICY_NAME = "titanic-toolkit-pipeline"
 
 
 class IamError(ToolkitError):
@@ -56,6 +64,9 @@ def template_values(settings: Settings, caller: Caller) -> dict[str, str]:
         "ENDPOINT_NAME": settings.endpoint_name,
         "ROLE_PATH": role.path,
         "ROLE_NAME": role.name,
+        "PIPELINE_NAME": settings.pipeline_name,
+        "PIPELINE_ROLE_PATH": settings.pipeline_role.path,
+        "PIPELINE_ROLE_NAME": settings.pipeline_role.name,
     }
 
 

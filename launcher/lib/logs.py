@@ -9,7 +9,8 @@ _NOISY = ("botocore", "boto3", "urllib3", "sagemaker.config", "sagemaker.local.i
 
 
 def setup(stage: str) -> None:
-    logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s")
+    # force: an SDK module (sagemaker.experiments, which pipelines import) sets up logging its own way.
+    logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s", force=True)
     for name in _NOISY:
         logging.getLogger(name).setLevel(logging.WARNING)
 

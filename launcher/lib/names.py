@@ -24,18 +24,26 @@ VERSION_DIGITS = 6  # registry versions up to 999,999
 TRAINING_SUFFIX_LEN = 24
 PREDICT_INFIX = "-predict-"
 EVALUATE_INFIX = "-eval-"
+# A pipeline's job names: SageMaker Pipelines puts "-<execution id>-<entity token>-<failure
+# count>" after the prefix the definition gives (sagemaker-python-sdk PR 3946, which added
+# the SDK's side; AWS's page on the prefix could not be read here, docs/aws-rules.md). 12 + 10
+# characters, and a count given 3 digits here.
+PIPELINE_SUFFIX_LEN = len("-") + 12 + len("-") + 10 + len("-") + 3
+PREPARE_INFIX = "-prep"
 # What follows each setting in the names made from it (the longest case).
 _AFTER_BASE = {
     "training job": (TRAINING_SUFFIX_LEN, NAME_MAX),
     "tuning job": (len("-yymmddHHMMSS"), TUNING_NAME_MAX),
     "transform job and its model": (len(PREDICT_INFIX) + len("YYYYmmddHHMMSS"), NAME_MAX),
     "evaluation (processing) job": (len(EVALUATE_INFIX) + len("YYYYmmddHHMMSS"), NAME_MAX),
+    "pipeline's jobs": (len(PREDICT_INFIX) - 1 + PIPELINE_SUFFIX_LEN, NAME_MAX),
 }
 _AFTER_ENDPOINT = len("-v") + VERSION_DIGITS + len("-YYYYmmddHHMMSS")
 
 BASE_JOB_NAME_MAX = min(limit - after for after, limit in _AFTER_BASE.values())
 ENDPOINT_NAME_MAX = NAME_MAX - _AFTER_ENDPOINT
 MODEL_PACKAGE_GROUP_MAX = NAME_MAX
+PIPELINE_NAME_MAX = NAME_MAX
 
 # The toolkit's names per SageMaker resource type, as IAM patterns over the settings (the
 # runner policy grants these, clean-up matches them, the trust policy admits the jobs').
@@ -43,12 +51,13 @@ PATTERNS = {
     "training-job": ("${BASE_JOB_NAME}-*",),
     "hyper-parameter-tuning-job": ("${BASE_JOB_NAME}-*",),
     "transform-job": ("${BASE_JOB_NAME}-predict-*",),
-    "processing-job": ("${BASE_JOB_NAME}-eval-*",),
+    "processing-job": ("${BASE_JOB_NAME}-eval-*", "${BASE_JOB_NAME}-prep-*"),
     "model": ("${BASE_JOB_NAME}-predict-*", "${ENDPOINT_NAME}-v*"),
     "endpoint-config": ("${ENDPOINT_NAME}-v*",),
     "endpoint": ("${ENDPOINT_NAME}",),
     "model-package-group": ("${MODEL_PACKAGE_GROUP}",),
     "model-package": ("${MODEL_PACKAGE_GROUP}/*",),
+    "pipeline": ("${PIPELINE_NAME}", "${PIPELINE_NAME}/execution/*"),  # the pipeline, its executions
 }
 
 
@@ -58,6 +67,7 @@ def patterns(settings: Any, resource_type: str) -> tuple[str, ...]:
         "BASE_JOB_NAME": settings.base_job_name,
         "ENDPOINT_NAME": settings.endpoint_name,
         "MODEL_PACKAGE_GROUP": settings.model_package_group,
+        "PIPELINE_NAME": settings.pipeline_name,
     }
     return tuple(string.Template(p).substitute(values) for p in PATTERNS[resource_type])
 
@@ -93,6 +103,25 @@ def transform_job(base: str, now: datetime) -> str:
 def evaluation_job(base: str, now: datetime) -> str:
     """make evaluate's processing job."""
     return f"{base}{EVALUATE_INFIX}{now:%Y%m%d%H%M%S}"
+
+
+def pipeline_prefixes(base: str, execution: str = "") -> dict[str, str]:
+    """The job names a pipeline's definition gives each step. On SageMaker they are prefixes
+    (it appends the execution and a token); local mode takes them as the names, so there each
+    execution passes its own `execution` token to keep them apart."""
+    tail = f"-{execution}" if execution else ""
+    return {
+        "prepare": f"{base}{PREPARE_INFIX}{tail}",
+        "train": f"{base}{tail}" if execution else base,
+        "evaluate": f"{base}{EVALUATE_INFIX.rstrip('-')}{tail}",
+        "model": f"{base}{PREDICT_INFIX.rstrip('-')}{tail}",
+        "transform": f"{base}{PREDICT_INFIX.rstrip('-')}{tail}",
+    }
+
+
+def local_execution(now: datetime) -> str:
+    """A local pipeline execution's token for its jobs' names: 'p' and the time (12 + 1 characters)."""
+    return f"p{now:%y%m%d%H%M%S}"
 
 
 def endpoint_object(endpoint: str, version: int, now: datetime) -> str:

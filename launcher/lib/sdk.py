@@ -109,13 +109,17 @@ def validate_config_once(config: dict[str, Any]) -> None:
     _validated(json.dumps(config, sort_keys=True, default=str))
 
 
-def session(settings: Settings, boto_session: boto3.Session, serving: Serving | None = None) -> Any:
-    """A SageMaker session with telemetry off (its config passed in, not left to the
-    environment), local or remote as TARGET says."""
-    config = load_sagemaker_config([str(SDK_CONFIG)])
+def sagemaker_config() -> dict[str, Any]:
+    """The SDK's config (telemetry off), passed in rather than left to the environment."""
     # The SDK has no setting for this; tests/test_sdk.py checks it still calls it by these names.
     for module in CONFIG_CHECKERS:
         module.validate_sagemaker_config = validate_config_once
+    return load_sagemaker_config([str(SDK_CONFIG)])
+
+
+def session(settings: Settings, boto_session: boto3.Session, serving: Serving | None = None) -> Any:
+    """A SageMaker session with the toolkit's config, local or remote as TARGET says."""
+    config = sagemaker_config()
     if not settings.local:
         return Session(boto_session=boto_session, sagemaker_config=config)
     serving = serving or Serving(port=settings.local_serving_port)

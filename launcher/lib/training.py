@@ -90,15 +90,24 @@ def checkpoint_uri(settings: Settings, job_name: str) -> str:
 
 
 def build_estimator(
-    settings: Settings, image_uri: str, session: Any, job_name: str, launched_by: str, *, checkpoints: bool = True
+    settings: Settings,
+    image_uri: str,
+    session: Any,
+    launched_by: str,
+    *,
+    checkpoint: Any = None,
+    instance_type: Any = None,
 ) -> Any:
+    """make train's Estimator (also each tuning trial's and the pipeline's Train step's).
+    `checkpoint`: the job's checkpoint prefix on AWS (None: no checkpoints); `instance_type`:
+    INSTANCE_TYPE (or "local") unless a pipeline parameter stands in."""
     # Local mode refuses spot and checkpoint settings outright; on AWS they are the point.
     spot = settings.spot_training
     return Estimator(
         image_uri=image_uri,
         role=settings.role_arn,
         instance_count=settings.instance_count,
-        instance_type="local" if settings.local else settings.instance_type,
+        instance_type=instance_type or ("local" if settings.local else settings.instance_type),
         volume_size=settings.volume_size_gb,
         output_path=f"{settings.output_uri}/",
         base_job_name=settings.base_job_name,
@@ -106,7 +115,7 @@ def build_estimator(
         max_run=settings.max_run,
         use_spot_instances=spot,
         max_wait=settings.max_wait if spot else None,
-        checkpoint_s3_uri=checkpoint_uri(settings, job_name) if checkpoints and not settings.local else None,
+        checkpoint_s3_uri=None if settings.local else checkpoint,
         metric_definitions=METRIC_DEFINITIONS,
         tags=job_tags(settings, launched_by),
         enable_network_isolation=True,
@@ -120,13 +129,15 @@ def build_estimator(
     )
 
 
-def training_inputs(settings: Settings) -> dict[str, Any]:
+def training_inputs(settings: Settings, uris: dict[str, Any] | None = None) -> dict[str, Any]:
     """The train channel as TRAIN_DISTRIBUTION says; every instance gets all of validation.
-    Local mode accepts only FullyReplicated (check_shards says so when it matters)."""
+    Local mode accepts only FullyReplicated (check_shards says so when it matters). `uris`:
+    the channels' S3 prefixes, when not the uploaded split's (the pipeline's own split)."""
+    uris = uris or {c: settings.channel_uri(c) for c in ("train", "validation")}
     distribution = "FullyReplicated" if settings.local else settings.train_distribution
     return {
-        "train": TrainingInput(settings.channel_uri("train"), content_type="text/csv", distribution=distribution),
-        "validation": TrainingInput(settings.channel_uri("validation"), content_type="text/csv"),
+        "train": TrainingInput(uris["train"], content_type="text/csv", distribution=distribution),
+        "validation": TrainingInput(uris["validation"], content_type="text/csv"),
     }
 
 
@@ -404,7 +415,8 @@ def start(
     launched_by = whoami(boto_session).arn
     check_shards(settings, boto_session.client("s3"))
     job_name = name_from_base(settings.base_job_name)
-    estimator = build_estimator(settings, image["uri"], session, job_name, launched_by)
+    checkpoint = checkpoint_uri(settings, job_name)
+    estimator = build_estimator(settings, image["uri"], session, launched_by, checkpoint=checkpoint)
     record = base_record(settings, job_name, image, manifest, launched_by)
     if tuned_from:
         record["hyperparameters_from"] = tuned_from
@@ -490,7 +502,7 @@ def build_tuner(settings: Settings, space: Any, image_uri: str, session: Any, la
 
     # Trials share no checkpoint prefix: a trial must never resume another trial's trees, and
     # a spot interruption restarts that trial (they are short).
-    estimator = build_estimator(settings, image_uri, session, "", launched_by, checkpoints=False)
+    estimator = build_estimator(settings, image_uri, session, launched_by)
     tags = job_tags(settings, launched_by)
     return HyperparameterTuner(
         estimator,
