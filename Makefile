@@ -274,9 +274,9 @@ predict: $(AWS_READY) $(BOOTSTRAP) | $(STAMPS)/config $(PREFLIGHT) ## Batch-tran
 
 # ---- the whole flow as one SageMaker Pipeline execution ---------------------------------
 .PHONY: pipeline
-pipeline: $(IMAGE_RECORD) $(AWS_READY) $(BOOTSTRAP) | $(STAMPS)/config $(PREFLIGHT) ## Run the SageMaker Pipeline (prepare, train, evaluate, gate, model, transform, register) as one execution
+pipeline: $(IMAGE_RECORD) $(AWS_READY) $(BOOTSTRAP) | $(STAMPS)/config $(PREFLIGHT) ## Run the SageMaker Pipeline as one execution: prepare, train, evaluate, gate, model, transform, register (AWS: JOB=<execution> re-attaches)
 	$(LOCKED) $(PY) -m launcher.pipeline --runs-dir $(RUNS) --image-record "$$IMAGE_RECORD" \
-		--train data/titanic/train.csv --test data/titanic/test.csv --checksums data/titanic/SHA256SUMS
+		--train data/titanic/train.csv --test data/titanic/test.csv --checksums data/titanic/SHA256SUMS --execution "$$JOB"
 
 # ---- the model registry and the live endpoint -------------------------------------------
 REGISTRY := $(PY) -m launcher.registry

@@ -1,10 +1,11 @@
 """Clean-up of what the toolkit made, and only that: lists it, and with CONFIRM=yes deletes it.
 
   resources  (the runner, make clean-resources) the objects under the toolkit's four S3
-             prefixes, the images in the toolkit's repository, tuning, training and transform
-             jobs still in progress (stopped), make deploy's endpoint with its configs and
-             models, and the models make predict made (deleted), each
-             only when it carries the toolkit's tag *and* was launched by this caller
+             prefixes, the images in the toolkit's repository, the pipeline's executions, tuning,
+             training, transform and processing jobs still in progress (stopped), make deploy's
+             endpoint with its configs and models, the models make predict made and the
+             pipeline itself (deleted), each only when it carries the toolkit's tag *and* was
+             launched by this caller (the pipeline: when no one else's execution still runs)
   teardown   (an administrator, make teardown) the above, then the repository, the bucket
              (when empty) and the execution role, each only if it carries the toolkit's tag
 
@@ -24,6 +25,7 @@ import logging
 import os
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher.lib import errors, names
+from launcher.lib import errors, executions, names
 from launcher.lib.caller import sagemaker_tags, whoami
 from launcher.lib.config import (
     LAUNCHED_BY_TAG,
@@ -251,6 +253,44 @@ def clean_model_packages(settings: Settings, sm: Any, caller_arn: str, plan: Pla
             plan.act(what, lambda a=version["ModelPackageArn"]: sm.delete_model_package(ModelPackageName=a))
 
 
+def clean_pipeline(settings: Settings, sm: Any, caller_arn: str, plan: Plan) -> None:
+    """The toolkit's (tagged) pipeline: the caller's own executions still running are stopped
+    (SageMaker stops their running step's job), then the pipeline is deleted, unless someone
+    else's execution still runs. The embedded stack's executions live in make pipeline's own
+    process: there is nothing to find."""
+    name = settings.pipeline_name
+    try:
+        arn = sm.describe_pipeline(PipelineName=name)["PipelineArn"]
+    except ClientError as exc:
+        if error_code(exc) in NOT_FOUND:
+            return
+        raise _failed(f"reading pipeline {name} (sagemaker:DescribePipeline)", exc) from None
+    except BotoCoreError as exc:
+        raise _failed(f"reading pipeline {name} (sagemaker:DescribePipeline)", exc) from None
+    try:
+        ours = is_toolkits(sagemaker_tags(sm, arn))
+        running = executions.running(sm, settings) if ours else []
+        owners = {e["PipelineExecutionArn"]: executions.started_by(sm, e["PipelineExecutionArn"]) for e in running}
+    except (ClientError, BotoCoreError) as exc:
+        raise _failed(f"listing the executions of pipeline {name}", exc) from None
+    if not ours:
+        log.info("not ours, left alone: pipeline %s (no %s tag)", name, TOOLKIT_TAG[0])
+        return
+    me = launched_by_value(caller_arn)
+    for execution, owner in owners.items():
+        if owner == me:
+            plan.act(f"running pipeline execution {execution} (stop)", lambda e=execution: executions.stop(sm, e))
+        else:
+            log.info("left alone: pipeline execution %s was started by %s, not by you", execution, owner or "someone")
+    if any(owner != me for owner in owners.values()):
+        log.info("kept: pipeline %s (another's execution still runs)", name)
+        return
+    plan.act(
+        f"pipeline {name} (delete; its executions' records stay in runs/pipelines/)",
+        lambda: sm.delete_pipeline(PipelineName=name, ClientRequestToken=str(uuid.uuid4())),
+    )
+
+
 def clean_local_endpoint(settings: Settings, plan: Plan) -> None:
     """The embedded stack's serving containers for ENDPOINT_NAME (make deploy's)."""
 
@@ -406,6 +446,7 @@ def run(
     sm = session.client("sagemaker")
     if settings.local:
         clean_local_endpoint(settings, plan)
+    clean_pipeline(settings, sm, caller.arn, plan)  # first: a running execution would start new jobs
     for kind in KINDS:
         clean_sagemaker(settings, sm, caller.arn, plan, kind)
     clean_model_packages(settings, sm, caller.arn, plan)

@@ -1,11 +1,13 @@
-"""Operating training jobs while they run: status, logs, describe, stop.
+"""Operating training jobs and pipeline executions while they run: status, logs, describe, stop.
 
-  status              jobs in progress and the latest ones (AWS: from the API; embedded
-                      stack: from the run records, since local mode runs jobs in-process)
+  status              jobs in progress and the latest ones, then the pipeline's executions
+                      (AWS: from the API; embedded stack: from the run records, since local
+                      mode runs jobs and executions in-process)
   logs --job NAME     the job's log, followed while the job runs; with NAME = ENDPOINT_NAME,
                       the endpoint's log (CloudWatch on AWS, docker logs on the embedded stack)
   describe --job NAME the job as SageMaker describes it (embedded stack: its run record)
-  stop --job NAME     StopTrainingJob, then wait for the final status and update the record
+  stop --job NAME     StopTrainingJob, then wait for the final status and update the record;
+                      NAME a pipeline execution (its ARN): StopPipelineExecution, then wait
 
 NAME defaults to the latest run record. Every verb needs credentials and region only.
 """
@@ -24,7 +26,8 @@ from typing import Any
 
 import boto3
 
-from launcher.lib import errors, names, records, watch
+from launcher.lib import errors, executions, names, records, watch
+from launcher.lib.caller import whoami
 from launcher.lib.config import Settings, load
 from launcher.lib.errors import ToolkitError
 from launcher.lib.hosting import live_summary
@@ -184,17 +187,78 @@ def stop(
     return description
 
 
+def execution_rows(settings: Settings, session: boto3.Session, runs_dir: Path) -> list[dict[str, Any]] | None:
+    """The pipeline's newest executions: SageMaker's list on AWS, the execution records locally
+    (None: no pipeline yet)."""
+    if settings.local:
+        paths = sorted((runs_dir / "pipelines").glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        found = [json.loads(p.read_text(encoding="utf-8")) for p in paths[: executions.RECENT]]
+        return [{"execution": r["execution"], "status": r["status"], "started": r.get("finished_at")} for r in found]
+    summaries = executions.recent(session.client("sagemaker"), settings)
+    if summaries is None:
+        return None
+    return [
+        {
+            "execution": s["PipelineExecutionArn"],
+            "status": s.get("PipelineExecutionStatus"),
+            "started": s.get("StartTime"),
+        }
+        for s in summaries
+    ]
+
+
+def render_executions(rows: list[dict[str, Any]] | None) -> str:
+    if not rows:
+        return "no pipeline executions (make pipeline starts one)"
+    lines = [f"{'pipeline execution':<90} {'status':<10} when"]
+    lines += [f"{r['execution']:<90} {r['status'] or '-':<10} {r['started'] or '-'}" for r in rows]
+    return "\n".join(lines)
+
+
+def stop_execution(settings: Settings, session: boto3.Session, job: str) -> int:
+    """make stop JOB=<execution>: stop it and wait for its final status."""
+    if settings.local:
+        raise OperateError(
+            f"local pipeline executions run inside 'make pipeline' and end with it; {job} is not running anywhere "
+            "to stop (Ctrl-C stops a running 'make pipeline')"
+        )
+    sm = session.client("sagemaker")
+    arn = executions.execution_arn(settings, whoami(session), job)
+    status = sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"]
+    if status in executions.FINAL:
+        log.info("%s is already %s; nothing to stop", arn, status)
+    else:
+        executions.stop(sm, arn)
+        log.info("asked SageMaker to stop %s; waiting for its final status", arn)
+        status = watch.until_settled(
+            lambda: sm.describe_pipeline_execution(PipelineExecutionArn=arn),
+            "PipelineExecutionStatus",
+            lambda state: state in executions.FINAL,
+            f"pipeline execution {arn.rsplit('/', 1)[-1]}",
+            poll_seconds=10,
+        )["PipelineExecutionStatus"]
+    print(f"{arn}: {status}", flush=True)
+    return 0
+
+
+def status(settings: Settings, runs_dir: Path, session: boto3.Session) -> int:
+    """Jobs, pipeline executions, and what is live."""
+    if settings.local:
+        rows = status_rows_local(runs_dir)
+    else:
+        book = PriceBook(settings.region, pricing_client(session, settings.region))
+        rows = status_rows_aws(settings, session.client("sagemaker"), book, datetime.now(UTC))
+    print(render_status(rows), flush=True)
+    print(render_executions(execution_rows(settings, session, runs_dir)), flush=True)
+    print(live_summary(settings, session), flush=True)
+    return 0
+
+
 def run(settings: Settings, verb: str, runs_dir: Path, job: str, session: boto3.Session) -> int:
     if verb == "status":
-        if settings.local:
-            rows = status_rows_local(runs_dir)
-        else:
-            book = PriceBook(settings.region, pricing_client(session, settings.region))
-            rows = status_rows_aws(settings, session.client("sagemaker"), book, datetime.now(UTC))
-        print(render_status(rows), flush=True)
-
-        print(live_summary(settings, session), flush=True)
-        return 0
+        return status(settings, runs_dir, session)
+    if verb == "stop" and (executions.is_execution(job) or (runs_dir / "pipelines" / f"{job}.json").is_file()):
+        return stop_execution(settings, session, job)
     name = job_name_or_latest(runs_dir, job)
     if verb == "logs" and name == settings.endpoint_name:
         print(endpoint_log(settings, session), end="", flush=True)

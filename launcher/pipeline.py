@@ -26,9 +26,9 @@ from urllib.parse import urlparse
 
 import boto3
 
-from launcher.lib import errors, evaluations, names, records, verification, watch
+from launcher.lib import errors, evaluations, executions, names, records, verification, watch
 from launcher.lib import pipeline as flow
-from launcher.lib.caller import Caller, whoami
+from launcher.lib.caller import whoami
 from launcher.lib.config import Settings, job_tags, launched_by_value, load
 from launcher.lib.dataset import SPLIT_FILES, verified_bytes
 from launcher.lib.errors import StillRunning, ToolkitError
@@ -50,7 +50,6 @@ from launcher.lib.training import base_record, finish_record, read_image_record
 
 log = logging.getLogger("pipeline")
 RAW_PREFIX = "raw"  # under DATA_PREFIX: Kaggle's train.csv and SHA256SUMS, the Prepare step's input
-FINAL = ("Succeeded", "Failed", "Stopped")
 JOB_KINDS = ("TrainingJob", "ProcessingJob", "TransformJob", "Model", "RegisterModel")
 
 
@@ -176,23 +175,6 @@ def run_local(settings: Settings, pipe: Any) -> dict[str, Any]:
     }
 
 
-def execution_arn(settings: Settings, caller: Caller, execution: str) -> str:
-    """JOB=: an execution's ARN, or its id (the ARN's last part) in the toolkit's pipeline."""
-    if execution.startswith("arn:"):
-        if f":pipeline/{settings.pipeline_name}/execution/" not in execution:
-            raise PipelineError(
-                f"{execution} is not an execution of {settings.pipeline_name}; 'make status' lists them"
-            )
-        return execution
-    resource = f"pipeline/{settings.pipeline_name}/execution/{execution}"
-    return names.arn(caller.partition, settings.region, caller.account, resource)
-
-
-def steps_of(sm: Any, arn: str) -> list[dict[str, Any]]:
-    pages = sm.get_paginator("list_pipeline_execution_steps").paginate(PipelineExecutionArn=arn)
-    return [step for page in pages for step in page["PipelineExecutionSteps"]]
-
-
 def follow(sm: Any, arn: str, *, sleep: Any = time.sleep, poll_seconds: float = 15.0) -> dict[str, Any]:
     """Read the execution and its steps until it ends, saying each step's change once. Ctrl-C or
     SIGTERM leaves it running and says how to follow, stop and re-attach to it."""
@@ -200,7 +182,7 @@ def follow(sm: Any, arn: str, *, sleep: Any = time.sleep, poll_seconds: float = 
 
     def read() -> dict[str, Any]:
         described = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
-        for step in steps_of(sm, arn):
+        for step in executions.steps(sm, arn):
             if said.get(step["StepName"]) != step.get("StepStatus"):
                 said[step["StepName"]] = step.get("StepStatus", "")
                 log.info("step %s: %s", step["StepName"], step.get("StepStatus"))
@@ -210,7 +192,12 @@ def follow(sm: Any, arn: str, *, sleep: Any = time.sleep, poll_seconds: float = 
     try:
         with watch.sigterm_as_ctrl_c():
             described = watch.until_settled(
-                read, "PipelineExecutionStatus", lambda s: s in FINAL, what, sleep=sleep, poll_seconds=poll_seconds
+                read,
+                "PipelineExecutionStatus",
+                lambda s: s in executions.FINAL,
+                what,
+                sleep=sleep,
+                poll_seconds=poll_seconds,
             )
     except KeyboardInterrupt:
         raise StillRunning(f"{what} keeps running on SageMaker and its jobs are billed: {follow_up(arn)}") from None
@@ -218,7 +205,7 @@ def follow(sm: Any, arn: str, *, sleep: Any = time.sleep, poll_seconds: float = 
         "arn": arn,
         "status": described["PipelineExecutionStatus"],
         "failure_reason": described.get("FailureReason"),
-        "steps": steps_of(sm, arn),
+        "steps": executions.steps(sm, arn),
     }
 
 
@@ -254,7 +241,8 @@ def run(
     costs = estimate(settings, boto_session, runs_dir)
     clock = time.perf_counter()
     if attach:
-        outcome = follow(boto_session.client("sagemaker"), execution_arn(settings, caller, attach), sleep=sleep)
+        arn = executions.execution_arn(settings, caller, attach)
+        outcome = follow(boto_session.client("sagemaker"), arn, sleep=sleep)
     else:
         pipe = build(settings, boto_session, image, files, caller.arn, types=types, test=(test_data, test_sha))
         log.info(

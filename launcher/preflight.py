@@ -71,6 +71,10 @@ def source_arns(settings: Settings, caller: Caller, now: datetime) -> dict[str, 
         "tuning (make tune-jobs)": job(f"hyper-parameter-tuning-job/{tuning}"),
         "batch transform (make predict)": job(f"transform-job/{names.transform_job(settings.base_job_name, now)}"),
         "processing (make evaluate)": job(f"processing-job/{names.evaluation_job(settings.base_job_name, now)}"),
+        # SageMaker names a pipeline's jobs <prefix>-<execution>-<token>-<count> (names.pipeline_prefixes).
+        "processing (the pipeline's Prepare)": job(
+            f"processing-job/{names.pipeline_prefixes(settings.base_job_name)['prepare']}-a1b2c3d4e5f6-AbCdEfGhIj-0"
+        ),
         "hosting (make deploy)": names.hosting_source_arn(caller.partition, settings.region, caller.account),
     }
 
@@ -112,6 +116,42 @@ def check_role(session: boto3.Session, settings: Settings, caller: Caller) -> No
             "with 'make iam' (as an administrator, with this account's credentials)"
         )
     log.info("role: %s trusts %s for training, tuning, transform and hosting", role["Arn"], SAGEMAKER_PRINCIPAL)
+
+
+def check_pipeline_role(session: boto3.Session, settings: Settings, caller: Caller) -> None:
+    """make pipeline: PIPELINE_ROLE_ARN exists and trusts SageMaker for the toolkit's pipeline in
+    the form AWS documents (pipeline/NAME/*, which every execution's ARN falls under)."""
+    wanted = settings.pipeline_role
+    if (wanted.partition, wanted.account) != (caller.partition, caller.account):
+        raise PreflightError(
+            f"PIPELINE_ROLE_ARN names account {wanted.account} but the credentials are for {caller.account}; set it "
+            f"to arn:{caller.partition}:iam::{caller.account}:role{wanted.path}{wanted.name}"
+        )
+    try:
+        role = session.client("iam").get_role(RoleName=wanted.name)["Role"]
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            raise PreflightError(
+                f"PIPELINE_ROLE_ARN: role '{wanted.name}' does not exist; create it with 'make iam' "
+                "(as an administrator)"
+            ) from None
+        log.warning("cannot read role %s (%s); SageMaker will check it when the pipeline starts", wanted.name, exc)
+        return
+    if role["Arn"] != settings.pipeline_role_arn:
+        raise PreflightError(
+            f"PIPELINE_ROLE_ARN is {settings.pipeline_role_arn} but the role's ARN is {role['Arn']}; copy it exactly"
+        )
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(unquote(trust)) if isinstance(trust, str) else trust
+    execution = names.arn(
+        caller.partition, settings.region, caller.account, f"pipeline/{settings.pipeline_name}/execution/a1b2c3d4e5f6"
+    )
+    if not (admits(trust, execution, caller.account) and admits(trust, execution)):
+        raise PreflightError(
+            f"PIPELINE_ROLE_ARN: role '{wanted.name}''s trust policy would refuse SageMaker Pipelines for "
+            f"{settings.pipeline_name}'s executions ({execution}); rewrite it with 'make iam'"
+        )
+    log.info("pipeline role: %s trusts %s for pipeline %s", role["Arn"], SAGEMAKER_PRINCIPAL, settings.pipeline_name)
 
 
 def check_bucket(session: boto3.Session, settings: Settings) -> None:
@@ -186,12 +226,13 @@ def check_quota(session: boto3.Session, settings: Settings, goals: str = "") -> 
         )
     mode = "spot" if settings.use_spot else "on-demand"
     log.info("quota: %s %s = %g (%s)", settings.instance_type, mode, quota, source)
-    if "evaluate" in goals.split():  # make evaluate's processing job runs one INSTANCE_TYPE instance
+    if {"evaluate", "pipeline"} & set(goals.split()):  # their processing jobs run one INSTANCE_TYPE instance
         quota, code, source = quota_for(quotas, settings.instance_type, False, kind="processing")
         if quota is not None and quota < 1:
             raise PreflightError(
                 f"INSTANCE_TYPE: '{settings.instance_type} for processing job usage' has a quota of 0 ({source}) and "
-                f"make evaluate runs a processing job on it; request an increase of {code or 'that quota'} in Service "
+                f"make evaluate and make pipeline run processing jobs on it; request an increase of "
+                f"{code or 'that quota'} in Service "
                 "Quotas (SageMaker), or set INSTANCE_TYPE to a type with processing quota"
             )
         log.info("quota: %s processing = %g (%s)", settings.instance_type, quota, source)
@@ -205,14 +246,17 @@ def run(settings: Settings, session: boto3.Session, docker_check: Callable[[], N
     except CallerError as exc:
         return [str(exc)]  # nothing else can be asked without credentials
     log.info("credentials: %s (account %s)", caller.arn, caller.account)
+    goals = os.environ.get("MAKE_INVOCATION", "")
     checks: list[Callable[[], None]] = [
         lambda: check_sagemaker_reachable(session, settings),
         docker_check,
         lambda: check_role(session, settings, caller),
         lambda: check_bucket(session, settings),
         lambda: check_repository(session, settings),
-        lambda: check_quota(session, settings, os.environ.get("MAKE_INVOCATION", "")),
+        lambda: check_quota(session, settings, goals),
     ]
+    if "pipeline" in goals.split():
+        checks.append(lambda: check_pipeline_role(session, settings, caller))
     for check in checks:
         try:
             check()

@@ -7,6 +7,7 @@ and for the failures AWS would return (AccessDenied, throttling).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ def test_clean_up_stops_only_the_callers_own_tagged_jobs(moto_endpoint: str, tmp
     ours = {"Key": "created-by", "Value": "titanic-sagemaker-toolkit"}
     sm = client("sagemaker")
     with Stubber(sm) as stub:
+        stub.add_client_error("describe_pipeline", "ResourceNotFound")  # no pipeline yet
         # make tune-jobs' tuning job first (it would start new trials), then training jobs.
         tuning = "titanic-lgbm-261126100000"
         tuning_arn = f"arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/{tuning}"
@@ -195,6 +197,8 @@ def test_clean_up_stops_only_the_callers_own_tagged_jobs(moto_endpoint: str, tmp
 
 # Every call clean-up makes to find what exists. Only "not found" means "nothing there".
 DISCOVERY_CALLS = [
+    ("sagemaker", "DescribePipeline"),
+    ("sagemaker", "ListPipelineExecutions"),
     ("sagemaker", "ListHyperParameterTuningJobs"),
     ("sagemaker", "ListTrainingJobs"),
     ("sagemaker", "ListTransformJobs"),
@@ -232,8 +236,13 @@ def test_every_failed_discovery_is_an_error_never_nothing_to_delete(
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="titanic-sagemaker-toolkit-demo")
     ours = [{"Key": "created-by", "Value": "titanic-sagemaker-toolkit"}]
     boto3.client("ecr", region_name="us-east-1").create_repository(repositoryName="titanic-lightgbm", tags=ours)
-    boto3.client("sagemaker", region_name="us-east-1").create_model_package_group(
-        ModelPackageGroupName="titanic-survival", Tags=ours
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    sagemaker.create_model_package_group(ModelPackageGroupName="titanic-survival", Tags=ours)
+    sagemaker.create_pipeline(
+        PipelineName="titanic-survival",
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+        RoleArn="arn:aws:iam::123456789012:role/service-role/titanic-sagemaker-pipeline",
+        Tags=ours,
     )
     session = boto3.Session(region_name="us-east-1")
     session.events.register(f"before-call.{service}.{operation}", failing(service, operation, code))
@@ -294,3 +303,41 @@ def test_a_teammates_endpoint_whose_tags_are_denied_is_left_alone(tmp_path: Path
         cleanup.clean_model_packages(aws_settings(), sm, "arn:aws:iam::123456789012:user/me", plan)
         stub.assert_no_pending_responses()  # no ListTags for titanic-survival-2, no delete at all
     assert plan.found == 0
+
+
+@pytest.mark.parametrize("teammate_running", [False, True], ids=["only-mine", "a-teammates-too"])
+def test_the_callers_executions_are_stopped_and_the_pipeline_deleted_when_no_one_elses_runs(
+    tmp_path: Path, teammate_running: bool
+) -> None:
+    me = "arn:aws:iam::123456789012:user/me"
+    sm = client("sagemaker")
+    pipeline = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/titanic-survival"
+    mine, theirs = (f"{pipeline}/execution/{x}" for x in ("a1b2c3d4e5f6", "f6e5d4c3b2a1"))
+    running = [mine, theirs] if teammate_running else [mine]
+    with Stubber(sm) as stub:
+        stub.add_response("describe_pipeline", {"PipelineArn": pipeline}, {"PipelineName": "titanic-survival"})
+        stub.add_response(
+            "list_tags",
+            {"Tags": [{"Key": "created-by", "Value": "titanic-sagemaker-toolkit"}]},
+            {"ResourceArn": pipeline},
+        )
+        summaries = [{"PipelineExecutionArn": a, "PipelineExecutionStatus": "Executing"} for a in running]
+        summaries.append({"PipelineExecutionArn": f"{pipeline}/execution/old", "PipelineExecutionStatus": "Succeeded"})
+        stub.add_response(
+            "list_pipeline_executions",
+            {"PipelineExecutionSummaries": summaries},
+            {"PipelineName": "titanic-survival"},
+        )
+        for arn, who in zip(running, (me, "arn:aws:iam::123456789012:user/bob"), strict=False):
+            stub.add_response(
+                "describe_pipeline_execution",
+                {"PipelineExecutionArn": arn, "PipelineExecutionDescription": f"started by {who}"},
+                {"PipelineExecutionArn": arn},
+            )
+        stub.add_response("stop_pipeline_execution", {"PipelineExecutionArn": mine})
+        if not teammate_running:
+            stub.add_response("delete_pipeline", {"PipelineArn": pipeline})
+        plan = cleanup.Plan(confirm=True)
+        cleanup.clean_pipeline(aws_settings(), sm, me, plan)
+        stub.assert_no_pending_responses()
+    assert plan.found == (1 if teammate_running else 2)

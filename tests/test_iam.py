@@ -10,6 +10,7 @@ compared with its policy, and writes outside the toolkit's resources fail.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -32,9 +33,10 @@ from iam_recording import actions_in
 from sagemaker.utils import name_from_base
 
 from launcher import iam, tuning
-from launcher.lib import iam_documents, names, policy, sdk, training
+from launcher.lib import executions, iam_documents, names, policy, sdk, training
+from launcher.lib import pipeline as flow
 from launcher.lib.caller import Caller, whoami
-from launcher.lib.config import load
+from launcher.lib.config import job_tags, load
 
 WILDCARD = json.loads((REPO / "iam/wildcard-actions.json").read_text())["actions"]
 NOT_SEEN = json.loads((REPO / "iam/not-seen-on-emulator.json").read_text())["actions"]
@@ -382,17 +384,28 @@ def as_user(keys: dict[str, str]) -> dict[str, str]:
     return {"LOCAL_ACCESS_KEY_ID": keys["id"], "LOCAL_SECRET_ACCESS_KEY": keys["secret"]}
 
 
-def tuning_job_on_aws_as(pipe: Checkout, keys: dict[str, str]) -> dict[str, Any]:
-    """make tune-jobs' TARGET=aws request (the SDK's HyperparameterTuner, as launcher/tuning.py
-    builds it) sent as the runner to the enforced emulator, then described. Only moto records
-    it: nothing trains."""
+@contextlib.contextmanager
+def aws_at(pipe: Checkout, keys: dict[str, str]) -> Iterator[boto3.Session]:
+    """A session as `keys` against this copy's emulator, with the SDK pointed there too (it
+    reads the endpoint from the environment), and the environment put back after."""
     env = {"AWS_ENDPOINT_URL": pipe.endpoint, "AWS_CA_BUNDLE": str(pipe.root / ".local/tls/cert.pem")}
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
-        session = boto3.Session(
-            aws_access_key_id=keys["id"], aws_secret_access_key=keys["secret"], region_name="us-east-1"
-        )
+        yield boto3.Session(aws_access_key_id=keys["id"], aws_secret_access_key=keys["secret"], region_name="us-east-1")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def tuning_job_on_aws_as(pipe: Checkout, keys: dict[str, str]) -> dict[str, Any]:
+    """make tune-jobs' TARGET=aws request (the SDK's HyperparameterTuner, as launcher/tuning.py
+    builds it) sent as the runner to the enforced emulator, then described. Only moto records
+    it: nothing trains."""
+    with aws_at(pipe, keys) as session:
         settings = load({**shipped(), **pipe.settings, "TARGET": "aws"})
         space = tuning.load_search_space(REPO / settings.tune.search_space)
         name = tuning.tuning_name(settings, datetime.now(UTC))
@@ -400,12 +413,36 @@ def tuning_job_on_aws_as(pipe: Checkout, keys: dict[str, str]) -> dict[str, Any]
         tuner = training.build_tuner(settings, space, image, sdk.session(settings, session), whoami(session).arn)
         tuner.fit(training.training_inputs(settings), job_name=name, wait=False, include_cls_metadata=False)
         return session.client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+
+
+def pipeline_on_aws_as(pipe: Checkout, keys: dict[str, str]) -> dict[str, Any]:
+    """make pipeline's TARGET=aws calls (launcher/lib/pipeline.py's definition, created, updated
+    and started; the execution described and listed as make status lists it) sent as the
+    runner to the enforced emulator. moto stores the pipeline and runs no step; clean-up later
+    deletes it."""
+    with aws_at(pipe, keys) as session:
+        settings = load({**shipped(), **pipe.settings, "TARGET": "aws"})
+        me = whoami(session).arn
+        inputs = flow.Inputs(
+            image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/titanic-lightgbm:t",
+            raw_uri=f"{settings.data_uri}/raw",
+            test_uri=f"{settings.data_uri}/test/test.csv",
+            training_type=settings.instance_type,
+            processing_type=settings.instance_type,
+            transform_type=settings.instance_type,
+            launched_by=me,
+            supported_types=(["ml.m5.large"], ["ml.m5.large"]),
+        )
+        prefixes = names.pipeline_prefixes(settings.base_job_name)
+        pipe_definition = flow.definition(settings, inputs, flow.session(settings, session), prefixes)
+        sm = session.client("sagemaker")
+        upserts = [flow.upsert(pipe_definition, settings, sm, job_tags(settings, me)) for _ in range(2)]
+        arn = flow.start(pipe_definition, me)
+        return {
+            "upserts": upserts,
+            "execution": sm.describe_pipeline_execution(PipelineExecutionArn=arn),
+            "recent": executions.recent(sm, settings),
+        }
 
 
 @pytest.fixture(scope="module")
@@ -434,6 +471,8 @@ def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Ite
         pipe.make(verb, **as_user(runner))
         for verb in ("evaluate", "register", "approve", "deploy", "invoke", "models", "undeploy")
     ]
+    flow_run = pipe.make("pipeline", **as_user(runner))  # after make register: it registers its own run
+    flow_on_aws = pipeline_on_aws_as(pipe, runner)
     listing = pipe.make("clean-resources", CONFIRM="yes", **as_user(runner))
     _moto_api(pipe, "stop-recording")
     recording = _moto_api(pipe, "download-recording", method="GET")
@@ -445,6 +484,8 @@ def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Ite
         "tune": tune,
         "lifecycle": lifecycle,
         "tuning_job": tuning_job,
+        "flow": flow_run,
+        "flow_on_aws": flow_on_aws,
         "listing": listing,
         "policy": docs["runner-policy"],
         "admin": admin,
@@ -467,6 +508,9 @@ def test_the_pipeline_runs_with_only_the_runner_policy_after_the_set_up(enforced
     assert tune.returncode == 0, tune.stdout[-2000:] + tune.stderr[-3000:]
     # ... and the TARGET=aws tuning job's request, as the runner: created and described.
     assert enforced["tuning_job"]["HyperParameterTuningJobStatus"] == "Completed"
+    assert enforced["flow"].returncode == 0, enforced["flow"].stderr[-3000:]  # the embedded stack's execution
+    assert enforced["flow_on_aws"]["upserts"] == ["created", "updated"]
+    assert enforced["flow_on_aws"]["recent"] and enforced["flow_on_aws"]["execution"]["PipelineExecutionArn"]
     for step in enforced["lifecycle"]:  # register, approve, deploy, invoke, models, undeploy
         assert step.returncode == 0, [*step.args[2:3], step.stdout[-1500:], step.stderr[-3000:]]
     assert enforced["listing"].returncode == 0, enforced["listing"].stderr

@@ -206,3 +206,90 @@ def test_the_trust_template_states_the_hosting_literal_once_as_aws_writes_it() -
     assert text.count('"arn:${PARTITION}:sagemaker:${REGION}:${ACCOUNT_ID}:*"') == 1
     assert not re.search(r":(model|endpoint|endpoint-config)/", text), "hosting must not name models or endpoints"
     json.loads(text)
+
+
+def pipeline_jobs(base: str) -> dict[str, str]:
+    """The names SageMaker Pipelines gives the pipeline's jobs: the definition's prefix, then
+    -<execution id (12)>-<entity token (10, mixed case)>-<failure count> (sagemaker-python-sdk
+    PR 3946; docs/aws-rules.md), with a three-digit count for the longest case."""
+    return {step: f"{prefix}-a1b2c3d4e5f6-AbCdEfGhIj-999" for step, prefix in names.pipeline_prefixes(base).items()}
+
+
+@pytest.mark.parametrize("values", [LONGEST, SHORTEST], ids=["longest", "shortest"])
+def test_the_pipelines_jobs_fit_their_limit_grants_trust_and_clean_up(values: dict[str, str]) -> None:
+    settings = load({**shipped(), **values})
+    docs = iam.render(settings, CALLER)
+    kinds = {
+        "prepare": "processing-job",
+        "train": "training-job",
+        "evaluate": "processing-job",
+        "model": "model",
+        "transform": "transform-job",
+    }
+    for step, name in pipeline_jobs(settings.base_job_name).items():
+        kind = kinds[step]
+        assert len(name) <= names.NAME_MAX, (step, name)
+        arn = sagemaker_arn(f"{kind}/{name}")
+        # The pipeline's role creates it; the runner follows, stops and cleans it up.
+        for document in (docs["pipeline-role-policy"], docs["runner-policy"]):
+            granted = [r for s in document["Statement"] for r in policy.as_list(s["Resource"])]
+            assert any(policy.arn_like(pattern, arn) for pattern in granted), (step, arn)
+        if kind != "model":
+            jobs = {"Statement": docs["execution-role-trust"]["Statement"][:1]}
+            assert policy.admits(jobs, arn, "123456789012"), arn
+        assert names.owned(settings, kind, name), (step, name)
+
+
+def test_the_pipeline_role_trusts_the_toolkits_pipeline_in_the_one_form_aws_documents() -> None:
+    """security-confused-deputy-prevention.md, SageMaker Pipelines: aws:SourceArn
+    arn:PARTITION:sagemaker:REGION:ACCOUNT:pipeline/NAME/* ("Do not replace ... with the full ARN
+    of a specific pipeline execution"); the asterisk covers all of that pipeline's executions."""
+    trust = rendered()["pipeline-role-trust"]
+    (statement,) = trust["Statement"]
+    assert statement["Principal"] == {"Service": "sagemaker.amazonaws.com"} and statement["Action"] == "sts:AssumeRole"
+    pattern = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/titanic-survival/*"
+    assert statement["Condition"] == {"ArnLike": {"aws:SourceArn": pattern}}
+    execution = sagemaker_arn("pipeline/titanic-survival/execution/a1b2c3d4e5f6")
+    assert policy.admits(trust, execution, "123456789012")
+    for other in (
+        sagemaker_arn("pipeline/someone-elses/execution/a1b2c3d4e5f6"),
+        names.arn("aws", "us-east-1", "999988887777", "pipeline/titanic-survival/execution/a1b2c3d4e5f6"),
+        sagemaker_arn("training-job/titanic-lgbm-2026-01-01-00-00-00-000"),
+    ):
+        assert not policy.admits(trust, other), other
+    # The jobs' statement of the execution role's trust does not admit the pipeline (its hosting
+    # statement is AWS's literal for the account, which admits every SageMaker ARN of it).
+    assert not policy.admits({"Statement": rendered()["execution-role-trust"]["Statement"][:1]}, execution)
+
+
+def test_the_pipeline_role_may_do_what_aws_lists_for_its_steps_and_no_more() -> None:
+    """build-and-manage-access.md: PassRole for the role given to the jobs, Create and Describe
+    for each job type in the pipeline, s3:GetObject for JsonGet (the gate's evaluation.json)."""
+    document = rendered()["pipeline-role-policy"]
+
+    def allowed(action: str, arn: str) -> bool:
+        return any(
+            action in policy.as_list(s["Action"])
+            and any(policy.arn_like(r, arn) for r in policy.as_list(s["Resource"]))
+            for s in document["Statement"]
+        )
+
+    jobs = pipeline_jobs("titanic-lgbm")
+    for kind, step in (
+        ("ProcessingJob", "prepare"),
+        ("TrainingJob", "train"),
+        ("ProcessingJob", "evaluate"),
+        ("TransformJob", "transform"),
+    ):
+        resource = {"ProcessingJob": "processing-job", "TrainingJob": "training-job", "TransformJob": "transform-job"}
+        arn = sagemaker_arn(f"{resource[kind]}/{jobs[step]}")
+        assert allowed(f"sagemaker:Create{kind}", arn) and allowed(f"sagemaker:Describe{kind}", arn), arn
+        assert not allowed(f"sagemaker:Create{kind}", sagemaker_arn(f"{resource[kind]}/someone-elses-job")), kind
+    assert allowed("sagemaker:CreateModel", sagemaker_arn(f"model/{jobs['model']}"))
+    assert allowed("sagemaker:CreateModelPackage", sagemaker_arn("model-package/titanic-survival/3"))
+    assert allowed("sagemaker:CreateModelPackage", sagemaker_arn("model-package-group/titanic-survival"))
+    evaluation = "arn:aws:s3:::titanic-sagemaker-toolkit-demo/titanic/output/titanic-lgbm-x/evaluation/evaluation.json"
+    assert allowed("s3:GetObject", evaluation) and not allowed("s3:PutObject", evaluation)
+    execution_role = "arn:aws:iam::123456789012:role/service-role/titanic-sagemaker-execution"
+    assert allowed("iam:PassRole", execution_role)
+    assert not allowed("iam:PassRole", "arn:aws:iam::123456789012:role/service-role/titanic-sagemaker-pipeline")

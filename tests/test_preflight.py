@@ -4,6 +4,7 @@ the one line it gives for each thing that is wrong.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import boto3
@@ -92,3 +93,37 @@ def test_preflight_without_credentials(moto_endpoint: str, monkeypatch: pytest.M
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     problems = run_preflight()
     assert problems == ["no AWS credentials found; run 'aws configure', set AWS_PROFILE, or export assumed-role keys"]
+
+
+PIPELINE_TRUST_OF = {
+    "pipeline/titanic-survival/*": "",  # AWS's documented form: passes
+    "pipeline/titanic-survival/execution/f6e5d4c3b2a1": "would refuse SageMaker Pipelines for titanic-survival's",
+    "training-job/titanic-lgbm-*": "would refuse SageMaker Pipelines for titanic-survival's",
+}
+
+
+@pytest.mark.parametrize(("source", "phrase"), list(PIPELINE_TRUST_OF.items()))
+def test_make_pipeline_checks_the_pipeline_roles_trust(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, source: str, phrase: str
+) -> None:
+    """Only for make pipeline: the pipeline's own role, trusted for pipeline/NAME/* (a specific
+    execution's ARN is what AWS says not to write)."""
+    seeded_account()
+    condition = {"ArnLike": {"aws:SourceArn": f"arn:aws:sagemaker:us-east-1:123456789012:{source}"}}
+    trust = {**TRUST, "Statement": [{**TRUST["Statement"][0], "Condition": condition}]}
+    boto3.client("iam", region_name="us-east-1").create_role(
+        RoleName="titanic-sagemaker-pipeline", Path="/service-role/", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    assert run_preflight() == []  # make all does not read it
+    monkeypatch.setenv("MAKE_INVOCATION", "pipeline")
+    problems = run_preflight()
+    assert (problems == []) if not phrase else any(phrase in p for p in problems), problems
+
+
+def test_make_pipeline_names_a_missing_pipeline_role(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    seeded_account()
+    monkeypatch.setenv("MAKE_INVOCATION", "pipeline")
+    assert any(
+        "PIPELINE_ROLE_ARN: role 'titanic-sagemaker-pipeline' does not exist; create it with 'make iam'" in p
+        for p in run_preflight()
+    )

@@ -35,7 +35,7 @@ from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep, TrainingStep, TransformStep
 from titanic_model.contract import ACCEPT_TYPES, CONTENT_TYPES, EVALUATION_FILE
 
-from launcher.lib import batch_transform, processing, sdk, training
+from launcher.lib import batch_transform, executions, processing, sdk, training
 from launcher.lib.caller import sagemaker_tags
 from launcher.lib.config import TOOLKIT_TAG, Settings, is_toolkits, job_tags
 from launcher.lib.errors import NOT_FOUND, ToolkitError, error_code
@@ -56,7 +56,6 @@ PREPARE, TRAIN, EVALUATE, GATE, FAIL, MODEL, TRANSFORM, REGISTER = (
 REGISTER_STEP = f"{REGISTER}-RegisterModel"  # as ModelStep names it
 EVALUATION_PROPERTY_FILE = "Evaluation"
 GATED_METRIC = "metrics.val_auc"  # in evaluation.json; make approve reads the same number
-STARTED_BY = "started by "  # an execution's description: who started it (as the launched-by tag says)
 
 
 @dataclass(frozen=True)
@@ -276,4 +275,4 @@ def create_local(pipe: Pipeline, settings: Settings) -> None:
 
 def start(pipe: Pipeline, started_by: str) -> str:
     """Start an execution; its description names who started it (clean-up stops only its own)."""
-    return pipe.start(execution_description=f"{STARTED_BY}{started_by}").arn
+    return pipe.start(execution_description=f"{executions.STARTED_BY}{started_by}").arn
