@@ -7,7 +7,7 @@
              pipeline itself (deleted), each only when it carries the toolkit's tag *and* was
              launched by this caller (the pipeline: when no one else's execution still runs)
   teardown   (an administrator, make teardown) the above, then the repository, the bucket
-             (when empty) and the execution role, each only if it carries the toolkit's tag
+             (when empty) and the execution and pipeline roles, each only if it carries the toolkit's tag
 
 A repository, bucket, role or job without the tag is listed as "not ours" and left alone; a
 teammate's job (tagged, launched by someone else) likewise. A discovery call that fails
@@ -38,13 +38,14 @@ from launcher.lib.caller import sagemaker_tags, whoami
 from launcher.lib.config import (
     LAUNCHED_BY_TAG,
     TOOLKIT_TAG,
+    RoleArn,
     Settings,
     is_toolkits,
     launched_by_value,
     load,
 )
 from launcher.lib.errors import DENIED, NOT_FOUND, ToolkitError, error_code
-from launcher.lib.iam_documents import INLINE_POLICY_NAME
+from launcher.lib.iam_documents import INLINE_POLICY_NAME, PIPELINE_POLICY_NAME
 from launcher.lib.local_mode import local_containers
 from launcher.lib.metadata import REGISTERED_BY_KEY
 from launcher.lib.metadata import value as metadata_value
@@ -388,7 +389,8 @@ def teardown(settings: Settings, session: boto3.Session, plan: Plan, bootstrappe
         log.info("not ours, left alone: ECR repository %s", settings.ecr_repository)
     _teardown_bucket(settings, s3, plan, bootstrapped)
     if not settings.local:
-        _teardown_role(settings, iam, plan)
+        _teardown_role(iam, plan, settings.role, INLINE_POLICY_NAME, "execution role")
+        _teardown_role(iam, plan, settings.pipeline_role, PIPELINE_POLICY_NAME, "pipeline role")
 
 
 def _teardown_bucket(settings: Settings, s3: Any, plan: Plan, bootstrapped: Path) -> None:
@@ -415,27 +417,27 @@ def _teardown_bucket(settings: Settings, s3: Any, plan: Plan, bootstrapped: Path
     plan.act(f"bucket s3://{settings.bucket} (if it is then empty)", delete, bootstrapped)
 
 
-def _teardown_role(settings: Settings, iam: Any, plan: Plan) -> None:
-    name = settings.role.name
+def _teardown_role(iam: Any, plan: Plan, role: RoleArn, policy_name: str, what: str) -> None:
+    name = role.name
     try:
-        role = iam.get_role(RoleName=name)["Role"]
+        found = iam.get_role(RoleName=name)["Role"]
     except ClientError as exc:
         if error_code(exc) == "NoSuchEntity":
             return
         raise _failed(f"reading role {name}", exc) from None
-    if not is_toolkits({t["Key"]: t["Value"] for t in role.get("Tags", [])}):
+    if not is_toolkits({t["Key"]: t["Value"] for t in found.get("Tags", [])}):
         log.info("not ours, left alone: role %s", name)
         return
 
     def delete() -> None:
         try:
-            iam.delete_role_policy(RoleName=name, PolicyName=INLINE_POLICY_NAME)
+            iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
         except ClientError as exc:
             if error_code(exc) != "NoSuchEntity":
                 raise
         iam.delete_role(RoleName=name)
 
-    plan.act(f"execution role {role['Arn']}", delete)
+    plan.act(f"{what} {found['Arn']}", delete)
 
 
 def run(

@@ -126,9 +126,9 @@ def _typical(runs_dir: Path, kind: str) -> float | None:
     return None
 
 
-def step_rows(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def step_rows(steps: list[dict[str, Any]]) -> list[records.PipelineStep]:
     """ListPipelineExecutionSteps (or its local twin) as the record keeps it, in run order."""
-    rows = []
+    rows: list[records.PipelineStep] = []
     for step in sorted(steps, key=lambda s: _epoch(s.get("StartTime")) or 0.0):
         metadata = step.get("Metadata") or {}
         job = next(((kind, metadata[kind]["Arn"]) for kind in JOB_KINDS if kind in metadata), None)
@@ -225,7 +225,7 @@ def run(
     *,
     attach: str = "",
     sleep: Any = time.sleep,
-) -> dict[str, Any]:
+) -> records.PipelineExecution:
     """Start an execution (or re-attach to `attach` on SageMaker), follow it to its end, and
     write its record; when it succeeded, its training job's run record as the make verbs'."""
     if attach and settings.local:
@@ -267,7 +267,7 @@ def run(
             arn = flow.start(pipe, launched_by_value(caller.arn))
             log.info("execution %s started; %s", arn, follow_up(arn))
             outcome = follow(sm, arn, sleep=sleep)
-    record: dict[str, Any] = {
+    record: records.PipelineExecution = {
         "pipeline": settings.pipeline_name,
         "execution": outcome["arn"],
         "target": settings.target,
@@ -322,7 +322,7 @@ def _short(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-def _why(record: dict[str, Any]) -> str:
+def _why(record: records.PipelineExecution) -> str:
     failed = [s for s in record["steps"] if s["status"] == "Failed"]
     if failed and failed[-1]["name"] == flow.FAIL:
         return f"the Gate stopped it: {failed[-1]['failure_reason']} (APPROVAL_MIN_AUC); nothing was registered"
@@ -345,7 +345,7 @@ def complete(
     settings: Settings,
     runs_dir: Path,
     boto_session: boto3.Session,
-    execution: dict[str, Any],
+    execution: records.PipelineExecution,
     *,
     image: records.Image,
     ids: list[str],
@@ -464,7 +464,7 @@ def submission(
     }
 
 
-def write_execution(runs_dir: Path, record: dict[str, Any]) -> Path:
+def write_execution(runs_dir: Path, record: records.PipelineExecution) -> Path:
     path = runs_dir / "pipelines" / f"{record['execution'].rsplit('/', 1)[-1]}.json"
     records.write_files(path.parent, {path.name: (json.dumps(record, indent=2, default=str) + "\n").encode()})
     return path

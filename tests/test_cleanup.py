@@ -18,7 +18,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 from conftest import WithSageMaker, aws_settings, offline_client
 
-from launcher import cleanup
+from launcher import cleanup, iam
+from launcher.lib.caller import Caller
 
 JOB = "titanic-lgbm-2026-11-26-10-00-00-000"
 
@@ -341,3 +342,21 @@ def test_the_callers_executions_are_stopped_and_the_pipeline_deleted_when_no_one
         cleanup.clean_pipeline(aws_settings(), sm, me, plan)
         stub.assert_no_pending_responses()
     assert plan.found == (1 if teammate_running else 2)
+
+
+def test_teardown_deletes_both_of_the_toolkits_roles_and_leaves_an_untagged_one(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    """make iam's two roles (tagged) go with their inline policies; a role of that name that
+    someone else made (no tag) stays."""
+    settings = aws_settings()
+    client = boto3.client("iam", region_name="us-east-1")
+    caller = Caller(account="123456789012", partition="aws", arn="arn:aws:iam::123456789012:user/admin")
+    iam.apply(settings, iam.render(settings, caller), client)
+    plan = cleanup.Plan(confirm=True)
+    cleanup.teardown(settings, boto3.Session(region_name="us-east-1"), plan, tmp_path / "bootstrapped")
+    names = {r["RoleName"] for r in client.list_roles()["Roles"]}
+    assert not {"titanic-sagemaker-execution", "titanic-sagemaker-pipeline"} & names, names
+    client.create_role(RoleName="titanic-sagemaker-pipeline", Path="/service-role/", AssumeRolePolicyDocument="{}")
+    cleanup.teardown(settings, boto3.Session(region_name="us-east-1"), cleanup.Plan(confirm=True), tmp_path / "b")
+    assert client.get_role(RoleName="titanic-sagemaker-pipeline")["Role"]

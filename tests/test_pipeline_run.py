@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from checkout import Checkout, new_checkout
 
+from launcher.lib import records
+
 pytestmark = pytest.mark.stack
 
 
@@ -49,6 +51,7 @@ def test_every_step_runs_and_leaves_what_the_make_verbs_leave(runs: dict[str, An
     pipe, flow = runs["pipe"], runs["flow"]
     assert flow.returncode == 0, flow.stderr[-3000:]
     execution = executions(pipe)[0]
+    assert records.shape_problems(execution, records.PipelineExecution) == []
     assert execution["status"] == "Succeeded"
     assert [s["name"] for s in execution["steps"]] == [
         "Prepare",
@@ -76,6 +79,7 @@ def test_every_step_runs_and_leaves_what_the_make_verbs_leave(runs: dict[str, An
     assert (ours / "split/train/train.csv").read_bytes() == (pipe.root / "build/data/train/train.csv").read_bytes()
 
     record = json.loads((pipe.root / "runs" / f"{execution['run']}.json").read_text())
+    assert records.shape_problems(record) == []
     assert record["verification"]["verified"] and record["evaluation"]["reported_equal"]
     assert record["registry"]["version"] >= 1  # registered through make register's code
     assert record["transforms"][-1]["survivors"] == sum(

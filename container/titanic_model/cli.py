@@ -1,8 +1,9 @@
 """Training's entry point: `python entrypoint.py train [--name value ...]`, as SageMaker runs the
 image; `python entrypoint.py evaluate`, as a processing job runs it (titanic_model.evaluate);
 `python entrypoint.py prepare --validation-fraction F --seed N`, as the pipeline's Prepare
-processing job runs it (titanic_model.prepare); and `python entrypoint.py rescore` (make verify's offline rescoring, metrics as JSON on
-stdout). `serve` never gets here: entrypoint.py hands it to titanic_model.server.
+processing job runs it (titanic_model.prepare); and `python entrypoint.py rescore` (make
+verify's offline rescoring, metrics as JSON on stdout). `serve` never gets here:
+entrypoint.py hands it to titanic_model.server.
 
 One try/except/finally, like AWS's training toolkit: the work in try, the failure file and the
 clean-up in except, the exit code at the end. Any failure leaves a one-line reason in

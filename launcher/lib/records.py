@@ -180,11 +180,44 @@ class RunRecord(TypedDict):
     registry: NotRequired[Registration]
     transforms: NotRequired[list[Transform]]
     evaluation: NotRequired[Evaluation]  # the latest make evaluate
+    pipeline_execution: NotRequired[str]  # the make pipeline execution that ran this job
 
 
-def shape_problems(record: dict[str, Any]) -> list[str]:
-    """How `record` differs from RunRecord's keys (nested sections included); empty when it fits."""
-    return _problems(record, RunRecord, "")
+class PipelineStep(TypedDict):
+    """One step of a pipeline execution, as ListPipelineExecutionSteps (or local mode) reports it."""
+
+    name: str
+    status: str | None
+    seconds: float | None
+    kind: str | None  # TrainingJob, ProcessingJob, TransformJob, Model, RegisterModel
+    resource: str | None  # the job's (model's, version's) name
+    arn: str | None
+    failure_reason: str | None
+    condition: bool | None  # a condition step's outcome
+    cost: NotRequired[Cost | None]  # job steps: seconds at the type's price
+
+
+class PipelineExecution(TypedDict):
+    """runs/pipelines/<execution>.json: one make pipeline execution."""
+
+    pipeline: str
+    execution: str  # its ARN on AWS, its id on the embedded stack
+    target: str
+    finished_at: str
+    status: str  # Succeeded, Failed, Stopped
+    failure_reason: str | None
+    wall_seconds: float
+    instance_types: dict[str, str]  # training, processing, transform
+    estimate: dict[str, Any]  # before it started: per step, the ceiling and the typical cost
+    steps: list[PipelineStep]
+    launched_by: str
+    run: NotRequired[str]  # the training job, when the execution succeeded
+
+
+def shape_problems(record: dict[str, Any], kind: Any = RunRecord) -> list[str]:
+    """How `record` differs from its type's keys (RunRecord unless said; nested sections
+    included); empty when it fits."""
+    return _problems(record, kind, "")
 
 
 def _problems(value: dict[str, Any], kind: Any, where: str) -> list[str]:
@@ -220,6 +253,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
         "evaluation": Evaluation,
     },
     "Evaluation": {"cost": Cost},
+    "PipelineExecution": {"steps": PipelineStep},
     "Transform": {"input": TransformInput, "cost": Cost},
 }
 
