@@ -9,8 +9,13 @@ _NOISY = ("botocore", "boto3", "urllib3", "sagemaker.config", "sagemaker.local.i
 
 
 def setup(stage: str) -> None:
-    # force: an SDK module (sagemaker.experiments, which pipelines import) sets up logging its own way.
-    logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s", force=True)
+    # An SDK module (sagemaker.experiments, which sagemaker.workflow imports) calls
+    # logging.basicConfig() when imported: its default handler would make ours a no-op. Only
+    # that handler goes; any other (a test's capture) stays.
+    for handler in list(logging.root.handlers):
+        if type(handler) is logging.StreamHandler and getattr(handler.formatter, "_fmt", None) == logging.BASIC_FORMAT:
+            logging.root.removeHandler(handler)
+    logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s")
     for name in _NOISY:
         logging.getLogger(name).setLevel(logging.WARNING)
 
