@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import joblib
 import pandas as pd
 import pytest
-from conftest import make_sm_root
+from conftest import REPO, make_sm_root
 from corpus_cases import CASES, BadInput
 from titanic_model import cli, contract
 from titanic_model.metrics import METRIC_DEFINITIONS, METRIC_NAMES
@@ -171,3 +174,23 @@ def test_metric_definitions_are_unambiguous() -> None:
     lines = [f"{name}: 0.5" for name in METRIC_NAMES]
     for definition in METRIC_DEFINITIONS:
         assert sum(bool(re.search(definition["Regex"], line)) for line in lines) == 1
+
+
+@pytest.mark.parametrize(("argv", "code"), [(["train"], 0), (["train", "--n_estimators", "0"], 1)])
+def test_the_entrypoints_quick_exit_keeps_every_line_file_and_exit_code(
+    sm_root: Path, argv: list[str], code: int
+) -> None:
+    """entrypoint.py ends with os._exit (no interpreter teardown): the metric lines SageMaker
+    parses must still reach a piped stdout, the log stderr, and the exit code the shell."""
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(sm_root), "PYTHONPATH": str(REPO / "container")}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "container/entrypoint.py"), *argv], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == code, result.stderr[-2000:]
+    if code == 0:
+        printed = [line.split(":")[0] for line in result.stdout.splitlines() if ": " in line]
+        assert set(METRIC_NAMES) <= set(printed), result.stdout
+        assert "training finished" in result.stderr.splitlines()[-1]
+        assert (sm_root / "model/model.joblib").is_file()
+    else:
+        assert "training failed" in result.stderr and (sm_root / "output/failure").is_file()
