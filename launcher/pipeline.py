@@ -486,10 +486,29 @@ def _pipeline(args: argparse.Namespace) -> int:
     files = DataFiles(args.train, args.test, args.checksums)
     record = run(load(), args.runs_dir, args.image_record, files, attach=args.execution)
     for step in record["steps"]:
-        log.info("%-16s %-9s %6s s  %s", step["name"], step["status"], step["seconds"], step["resource"] or "")
+        spent = (step.get("cost") or {}).get("cost_usd")
+        log.info(
+            "%-18s %-9s %6s s  %s%s",
+            step["name"],
+            step["status"],
+            step["seconds"],
+            step["resource"] or "",
+            f"  {usd(spent)}" if spent is not None else "",
+        )
+    job = records.read_record(records.record_path(args.runs_dir, record["run"]))
+    registry, transform = job.get("registry"), job["transforms"][-1]
     log.info(
-        "execution %s succeeded in %s s; training job %s", record["execution"], record["wall_seconds"], record["run"]
+        "execution %s succeeded in %s s; training job %s", record["execution"], record["wall_seconds"], job["job_name"]
     )
+    log.info(
+        "evaluated val_auc %.4f; submission %s", job["evaluation"]["val_auc"], Path(transform["local_dir"]) / SUBMISSION
+    )
+    if registry:
+        log.info(
+            "registered version %s of %s, PendingManualApproval: 'make approve' decides",
+            registry["version"],
+            registry["group"],
+        )
     return 0
 
 
