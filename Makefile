@@ -372,11 +372,13 @@ SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run
 export RUFF_NO_CACHE := true
 
 .PHONY: lint
-lint: $(VENV)/.installed ## ruff, shellcheck and hadolint over everything
+lint: $(VENV)/.installed ## ruff, shellcheck, hadolint and cfn-lint (over the rendered set-up stack) over everything
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/shellcheck -x $(SHELL_SCRIPTS)
 	$(VENV)/bin/hadolint container/Dockerfile
+	$(PY) -m launcher.stack render --out "$(BUILD)/stack"
+	$(VENV)/bin/cfn-lint "$(BUILD)/stack/toolkit.json"
 
 .PHONY: test
 test: lint ## Lint, then every test tier (the Docker tier beside the others), in random order; brings the machine up first

@@ -108,6 +108,7 @@ class Settings:
     hyperparameters_from: str  # or "tuned": make tune-jobs' best, over HP_*
     pipeline_name: str
     pipeline_role_arn: str
+    create_bucket: bool
     validation_fraction: float
     split_seed: int
 
@@ -455,6 +456,7 @@ def _check_where(c: _Checker) -> dict[str, Any]:
         **{var.lower(): prefix for var, prefix in prefixes.items()},
         "ecr_repository": repository,
         "role_arn": role,
+        "create_bucket": c.yes_no("CREATE_BUCKET"),  # scripts/bootstrap.sh, the stack's parameter
     }
 
 
@@ -517,7 +519,6 @@ def _check_pipeline(c: _Checker, execution_role: str) -> dict[str, Any]:
 
 def _check_read_by_scripts(c: _Checker) -> None:
     """Settings that make, bash or the lock read themselves: checked here, not kept."""
-    c.yes_no("CREATE_BUCKET")  # scripts/bootstrap.sh
     c.image("BASE_IMAGE")  # scripts/build-image.sh
     c.image("OFFLINE_BASE_IMAGE")
     c.choice("BASE_IMAGE_FALLBACK", ("offline", "none"))
