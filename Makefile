@@ -372,11 +372,12 @@ SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run
 export RUFF_NO_CACHE := true
 
 .PHONY: lint
-lint: $(VENV)/.installed ## ruff, shellcheck, hadolint and cfn-lint (over the rendered set-up stack) over everything
+lint: $(VENV)/.installed ## ruff, shellcheck, hadolint, zizmor (workflows) and cfn-lint (the rendered set-up stack)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/shellcheck -x $(SHELL_SCRIPTS)
 	$(VENV)/bin/hadolint container/Dockerfile
+	$(VENV)/bin/zizmor --offline --persona=auditor --quiet .github/workflows
 	$(PY) -m launcher.stack render --out "$(BUILD)/stack"
 	$(VENV)/bin/cfn-lint "$(BUILD)/stack/toolkit.json"
 
