@@ -216,6 +216,13 @@ $(DEPLOYED)/bootstrapped: $(BOOTSTRAP_INPUTS) | $(STAMPS)/config
 	$(LOCKED) scripts/bootstrap.sh
 	@mkdir -p $(@D) && touch $@
 
+# The same set-up as one CloudFormation stack (iam/stack.json): both roles, the runner's
+# managed policy and, with CI_REPOSITORY, GitHub's OIDC provider and the CI roles. A change
+# set is shown before it is applied; a rerun with nothing to change is a no-op.
+.PHONY: stack
+stack: $(AWS_READY) | $(STAMPS)/config ## Admin: create or update the set-up as a CloudFormation stack (change set shown first; prints the ARNs to use)
+	$(LOCKED) $(PY) -m launcher.stack deploy --out "$(BUILD)/stack"
+
 # ---- stage 2: upload -----------------------------------------------------------------
 .PHONY: upload
 upload: $(DEPLOYED)/uploaded ## aws s3 sync the split to the bucket (made by bootstrap)

@@ -349,7 +349,7 @@ def test_a_template_placeholder_without_a_setting_is_named(tmp_path: Path) -> No
 
 # ---- dynamic: the pipeline under IAM enforcement on the embedded stack -------------------
 
-FREE_CALLS = 9  # three users, their policies and keys, before enforcement starts
+FREE_CALLS = 12  # four users, their policies and keys, before enforcement starts
 
 
 def _moto_api(pipe: Checkout, path: str, method: str = "POST") -> str:
@@ -460,6 +460,8 @@ def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Ite
     )
     setup = _keys(pipe, "toolkit-setup", iam.widen_for_emulator(docs["setup-policy"]))
     runner = _keys(pipe, "toolkit-runner", iam.widen_for_emulator(docs["runner-policy"]))
+    # The CI deploy job's identity: approve and deploy, nothing else (iam/deploy-policy.json).
+    deployer = _keys(pipe, "toolkit-deployer", iam.widen_for_emulator(docs["deploy-policy"]))
     bootstrap = pipe.make("bootstrap", **as_user(setup))
     _moto_api(pipe, "reset-recording")
     _moto_api(pipe, "start-recording")
@@ -467,8 +469,9 @@ def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Ite
     predict = pipe.make("predict", **as_user(runner))
     tune = pipe.make("tune-jobs", TUNE_MAX_JOBS="2", **as_user(runner))
     tuning_job = tuning_job_on_aws_as(pipe, runner)
+    who = {"approve": deployer, "deploy": deployer}
     lifecycle = [
-        pipe.make(verb, **as_user(runner))
+        pipe.make(verb, **as_user(who.get(verb, runner)))
         for verb in ("evaluate", "register", "approve", "deploy", "invoke", "models", "undeploy")
     ]
     flow_run = pipe.make("pipeline", **as_user(runner))  # after make register: it registers its own run

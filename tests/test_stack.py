@@ -16,9 +16,12 @@ from urllib.parse import unquote
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from conftest import shipped
 
 from launcher import iam
+from launcher import stack as stack_command
 from launcher.lib import stack
 from launcher.lib.caller import Caller
 from launcher.lib.config import load
@@ -41,6 +44,20 @@ def as_document(value: Any) -> Any:
         return value
     text = unquote(value)
     return ast.literal_eval(text) if text.startswith("{'") else json.loads(text)
+
+
+def created(cloudformation: Any, settings: Any) -> set[str]:
+    """Create the stack on moto as CloudFormation would; the resource types moto skipped."""
+    parameters = stack.parameters(settings, create_bucket=True, create_repository=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cloudformation.create_stack(
+            StackName="titanic-toolkit",
+            TemplateBody=json.dumps(stack.template(settings)),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+        )
+    return {str(w.message).split()[3] for w in caught if "not supported by moto's CloudFormation" in str(w.message)}
 
 
 def rendered() -> dict:
@@ -80,16 +97,7 @@ def test_every_parameter_comes_from_config_env() -> None:
 def test_moto_creates_what_it_supports_and_skips_exactly_the_pinned_types(moto_endpoint: str) -> None:
     settings = load({**shipped(), "TARGET": "aws"})
     cloudformation = boto3.client("cloudformation", region_name="us-east-1")
-    parameters = stack.parameters(settings, create_bucket=True, create_repository=True)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        cloudformation.create_stack(
-            StackName="titanic-toolkit",
-            TemplateBody=json.dumps(stack.template(settings)),
-            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-            Capabilities=["CAPABILITY_NAMED_IAM"],
-        )
-    skipped = {str(w.message).split()[3] for w in caught if "not supported by moto's CloudFormation" in str(w.message)}
+    skipped = created(cloudformation, settings)
     assert skipped == SKIPPED_BY_MOTO
     assert cloudformation.describe_stacks(StackName="titanic-toolkit")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
 
@@ -139,3 +147,161 @@ def test_what_exists_and_is_not_ours_is_left_out_of_the_stack(bucket: bool, repo
     assert parameters["CreateRepository"] == ("yes" if repository else "no")
     for name in ("Bucket", "Repository"):
         assert template["Resources"][name]["DeletionPolicy"] == "Retain"  # a teardown never loses data
+
+
+def trusted(trust: dict[str, Any], audience: str, subject: str) -> bool:
+    """Whether GitHub's OIDC token with this aud and sub may assume the role: every statement's
+    StringEquals must match exactly (IAM's evaluation for these two keys)."""
+    for statement in trust["Statement"]:
+        assert set(statement["Condition"]) == {"StringEquals"}, "no wildcard operator on GitHub's claims"
+        wanted = statement["Condition"]["StringEquals"]
+        claims = {
+            "token.actions.githubusercontent.com:aud": audience,
+            "token.actions.githubusercontent.com:sub": subject,
+        }
+        if statement["Action"] == "sts:AssumeRoleWithWebIdentity" and all(claims[k] == v for k, v in wanted.items()):
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("role", "subject", "admitted"),
+    [
+        ("ci-train-trust", "repo:acme/titanic:ref:refs/heads/main", True),
+        ("ci-train-trust", "repo:acme/titanic:ref:refs/heads/feature", False),
+        ("ci-train-trust", "repo:acme/titanic:pull_request", False),
+        ("ci-train-trust", "repo:mallory/titanic:ref:refs/heads/main", False),
+        ("ci-train-trust", "repo:acme/titanic:environment:production", False),
+        ("ci-deploy-trust", "repo:acme/titanic:environment:production", True),
+        ("ci-deploy-trust", "repo:acme/titanic:environment:staging", False),
+        ("ci-deploy-trust", "repo:acme/titanic:ref:refs/heads/main", False),
+        ("ci-deploy-trust", "repo:mallory/titanic:environment:production", False),
+    ],
+)
+def test_the_ci_roles_trust_pins_the_audience_and_the_subject(role: str, subject: str, admitted: bool) -> None:
+    trust = iam.render(load({**shipped(), "CI_REPOSITORY": "acme/titanic"}), CALLER)[role]
+    (statement,) = trust["Statement"]
+    assert statement["Principal"] == {
+        "Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    }
+    assert trusted(trust, "sts.amazonaws.com", subject) is admitted
+    assert not trusted(trust, "https://github.com/acme", subject)  # another audience never
+
+
+def test_the_deploy_policy_is_a_narrow_part_of_the_runners() -> None:
+    """The deploy job approves and deploys: every grant of its policy is one the runner has,
+    and none of the runner's training, pushing, deleting data or passing the pipeline role."""
+    documents = iam.render(load(shipped()), CALLER)
+    deploy, runner = documents["deploy-policy"], documents["runner-policy"]
+
+    def grants(document: dict[str, Any]) -> set[tuple[str, str]]:
+        return {
+            (action, resource)
+            for s in document["Statement"]
+            for action in iam.as_list(s["Action"])
+            for resource in iam.as_list(s["Resource"])
+        }
+
+    assert grants(deploy) <= grants(runner), grants(deploy) - grants(runner)
+    actions = {action for action, _ in grants(deploy)}
+    for never in (
+        "sagemaker:CreateTrainingJob",
+        "ecr:PutImage",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "sagemaker:CreatePipeline",
+    ):
+        assert never not in actions, never
+    assert {"sagemaker:UpdateModelPackage", "sagemaker:CreateEndpoint", "iam:PassRole"} <= actions
+
+
+def test_with_a_ci_repository_the_stack_adds_the_provider_and_the_two_roles(moto_endpoint: str) -> None:
+    settings = load({**shipped(), "TARGET": "aws", "CI_REPOSITORY": "acme/titanic"})
+    cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+    skipped = created(cloudformation, settings)
+    assert skipped == SKIPPED_BY_MOTO | {"AWS::IAM::OIDCProvider"}
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in cloudformation.describe_stacks(StackName="titanic-toolkit")["Stacks"][0]["Outputs"]
+    }
+    documents = iam.render(settings, CALLER)
+    client = boto3.client("iam", region_name="us-east-1")
+    train = client.get_role(RoleName=outputs["CiTrainRoleArn"].rsplit("/", 1)[1])["Role"]
+    assert train["AssumeRolePolicyDocument"] == documents["ci-train-trust"]
+    # moto's CloudFormation attaches no ManagedPolicyArns (it answers []): held to the template.
+    assert client.list_attached_role_policies(RoleName=train["RoleName"])["AttachedPolicies"] == []
+    template = stack.template(settings)["Resources"]
+    assert template["CiTrainRole"]["Properties"]["ManagedPolicyArns"] == [{"Ref": "RunnerPolicy"}]
+    deploy = client.get_role(RoleName=outputs["CiDeployRoleArn"].rsplit("/", 1)[1])["Role"]
+    assert deploy["AssumeRolePolicyDocument"] == documents["ci-deploy-trust"]
+    (inline,) = client.list_role_policies(RoleName=deploy["RoleName"])["PolicyNames"]
+    policy = client.get_role_policy(RoleName=deploy["RoleName"], PolicyName=inline)["PolicyDocument"]
+    assert as_document(policy) == documents["deploy-policy"]
+
+
+def test_deploy_goes_through_a_change_set_and_a_rerun_changes_nothing(
+    moto_endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = load({**shipped(), "TARGET": "aws"})
+    session = boto3.Session(region_name="us-east-1")
+    caplog.set_level("INFO")
+    outputs = stack_command.deploy(settings, session, sleep=lambda _: None)
+    assert outputs == {}  # moto gives a stack made through a change set no Outputs (AWS does)
+    iam_client = session.client("iam")
+    assert iam_client.get_role(RoleName=settings.role.name)["Role"]["Arn"] == settings.role_arn
+    assert iam_client.get_role(RoleName=settings.pipeline_role.name)["Role"]["Arn"] == settings.pipeline_role_arn
+    assert "change: Add Bucket (AWS::S3::Bucket)" in caplog.text  # shown before it is applied
+    caplog.clear()
+    assert stack_command.deploy(settings, session, sleep=lambda _: None) == outputs
+    assert "is up to date: nothing to change" in caplog.text and "change: " not in caplog.text
+    names = [s["StackName"] for s in session.client("cloudformation").describe_stacks()["Stacks"]]
+    assert names == ["titanic-lgbm-setup"]
+
+
+def test_a_bucket_and_repository_that_are_not_the_stacks_are_used_as_they_are(moto_endpoint: str) -> None:
+    settings = load({**shipped(), "TARGET": "aws"})
+    session = boto3.Session(region_name="us-east-1")
+    session.client("s3").create_bucket(Bucket=settings.bucket)
+    session.client("ecr").create_repository(repositoryName=settings.ecr_repository)
+    stack_command.deploy(settings, session, sleep=lambda _: None)
+    cloudformation = session.client("cloudformation")
+    held = {
+        r["LogicalResourceId"]
+        for r in cloudformation.list_stack_resources(StackName="titanic-lgbm-setup")["StackResourceSummaries"]
+    }
+    assert "Bucket" not in held and "Repository" not in held and "ExecutionRole" in held
+    with pytest.raises(ClientError, match="NoSuchTagSet"):
+        session.client("s3").get_bucket_tagging(Bucket=settings.bucket)  # never adopted or changed
+
+
+def test_a_missing_bucket_without_create_bucket_is_refused_before_anything_is_made(moto_endpoint: str) -> None:
+    settings = load({**shipped(), "TARGET": "aws", "CREATE_BUCKET": "no"})
+    session = boto3.Session(region_name="us-east-1")
+    with pytest.raises(stack_command.StackError, match="does not exist; create it, or set CREATE_BUCKET=yes"):
+        stack_command.deploy(settings, session, sleep=lambda _: None)
+    assert session.client("cloudformation").describe_stacks()["Stacks"] == []
+
+
+def test_the_outputs_the_runner_needs_are_read_from_the_stack() -> None:
+    cloudformation = boto3.client(
+        "cloudformation", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    with Stubber(cloudformation) as stub:
+        outputs = [{"OutputKey": "ExecutionRoleArn", "OutputValue": "arn:aws:iam::1:role/service-role/x"}]
+        stub.add_response(
+            "describe_stacks",
+            {
+                "Stacks": [
+                    {
+                        "StackName": "titanic-lgbm-setup",
+                        "CreationTime": "2026-12-05T00:00:00Z",
+                        "StackStatus": "CREATE_COMPLETE",
+                        "Outputs": outputs,
+                    }
+                ]
+            },
+            {"StackName": "titanic-lgbm-setup"},
+        )
+        assert stack_command._outputs(cloudformation, "titanic-lgbm-setup") == {
+            "ExecutionRoleArn": "arn:aws:iam::1:role/service-role/x"
+        }

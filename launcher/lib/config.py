@@ -109,6 +109,8 @@ class Settings:
     pipeline_name: str
     pipeline_role_arn: str
     create_bucket: bool
+    ci_repository: str  # owner/name, or empty: no CI identity
+    ci_environment: str
     validation_fraction: float
     split_seed: int
 
@@ -517,6 +519,21 @@ def _check_pipeline(c: _Checker, execution_role: str) -> dict[str, Any]:
     }
 
 
+_GITHUB_REPOSITORY_RE = re.compile(r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")
+_GITHUB_ENVIRONMENT_RE = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+
+
+def _check_ci(c: _Checker, env: Mapping[str, str]) -> dict[str, Any]:
+    """The GitHub repository and environment the CI roles trust (docs/ci.md); empty: none."""
+    repository = env.get("CI_REPOSITORY", "").strip()
+    if repository and not _GITHUB_REPOSITORY_RE.match(repository):
+        c.bad("CI_REPOSITORY", f"'{repository}' is not a GitHub repository; write it as owner/name, as GitHub does")
+    environment = c.text("CI_ENVIRONMENT")
+    if environment and not _GITHUB_ENVIRONMENT_RE.match(environment):
+        c.bad("CI_ENVIRONMENT", f"'{environment}' is not an environment name the toolkit takes (letters, digits, ._-)")
+    return {"ci_repository": repository, "ci_environment": environment}
+
+
 def _check_read_by_scripts(c: _Checker) -> None:
     """Settings that make, bash or the lock read themselves: checked here, not kept."""
     c.image("BASE_IMAGE")  # scripts/build-image.sh
@@ -540,6 +557,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         **_check_local_stack(c, where["target"]),
         "tune": _check_tune(c),
         **_check_pipeline(c, where["role_arn"]),
+        **_check_ci(c, env),
     }
     _check_read_by_scripts(c)
     if c.problems:

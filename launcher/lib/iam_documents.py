@@ -23,10 +23,19 @@ DOCUMENTS = (
     "execution-role-trust",
     "pipeline-role-policy",
     "pipeline-role-trust",
+    "deploy-policy",
+    "ci-train-trust",
+    "ci-deploy-trust",
 )
 
 
-PERMISSION_POLICIES = ("runner-policy", "setup-policy", "execution-role-policy", "pipeline-role-policy")
+PERMISSION_POLICIES = (
+    "runner-policy",
+    "setup-policy",
+    "execution-role-policy",
+    "pipeline-role-policy",
+    "deploy-policy",
+)
 
 
 INLINE_POLICY_NAME = "titanic-toolkit-execution"
@@ -67,6 +76,8 @@ def template_values(settings: Settings, caller: Caller) -> dict[str, str]:
         "PIPELINE_NAME": settings.pipeline_name,
         "PIPELINE_ROLE_PATH": settings.pipeline_role.path,
         "PIPELINE_ROLE_NAME": settings.pipeline_role.name,
+        "CI_REPOSITORY": settings.ci_repository,
+        "CI_ENVIRONMENT": settings.ci_environment,
     }
 
 

@@ -67,7 +67,9 @@ def _substituted(node: Any) -> Any:
     return node
 
 
-def parameters(settings: Settings, *, create_bucket: bool, create_repository: bool) -> dict[str, str]:
+def parameters(
+    settings: Settings, *, create_bucket: bool, create_repository: bool, create_oidc_provider: bool = True
+) -> dict[str, str]:
     """The stack's parameters, every one from config.env (or from what already exists)."""
     return {
         "BucketName": settings.bucket,
@@ -79,6 +81,8 @@ def parameters(settings: Settings, *, create_bucket: bool, create_repository: bo
         "PipelineRoleName": settings.pipeline_role.name,
         "PipelineRolePath": settings.pipeline_role.path,
         "RunnerPolicyName": f"{settings.base_job_name}{RUNNER_POLICY_SUFFIX}",
+        "CiRepository": settings.ci_repository,
+        "CreateOidcProvider": "yes" if create_oidc_provider else "no",
     }
 
 
@@ -93,3 +97,8 @@ def resolved(node: Any, caller: Caller) -> Any:
     if isinstance(node, list):
         return [resolved(item, caller) for item in node]
     return node
+
+
+def stack_name(settings: Settings) -> str:
+    """The set-up stack's name (one per BASE_JOB_NAME, so two toolkits in an account keep apart)."""
+    return f"{settings.base_job_name}-setup"
