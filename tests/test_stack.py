@@ -305,3 +305,46 @@ def test_the_outputs_the_runner_needs_are_read_from_the_stack() -> None:
         assert stack_command._outputs(cloudformation, "titanic-lgbm-setup") == {
             "ExecutionRoleArn": "arn:aws:iam::1:role/service-role/x"
         }
+
+
+def test_on_aws_a_change_set_without_changes_is_deleted_and_nothing_is_applied(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """AWS (unlike moto) accepts the request and makes a FAILED change set saying it "didn't
+    contain changes": the toolkit deletes it, executes nothing and reports the stack current."""
+    settings = load({**shipped(), "TARGET": "aws"})
+    cloudformation = boto3.client(
+        "cloudformation", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    session = boto3.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    monkeypatch.setattr(session, "client", lambda service, **_: cloudformation)
+    monkeypatch.setattr(stack_command, "_managed", lambda *_: {"Bucket", "Repository", "ExecutionRole"})
+    caplog.set_level("INFO")
+    with Stubber(cloudformation) as stub:
+        stub.add_response("create_change_set", {"Id": "arn:aws:cloudformation:us-east-1:1:changeSet/x/1"})
+        stub.add_response(
+            "describe_change_set",
+            {
+                "Status": "FAILED",
+                "StatusReason": "The submitted information didn't contain changes. Submit different information to "
+                "create a change set.",
+                "ExecutionStatus": "UNAVAILABLE",
+            },
+        )
+        stub.add_response("delete_change_set", {})
+        stub.add_response(
+            "describe_stacks",
+            {
+                "Stacks": [
+                    {
+                        "StackName": "titanic-lgbm-setup",
+                        "CreationTime": "2026-12-05T00:00:00Z",
+                        "StackStatus": "UPDATE_COMPLETE",
+                    }
+                ]
+            },
+        )
+        monkeypatch.setattr(stack_command, "creations", lambda *_: {"create_bucket": True, "create_repository": True})
+        assert stack_command.deploy(settings, session, sleep=lambda _: None) == {}
+        stub.assert_no_pending_responses()  # no ExecuteChangeSet
+    assert "is up to date: nothing to change" in caplog.text
