@@ -33,18 +33,16 @@ from launcher.lib.config import Settings, job_tags, launched_by_value, load
 from launcher.lib.dataset import SPLIT_FILES, verified_bytes
 from launcher.lib.errors import StillRunning, ToolkitError
 from launcher.lib.local_mode import remove_local_containers
-from launcher.lib.model_registry import register_run, supported_types
+from launcher.lib.model_registry import register_run, registration, supported_types
 from launcher.lib.pricing import PriceBook, job_cost, pricing_client, usd
 from launcher.lib.submission import (
-    PROBABILITIES,
     SUBMISSION,
-    join,
-    output_text,
     passenger_ids,
     priced_type,
-    table,
     transform_instance_type,
     upload_test,
+    uploaded_test_key,
+    written,
 )
 from launcher.lib.training import base_record, finish_record, read_image_record
 
@@ -89,13 +87,14 @@ def estimate(settings: Settings, boto_session: boto3.Session, runs_dir: Path) ->
     newest run record that measured such a step."""
     book = PriceBook(settings.region, None if settings.local else pricing_client(boto_session, settings.region))
     transform_type = settings.transform_instance_type or settings.instance_type
+    typical = _typical(runs_dir)
     steps = {
         flow.PREPARE: (settings.instance_type, 1, None),
-        flow.TRAIN: (settings.instance_type, settings.instance_count, _typical(runs_dir, "training")),
-        flow.EVALUATE: (settings.instance_type, 1, _typical(runs_dir, "evaluation")),
-        flow.TRANSFORM: (transform_type, 1, _typical(runs_dir, "transform")),
+        flow.TRAIN: (settings.instance_type, settings.instance_count, typical.get("training")),
+        flow.EVALUATE: (settings.instance_type, 1, typical.get("evaluation")),
+        flow.TRANSFORM: (transform_type, 1, typical.get("transform")),
     }
-    rows, ceiling, typical = {}, 0.0, 0.0
+    rows, ceiling, usual = {}, 0.0, 0.0
     for step, (instance_type, count, seconds) in steps.items():
         price = book.lookup(instance_type)[0]
         per_hour = price.usd_per_hour * count if price else None
@@ -105,25 +104,31 @@ def estimate(settings: Settings, boto_session: boto3.Session, runs_dir: Path) ->
             ceiling += row["ceiling_usd"]
             if seconds is not None:
                 row["typical_seconds"], row["typical_usd"] = seconds, per_hour * seconds / 3600
-                typical += row["typical_usd"]
+                usual += row["typical_usd"]
         rows[step] = row
-    return {"steps": rows, "ceiling_usd": round(ceiling, 4), "typical_usd": round(typical, 4)}
+    return {"steps": rows, "ceiling_usd": round(ceiling, 4), "typical_usd": round(usual, 4)}
 
 
-def _typical(runs_dir: Path, kind: str) -> float | None:
-    """Seconds of this kind of step in the newest run record that has one."""
+def _typical(runs_dir: Path) -> dict[str, float]:
+    """Seconds of each kind of step (training, evaluation, transform) in the newest run record
+    that measured one, the records read once."""
+    found: dict[str, float] = {}
     for path in sorted(runs_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             record = records.read_record(path)
         except records.RecordError:
             continue
-        if kind == "training" and record.get("seconds", {}).get("training"):
-            return float(record["seconds"]["training"])
-        if kind == "evaluation" and (record.get("evaluation") or {}).get("seconds"):
-            return float(record["evaluation"]["seconds"])
-        if kind == "transform" and record.get("transforms") and record["transforms"][-1]["seconds"]:
-            return float(record["transforms"][-1]["seconds"])
-    return None
+        measured = {
+            "training": record.get("seconds", {}).get("training"),
+            "evaluation": (record.get("evaluation") or {}).get("seconds"),
+            "transform": record["transforms"][-1]["seconds"] if record.get("transforms") else None,
+        }
+        for kind, seconds in measured.items():
+            if seconds and kind not in found:
+                found[kind] = float(seconds)
+        if len(found) == len(measured):
+            break
+    return found
 
 
 def step_rows(steps: list[dict[str, Any]]) -> list[records.PipelineStep]:
@@ -139,7 +144,7 @@ def step_rows(steps: list[dict[str, Any]]) -> list[records.PipelineStep]:
                 "status": step.get("StepStatus"),
                 "seconds": round(end - start, 1) if start and end else None,
                 "kind": job[0] if job else None,
-                "resource": job[1].rsplit("/", 1)[-1] if job else None,
+                "resource": _short(job[1]) if job else None,
                 "arn": job[1] if job else None,
                 "failure_reason": step.get("FailureReason"),
                 "condition": (metadata.get("Condition") or {}).get("Outcome"),
@@ -159,7 +164,7 @@ def _job(rows: list[dict[str, Any]], step: str) -> str:
     found = [r["arn"] for r in rows if r["name"] == step and r["arn"]]
     if not found:
         raise PipelineError(f"the execution has no {step} step's job; its record is in runs/pipelines/")
-    return found[0].rsplit("/", 1)[-1] if step != flow.REGISTER_STEP else found[0]
+    return _short(found[0]) if step != flow.REGISTER_STEP else found[0]
 
 
 def run_local(settings: Settings, pipe: Any) -> dict[str, Any]:
@@ -319,6 +324,7 @@ def build(
 
 
 def _short(arn: str) -> str:
+    """An ARN's last part: a job's name, an execution's id (local mode gives the id alone)."""
     return arn.rsplit("/", 1)[-1]
 
 
@@ -335,9 +341,7 @@ def _step_cost(settings: Settings, boto_session: boto3.Session, step: dict[str, 
     """A job step's cost: its seconds at its type's price (local: what AWS would charge)."""
     if step["kind"] not in ("TrainingJob", "ProcessingJob", "TransformJob") or step["seconds"] is None:
         return None
-    instance_type = types[2] if step["kind"] == "TransformJob" else settings.instance_type
-    if instance_type == "local":
-        instance_type = settings.transform_instance_type or settings.instance_type
+    instance_type = priced_type(settings, types[2]) if step["kind"] == "TransformJob" else settings.instance_type
     return job_cost(settings, boto_session, instance_type, step["seconds"])
 
 
@@ -367,27 +371,33 @@ def complete(
     verification.verify(records.record_path(runs_dir, job), split_dir)
     record = records.read_record(records.record_path(runs_dir, job))
     evaluate_row = next(r for r in rows if r["name"] == flow.EVALUATE)
-    instance_type = "local" if settings.local else settings.instance_type
     record["evaluation"] = evaluations.section(
         settings,
         boto_session,
         runs_dir,
         training_job=job,
         name=evaluate_row["resource"],
-        instance_type=instance_type,
+        instance_type=execution["instance_types"]["processing"],
         seconds=evaluate_row["seconds"],
     )
     transform_row = next(r for r in rows if r["name"] == flow.TRANSFORM)
+    # The Transform step wrote its answers under the execution (lib/pipeline.py's output path).
     record.setdefault("transforms", []).append(
-        submission(
+        written(
             settings,
             boto_session,
             runs_dir,
-            record,
-            row=transform_row,
+            job,
+            name=transform_row["resource"],
+            output_uri=f"{settings.predictions_uri}/pipelines/{_short(execution['execution'])}/raw",
+            test={
+                "uri": f"s3://{settings.bucket}/{uploaded_test_key(settings)}",
+                "sha256": test_sha,
+                "rows": len(ids),
+            },
             ids=ids,
-            test_sha=test_sha,
             instance_type=execution["instance_types"]["transform"],
+            seconds=transform_row["seconds"],
         )
     )
     records.write_record(runs_dir, record)
@@ -401,18 +411,12 @@ def complete(
 def record_registration(runs_dir: Path, job: str, sm: Any, package_arn: str) -> None:
     """The Register step's version in the training job's record, as make register writes it."""
     record = records.read_record(records.record_path(runs_dir, job))
-    version = sm.describe_model_package(ModelPackageName=package_arn)
-    record["registry"] = {
-        "group": version["ModelPackageGroupName"],
-        "arn": version["ModelPackageArn"],
-        "version": version["ModelPackageVersion"],
-        "registered_at": str(version.get("CreationTime", "")),
-    }
+    record["registry"] = registration(sm.describe_model_package(ModelPackageName=package_arn))
     records.write_record(runs_dir, record)
 
 
 def _split_uri(settings: Settings, execution: str) -> str:
-    return f"{settings.data_uri}/pipelines/{execution.rsplit('/', 1)[-1]}"
+    return f"{settings.data_uri}/pipelines/{_short(execution)}"
 
 
 def download_split(s3: Any, settings: Settings, execution: str, split_dir: Path) -> dict[str, Any]:
@@ -424,48 +428,8 @@ def download_split(s3: Any, settings: Settings, execution: str, split_dir: Path)
     return json.loads((split_dir / "manifest.json").read_text(encoding="utf-8"))
 
 
-def submission(
-    settings: Settings,
-    boto_session: boto3.Session,
-    runs_dir: Path,
-    record: records.RunRecord,
-    *,
-    row: dict[str, Any],
-    ids: list[str],
-    test_sha: str,
-    instance_type: str,
-) -> records.Transform:
-    """The Transform step's answers joined by PassengerId into submission.csv, as make predict does."""
-    s3 = boto_session.client("s3")
-    name = row["resource"]
-    output_uri = f"{settings.predictions_uri}/pipelines/{record['pipeline_execution'].rsplit('/', 1)[-1]}/raw"
-    rows = join(ids, output_text(s3, output_uri, name))
-    files = {SUBMISSION: table(rows, probabilities=False), PROBABILITIES: table(rows, probabilities=True)}
-    folder = f"{settings.predictions_prefix}/{name}"
-    for file_name, body in files.items():
-        s3.put_object(Bucket=settings.bucket, Key=f"{folder}/{file_name}", Body=body, ContentType="text/csv")
-    records.write_files(runs_dir / record["job_name"], files)
-    return {
-        "name": name,
-        "model_name": name,
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "instance_type": instance_type,
-        "input": {
-            "uri": f"s3://{settings.bucket}/{settings.data_prefix}/test/test.csv",
-            "sha256": test_sha,
-            "rows": len(ids),
-        },
-        "output_uri": output_uri,
-        "submission_uri": f"s3://{settings.bucket}/{folder}/{SUBMISSION}",
-        "local_dir": str(runs_dir / record["job_name"]),
-        "seconds": row["seconds"],
-        "survivors": sum(s for _, _, s in rows),
-        "cost": job_cost(settings, boto_session, priced_type(settings, instance_type), row["seconds"]),
-    }
-
-
 def write_execution(runs_dir: Path, record: records.PipelineExecution) -> Path:
-    path = runs_dir / "pipelines" / f"{record['execution'].rsplit('/', 1)[-1]}.json"
+    path = runs_dir / "pipelines" / f"{_short(record['execution'])}.json"
     records.write_files(path.parent, {path.name: (json.dumps(record, indent=2, default=str) + "\n").encode()})
     return path
 

@@ -29,17 +29,13 @@ from launcher.lib.config import Settings, job_tags, load
 from launcher.lib.dataset import verified_bytes
 from launcher.lib.errors import ToolkitError
 from launcher.lib.local_mode import remove_local_containers
-from launcher.lib.pricing import job_cost, usd
+from launcher.lib.pricing import usd
 from launcher.lib.submission import (
-    PROBABILITIES,
     SUBMISSION,
-    join,
-    output_text,
     passenger_ids,
-    priced_type,
-    table,
     transform_instance_type,
     upload_test,
+    written,
 )
 
 log = logging.getLogger("predict")
@@ -114,25 +110,18 @@ def run(
             f"transform job {name} {description['TransformJobStatus']}: "
             f"{description.get('FailureReason', 'no reason given')}"
         )
-    rows = join(ids, output_text(s3, output_uri, name))
-    files = {SUBMISSION: table(rows, probabilities=False), PROBABILITIES: table(rows, probabilities=True)}
-    folder = f"{settings.predictions_prefix}/{name}"
-    for file_name, body in files.items():
-        s3.put_object(Bucket=settings.bucket, Key=f"{folder}/{file_name}", Body=body, ContentType="text/csv")
-    records.write_files(runs_dir / record["job_name"], files)
-    transform: records.Transform = {
-        "name": name,
-        "model_name": name,
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "instance_type": instance_type,
-        "input": {"uri": input_uri, "sha256": digest, "rows": len(ids)},
-        "output_uri": output_uri,
-        "submission_uri": f"s3://{settings.bucket}/{folder}/{SUBMISSION}",
-        "local_dir": str(runs_dir / record["job_name"]),
-        "seconds": seconds,
-        "survivors": sum(s for _, _, s in rows),
-        "cost": job_cost(settings, boto_session, priced_type(settings, instance_type), seconds),
-    }
+    transform = written(
+        settings,
+        boto_session,
+        runs_dir,
+        record["job_name"],
+        name=name,
+        output_uri=output_uri,
+        test={"uri": input_uri, "sha256": digest, "rows": len(ids)},
+        ids=ids,
+        instance_type=instance_type,
+        seconds=seconds,
+    )
     record.setdefault("transforms", []).append(transform)
     records.write_record(runs_dir, record)
     return transform

@@ -152,15 +152,19 @@ def register_run(settings: Settings, runs_dir: Path, job: str, session: boto3.Se
         # No Tags: a version in a group takes the group's, and AWS refuses any of its own.
         CustomerMetadataProperties=metadata(record, metrics, launched_by_value(caller)),
     )["ModelPackageArn"]
-    version = sm.describe_model_package(ModelPackageName=arn)
-    record["registry"] = {
-        "group": group,
-        "arn": arn,
+    record["registry"] = registration(sm.describe_model_package(ModelPackageName=arn))
+    records.write_record(runs_dir, record)
+    return record["registry"]
+
+
+def registration(version: dict[str, Any]) -> records.Registration:
+    """A version, as DescribeModelPackage has it, in the run record's words."""
+    return {
+        "group": version["ModelPackageGroupName"],
+        "arn": version["ModelPackageArn"],
         "version": version["ModelPackageVersion"],
         "registered_at": str(version.get("CreationTime", "")),
     }
-    records.write_record(runs_dir, record)
-    return record["registry"]
 
 
 def evaluated(record: records.RunRecord) -> records.Evaluation:

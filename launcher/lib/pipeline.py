@@ -82,7 +82,6 @@ def session(settings: Settings, boto_session: boto3.Session) -> Any:
         pipeline_session.config = local.config
         _name_models_once(pipeline_session.sagemaker_client)
         return pipeline_session
-    sdk.session(settings, boto_session)
     return PipelineSession(boto_session=boto_session, sagemaker_config=sdk.sagemaker_config())
 
 

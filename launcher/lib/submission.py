@@ -9,14 +9,17 @@ from __future__ import annotations
 import base64
 import csv
 import io
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import boto3
 
-from launcher.lib import instance_choice
+from launcher.lib import instance_choice, records
 from launcher.lib.config import Settings
 from launcher.lib.errors import ToolkitError
+from launcher.lib.pricing import job_cost
 
 TEST_FILE = "test.csv"
 OUTPUT_FILE = f"{TEST_FILE}.out"  # batch transform names each output after its input file
@@ -36,10 +39,15 @@ def passenger_ids(data: bytes) -> list[str]:
     return ids
 
 
+def uploaded_test_key(settings: Settings) -> str:
+    """Where test.csv goes in the bucket: DATA_PREFIX/test/test.csv."""
+    return f"{settings.data_prefix}/test/{TEST_FILE}"
+
+
 def upload_test(s3: Any, settings: Settings, data: bytes, digest: str) -> str:
     """Put test.csv under DATA_PREFIX/test/, with its SHA-256 for S3 to check on arrival."""
-    key = f"{settings.data_prefix}/test/{TEST_FILE}"
     checksum = base64.b64encode(bytes.fromhex(digest)).decode()
+    key = uploaded_test_key(settings)
     s3.put_object(Bucket=settings.bucket, Key=key, Body=data, ChecksumSHA256=checksum, ContentType="text/csv")
     return f"s3://{settings.bucket}/{key}"
 
@@ -112,3 +120,41 @@ def table(rows: list[tuple[str, float, int]], probabilities: bool) -> bytes:
     for pid, probability, survived in rows:
         writer.writerow([int(pid), repr(probability), survived] if probabilities else [int(pid), survived])
     return buffer.getvalue().encode()
+
+
+def written(
+    settings: Settings,
+    boto_session: boto3.Session,
+    runs_dir: Path,
+    job_name: str,
+    *,
+    name: str,
+    output_uri: str,
+    test: records.TransformInput,
+    ids: list[str],
+    instance_type: str,
+    seconds: float | None,
+) -> records.Transform:
+    """A finished transform's answers joined into submission.csv and probabilities.csv (in
+    runs/<job>/ and under PREDICTIONS_PREFIX/<transform job>/), and the record's section for it:
+    make predict's and the pipeline's Transform step's alike."""
+    s3 = boto_session.client("s3")
+    rows = join(ids, output_text(s3, output_uri, name))
+    files = {SUBMISSION: table(rows, probabilities=False), PROBABILITIES: table(rows, probabilities=True)}
+    folder = f"{settings.predictions_prefix}/{name}"
+    for file_name, body in files.items():
+        s3.put_object(Bucket=settings.bucket, Key=f"{folder}/{file_name}", Body=body, ContentType="text/csv")
+    records.write_files(runs_dir / job_name, files)
+    return {
+        "name": name,
+        "model_name": name,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "instance_type": instance_type,
+        "input": test,
+        "output_uri": output_uri,
+        "submission_uri": f"s3://{settings.bucket}/{folder}/{SUBMISSION}",
+        "local_dir": str(runs_dir / job_name),
+        "seconds": seconds,
+        "survivors": sum(s for _, _, s in rows),
+        "cost": job_cost(settings, boto_session, priced_type(settings, instance_type), seconds),
+    }
