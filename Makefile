@@ -51,12 +51,12 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Operator inputs given on the command line (make stop JOB=...): exported, never expanded.
 JOB ?=
 CONFIRM ?= no
-IAM_ON_EMBEDDED_STACK ?= no
+EMPTY_BUCKET ?= no
 INSTANCE_MIN_MEMORY_GIB ?= 4
 VERSION ?=
 REASON ?=
 ROWS ?=
-export JOB CONFIRM IAM_ON_EMBEDDED_STACK INSTANCE_MIN_MEMORY_GIB VERSION REASON ROWS
+export JOB CONFIRM EMPTY_BUCKET INSTANCE_MIN_MEMORY_GIB VERSION REASON ROWS
 
 # The split the data stage writes and the upload stage sends.
 export SPLIT_DIR := $(BUILD)/data
@@ -164,8 +164,6 @@ STACK_PORTS := $(shell scripts/local-stack.sh check $(call quoted,$(LOCAL_STATE_
 STACK_OK := $(call same,$(STACK_PORTS),$(LOCAL_MOTO_PORT) $(LOCAL_REGISTRY_PORT))
 PREFLIGHT :=
 BOOTSTRAP := $(DEPLOYED)/bootstrapped
-# Local mode passes no role to anything: the embedded stack needs none.
-BOOTSTRAP_ROLE :=
 $(AWS_READY): $(if $(STACK_OK),,FORCE) | $(STAMPS)/config machine
 	scripts/local-stack.sh up
 else
@@ -180,7 +178,6 @@ AWS_READY :=
 PREFLIGHT := preflight
 # On AWS the one-time set-up is an administrator's step, never a side effect of a run.
 BOOTSTRAP :=
-BOOTSTRAP_ROLE = $(PY) -m launcher.iam apply --out "$$BUILD_IAM"
 endif
 export DEPLOYED
 export IMAGE_RECORD := $(DEPLOYED)/image.json
@@ -203,25 +200,26 @@ local-status: ## Say whether the embedded AWS and registry are up
 	scripts/local-stack.sh status
 
 # ---- one-time set-up (an administrator's step on AWS) ---------------------------------
-.PHONY: bootstrap
-BOOTSTRAP_INPUTS := $(AWS_READY) $(call setting,BUCKET) $(call setting,ECR_REPOSITORY) $(call setting,CREATE_BUCKET)
+# One CloudFormation stack (iam/stack.json): the bucket and ECR repository (unless they exist
+# outside it), both roles, the runner's managed policy and, with CI_REPOSITORY, GitHub's OIDC
+# provider and the CI roles. A change set is shown before it is applied; a rerun with nothing
+# to change is a no-op. The stamp depends only on what the stack is made of, so a runner
+# never redeploys it.
+STACK_SETTINGS := AWS_REGION BUCKET CREATE_BUCKET ECR_REPOSITORY ROLE_ARN PIPELINE_ROLE_ARN BASE_JOB_NAME \
+	DATA_PREFIX OUTPUT_PREFIX CHECKPOINT_PREFIX PREDICTIONS_PREFIX MODEL_PACKAGE_GROUP ENDPOINT_NAME PIPELINE_NAME \
+	TAGS CI_REPOSITORY CI_ENVIRONMENT
+BOOTSTRAP_INPUTS := $(AWS_READY) $(wildcard iam/*.json) launcher/stack.py launcher/lib/stack.py \
+	launcher/lib/iam_documents.py $(foreach v,$(STACK_SETTINGS),$(call setting,$(v)))
 
-bootstrap: $(BOOTSTRAP_INPUTS) | $(STAMPS)/config ## Once, as an administrator: create and harden the bucket, the ECR repository and (AWS) the role
-	$(LOCKED) scripts/bootstrap.sh
+.PHONY: bootstrap
+bootstrap: $(BOOTSTRAP_INPUTS) | $(STAMPS)/config ## Once, as an administrator: deploy the set-up stack (change set shown first; prints the ARNs to use)
+	$(LOCKED) $(PY) -m launcher.stack deploy --out "$(BUILD)/stack"
 	@mkdir -p "$$DEPLOYED" && touch "$$DEPLOYED/bootstrapped"
-	$(BOOTSTRAP_ROLE)
 
 # On the embedded stack the set-up is part of the run (there is no administrator to ask).
 $(DEPLOYED)/bootstrapped: $(BOOTSTRAP_INPUTS) | $(STAMPS)/config
-	$(LOCKED) scripts/bootstrap.sh
-	@mkdir -p $(@D) && touch $@
-
-# The same set-up as one CloudFormation stack (iam/stack.json): both roles, the runner's
-# managed policy and, with CI_REPOSITORY, GitHub's OIDC provider and the CI roles. A change
-# set is shown before it is applied; a rerun with nothing to change is a no-op.
-.PHONY: stack
-stack: $(AWS_READY) | $(STAMPS)/config ## Admin: create or update the set-up as a CloudFormation stack (change set shown first; prints the ARNs to use)
 	$(LOCKED) $(PY) -m launcher.stack deploy --out "$(BUILD)/stack"
+	@mkdir -p $(@D) && touch $@
 
 # ---- stage 2: upload -----------------------------------------------------------------
 .PHONY: upload
@@ -360,17 +358,13 @@ iam-render: $(AWS_READY) | $(STAMPS)/config ## Fill iam/ templates for the calle
 iam-check: $(AWS_READY) | $(STAMPS)/config ## Render, then lint the permission policies with parliament
 	$(PY) -m launcher.iam check --out "$$BUILD_IAM"
 
-.PHONY: iam
-iam: iam-check ## Create or update the execution role (admin; TARGET=aws, or IAM_ON_EMBEDDED_STACK=yes)
-	$(PY) -m launcher.iam apply --out "$$BUILD_IAM"
-
 # ---- clean-up ------------------------------------------------------------------------
 .PHONY: clean-resources
 clean-resources: $(AWS_READY) | $(STAMPS)/config ## List (CONFIRM=yes: delete) what this toolkit's runs made: objects, images, running jobs
 	$(LOCKED) $(PY) -m launcher.cleanup resources
 
 .PHONY: teardown
-teardown: $(AWS_READY) | $(STAMPS)/config ## Admin: also the bucket, repository and role bootstrap made, if tagged ours (CONFIRM=yes)
+teardown: $(AWS_READY) | $(STAMPS)/config ## Admin: also the set-up stack, then its bucket (if empty, or EMPTY_BUCKET=yes) and repository (CONFIRM=yes)
 	$(LOCKED) $(PY) -m launcher.cleanup teardown
 
 # ---- quality -------------------------------------------------------------------------

@@ -6,8 +6,10 @@
              endpoint with its configs and models, the models make predict made and the
              pipeline itself (deleted), each only when it carries the toolkit's tag *and* was
              launched by this caller (the pipeline: when no one else's execution still runs)
-  teardown   (an administrator, make teardown) the above, then the repository, the bucket
-             (when empty) and the execution and pipeline roles, each only if it carries the toolkit's tag
+  teardown   (an administrator, make teardown) the above, then the set-up stack (its roles,
+             the runner's policy, the CI identity), then the repository and the bucket it
+             retains (the bucket when empty, or with EMPTY_BUCKET=yes), each only if it carries
+             the toolkit's tag
 
 A repository, bucket, role or job without the tag is listed as "not ours" and left alone; a
 teammate's job (tagged, launched by someone else) likewise. A discovery call that fails
@@ -25,6 +27,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +36,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launcher.lib import errors, executions, names
+from launcher.lib import errors, executions, names, stack
 from launcher.lib.caller import sagemaker_tags, whoami
 from launcher.lib.config import (
     LAUNCHED_BY_TAG,
@@ -376,8 +379,9 @@ def clean_prefix(settings: Settings, s3: Any, prefix: str, plan: Plan, *forget: 
     plan.act(f"{len(keys)} object(s) under s3://{settings.bucket}/{prefix}/", delete, *forget)
 
 
-def teardown(settings: Settings, session: boto3.Session, plan: Plan, bootstrapped: Path) -> None:
+def teardown(settings: Settings, session: boto3.Session, plan: Plan, bootstrapped: Path, *, empty_bucket: bool) -> None:
     ecr, s3, iam = session.client("ecr"), session.client("s3"), session.client("iam")
+    held = _teardown_stack(settings, session, plan, bootstrapped)
     found = _repository(settings, ecr)
     if found and found[1]:
         plan.act(
@@ -387,13 +391,54 @@ def teardown(settings: Settings, session: boto3.Session, plan: Plan, bootstrappe
         )
     elif found:
         log.info("not ours, left alone: ECR repository %s", settings.ecr_repository)
-    _teardown_bucket(settings, s3, plan, bootstrapped)
-    if not settings.local:
-        _teardown_role(iam, plan, settings.role, INLINE_POLICY_NAME, "execution role")
-        _teardown_role(iam, plan, settings.pipeline_role, PIPELINE_POLICY_NAME, "pipeline role")
+    _teardown_bucket(settings, s3, plan, bootstrapped, empty_bucket=empty_bucket)
+    # Roles of the toolkit's names that the stack does not hold (an older `make iam` made them).
+    for role, policy_name, what in (
+        (settings.role, INLINE_POLICY_NAME, "execution role"),
+        (settings.pipeline_role, PIPELINE_POLICY_NAME, "pipeline role"),
+    ):
+        if role.name not in held:
+            _teardown_role(iam, plan, role, policy_name, what)
 
 
-def _teardown_bucket(settings: Settings, s3: Any, plan: Plan, bootstrapped: Path) -> None:
+def _teardown_stack(settings: Settings, session: boto3.Session, plan: Plan, bootstrapped: Path) -> set[str]:
+    """Delete the set-up stack (its roles, runner policy and CI identity); the bucket and
+    repository it retains are taken next, as everywhere. Returns what it held (physical ids)."""
+    cloudformation, name = session.client("cloudformation"), stack.stack_name(settings)
+    try:
+        found = stack.deployed(cloudformation, name)
+    except (ClientError, BotoCoreError) as exc:
+        raise _failed(f"reading stack {name}", exc) from None
+    if found is None:
+        return set()
+    if not is_toolkits(found.tags):
+        log.info("not ours, left alone: stack %s (no %s tag)", name, TOOLKIT_TAG[0])
+        return set()
+    retained = [f"bucket s3://{b}" for b in found.physical("AWS::S3::Bucket")] + [
+        f"ECR repository {r}" for r in found.physical("AWS::ECR::Repository")
+    ]
+    iam = session.client("iam")
+
+    def delete() -> None:
+        stack.delete(cloudformation, found, time.sleep)
+        # moto's CloudFormation deletes a stack's managed policies from the stack only: take
+        # any the stack held that is still there (on AWS none is).
+        for arn in found.physical("AWS::IAM::ManagedPolicy"):
+            try:
+                iam.delete_policy(PolicyArn=arn)
+                log.info("deleted %s, which the stack left behind", arn)
+            except ClientError as exc:
+                if error_code(exc) != "NoSuchEntity":
+                    raise
+        if retained:
+            log.info("retained by the stack (DeletionPolicy Retain): %s", ", ".join(retained))
+
+    held = ", ".join(sorted(found.held))
+    plan.act(f"set-up stack {name} ({held})", delete, bootstrapped)
+    return {pid for _, pid in found.held.values()}
+
+
+def _teardown_bucket(settings: Settings, s3: Any, plan: Plan, bootstrapped: Path, *, empty_bucket: bool) -> None:
     try:
         tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=settings.bucket)["TagSet"]}
     except ClientError as exc:
@@ -407,14 +452,30 @@ def _teardown_bucket(settings: Settings, s3: Any, plan: Plan, bootstrapped: Path
         return
 
     def delete() -> None:
+        if empty_bucket:
+            _empty(s3, settings.bucket)
         try:
             s3.delete_bucket(Bucket=settings.bucket)
         except ClientError as exc:
             if error_code(exc) != "BucketNotEmpty":
                 raise
-            log.info("kept bucket s3://%s: it still holds objects outside the toolkit's prefixes", settings.bucket)
+            log.info(
+                "kept bucket s3://%s: it still holds objects outside the toolkit's prefixes (rerun with "
+                "EMPTY_BUCKET=yes to delete them and the bucket)",
+                settings.bucket,
+            )
 
-    plan.act(f"bucket s3://{settings.bucket} (if it is then empty)", delete, bootstrapped)
+    what = "and every object in it" if empty_bucket else "if it is then empty"
+    plan.act(f"bucket s3://{settings.bucket} ({what})", delete, bootstrapped)
+
+
+def _empty(s3: Any, bucket: str) -> None:
+    """Delete every object in the bucket (EMPTY_BUCKET=yes: the operator asked for it)."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            log.info("deleted %d object(s) from s3://%s", len(keys), bucket)
 
 
 def _teardown_role(iam: Any, plan: Plan, role: RoleArn, policy_name: str, what: str) -> None:
@@ -441,7 +502,14 @@ def _teardown_role(iam: Any, plan: Plan, role: RoleArn, policy_name: str, what: 
 
 
 def run(
-    settings: Settings, verb: str, session: boto3.Session, *, confirm: bool, deployed: Path, image_record: Path
+    settings: Settings,
+    verb: str,
+    session: boto3.Session,
+    *,
+    confirm: bool,
+    deployed: Path,
+    image_record: Path,
+    empty_bucket: bool = False,
 ) -> Plan:
     plan = Plan(confirm=confirm)
     caller = whoami(session)
@@ -459,7 +527,7 @@ def run(
     clean_prefix(settings, s3, settings.checkpoint_prefix, plan)
     clean_prefix(settings, s3, settings.predictions_prefix, plan)
     if verb == "teardown":
-        teardown(settings, session, plan, deployed / "bootstrapped")
+        teardown(settings, session, plan, deployed / "bootstrapped", empty_bucket=empty_bucket)
     return plan
 
 
@@ -484,6 +552,7 @@ def _clean(args: argparse.Namespace) -> int:
         confirm=confirm,
         deployed=deployed,
         image_record=image_record,
+        empty_bucket=os.environ.get("EMPTY_BUCKET", "no") == "yes",
     )
     if plan.found == 0:
         log.info("nothing to delete: no toolkit resources found")

@@ -44,7 +44,7 @@ def check_sagemaker_reachable(session: boto3.Session, settings: Settings) -> Non
     except ClientError as exc:
         raise PreflightError(
             f"SageMaker in {settings.region} refused ListTrainingJobs ({error_code(exc)}); check AWS_REGION and that "
-            "the principal policy from 'make iam' is attached"
+            "the runner policy (the set-up stack's, make bootstrap) is attached"
         ) from None
 
 
@@ -99,7 +99,9 @@ def check_role(session: boto3.Session, settings: Settings, caller: Caller) -> No
         role = session.client("iam").get_role(RoleName=name)["Role"]
     except ClientError as exc:
         if error_code(exc) == "NoSuchEntity":
-            raise PreflightError(f"ROLE_ARN: role '{name}' does not exist; create it with 'make iam'") from None
+            raise PreflightError(
+                f"ROLE_ARN: role '{name}' does not exist; create it with 'make bootstrap TARGET=aws'"
+            ) from None
         log.warning("cannot read role %s (%s); SageMaker will check it when the job starts", name, error_code(exc))
         return
     if role["Arn"] != settings.role_arn:
@@ -113,7 +115,7 @@ def check_role(session: boto3.Session, settings: Settings, caller: Caller) -> No
     if refused:
         raise PreflightError(
             f"ROLE_ARN: role '{name}''s trust policy would refuse SageMaker for {'; '.join(refused)}; rewrite it "
-            "with 'make iam' (as an administrator, with this account's credentials)"
+            "with 'make bootstrap TARGET=aws' (as an administrator, with this account's credentials)"
         )
     log.info("role: %s trusts %s for training, tuning, transform and hosting", role["Arn"], SAGEMAKER_PRINCIPAL)
 
@@ -132,7 +134,7 @@ def check_pipeline_role(session: boto3.Session, settings: Settings, caller: Call
     except ClientError as exc:
         if error_code(exc) == "NoSuchEntity":
             raise PreflightError(
-                f"PIPELINE_ROLE_ARN: role '{wanted.name}' does not exist; create it with 'make iam' "
+                f"PIPELINE_ROLE_ARN: role '{wanted.name}' does not exist; create it with 'make bootstrap TARGET=aws' "
                 "(as an administrator)"
             ) from None
         log.warning("cannot read role %s (%s); SageMaker will check it when the pipeline starts", wanted.name, exc)
@@ -149,7 +151,7 @@ def check_pipeline_role(session: boto3.Session, settings: Settings, caller: Call
     if not (admits(trust, execution, caller.account) and admits(trust, execution)):
         raise PreflightError(
             f"PIPELINE_ROLE_ARN: role '{wanted.name}''s trust policy would refuse SageMaker Pipelines for "
-            f"{settings.pipeline_name}'s executions ({execution}); rewrite it with 'make iam'"
+            f"{settings.pipeline_name}'s executions ({execution}); rewrite it with 'make bootstrap TARGET=aws'"
         )
     log.info("pipeline role: %s trusts %s for pipeline %s", role["Arn"], SAGEMAKER_PRINCIPAL, settings.pipeline_name)
 

@@ -4,10 +4,12 @@
                      iam/ in place) and DIR/parameters.json (its parameters, from config.env)
   deploy --out DIR   render, then create or update the stack through a change set: the changes
                      are printed before they are applied, a rerun with nothing to change is a
-                     no-op, and the outputs the runner needs are printed at the end
+                     no-op, and the outputs the runner needs are printed at the end (make bootstrap)
 
-A bucket or repository that exists and is not the stack's is left out of it (used as it is,
-never adopted or changed). `make lint` renders the template and runs cfn-lint over it.
+A bucket, repository or GitHub OIDC provider that exists and is not the stack's is left out of
+it (used as it is, never adopted or changed). A role of the toolkit's name that exists outside
+the stack is refused with what to do: CloudFormation cannot take it over. `make lint` renders
+the template and runs cfn-lint over it; `make teardown` deletes the stack (launcher/cleanup.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,12 +28,17 @@ import boto3
 from botocore.exceptions import ClientError
 
 from launcher.lib import errors, stack
+from launcher.lib.caller import whoami
 from launcher.lib.config import Settings, load
-from launcher.lib.errors import ToolkitError, error_code
+from launcher.lib.errors import error_code
+from launcher.lib.iam_documents import check_role_account
+from launcher.lib.iam_documents import render as render_documents
 from launcher.lib.records import write_files
+from launcher.lib.stack import Deployed, StackError
 
 log = logging.getLogger("stack")
-POLL_SECONDS = 5.0
+# Logical ids of the roles the stack names itself (from ROLE_ARN, PIPELINE_ROLE_ARN).
+NAMED_ROLES = {"ExecutionRole": "ROLE_ARN", "PipelineRole": "PIPELINE_ROLE_ARN"}
 
 
 def render(out: Path) -> list[Path]:
@@ -43,17 +51,13 @@ def render(out: Path) -> list[Path]:
     return [out / name for name in files]
 
 
-class StackError(ToolkitError):
-    """The stack cannot be deployed as asked; the message says why and what to do."""
-
-
-def _exists(probe: Any) -> bool | None:
+def _exists(probe: Callable[[], Any]) -> bool | None:
     """True: there; False: not found; None: there but not ours to read (403)."""
     try:
         probe()
     except ClientError as exc:
         code = error_code(exc)
-        if code in ("404", "NoSuchBucket", "RepositoryNotFoundException", "NotFound"):
+        if code in ("404", "NoSuchBucket", "RepositoryNotFoundException", "NotFound", "NoSuchEntity"):
             return False
         if code in ("403", "AccessDenied"):
             return None
@@ -61,22 +65,11 @@ def _exists(probe: Any) -> bool | None:
     return True
 
 
-def _managed(cloudformation: Any, name: str) -> set[str] | None:
-    """The logical ids the stack holds (None: no such stack)."""
-    try:
-        pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=name)
-        return {r["LogicalResourceId"] for page in pages for r in page["StackResourceSummaries"]}
-    except ClientError as exc:
-        if "does not exist" in str(exc):
-            return None
-        raise
-
-
-def creations(settings: Settings, session: boto3.Session, managed: set[str] | None) -> dict[str, bool]:
-    """Whether the stack creates (or keeps) the bucket and the repository: yes when it already
-    holds them or they are missing; no when they exist outside it (used as they are)."""
-    held = managed or set()
-    there = _exists(lambda: session.client("s3").head_bucket(Bucket=settings.bucket))
+def creations(settings: Settings, session: boto3.Session, held: set[str]) -> dict[str, bool]:
+    """Whether the stack creates (or keeps) the bucket, the repository and GitHub's OIDC provider:
+    yes when it already holds them or they are missing; no when they exist outside it."""
+    # GetBucketLocation, not HeadBucket (which needs s3:ListBucket): the setup policy's grant.
+    there = _exists(lambda: session.client("s3").get_bucket_location(Bucket=settings.bucket))
     if there is None:
         raise StackError(
             f"bucket s3://{settings.bucket} exists but you may not use it (another account's?); choose another BUCKET"
@@ -88,30 +81,61 @@ def creations(settings: Settings, session: boto3.Session, managed: set[str] | No
     repository = "Repository" in held or not _exists(
         lambda: ecr.describe_repositories(repositoryNames=[settings.ecr_repository])
     )
-    return {"create_bucket": bucket, "create_repository": repository}
+    provider = "GitHubOidcProvider" in held
+    if settings.ci_repository and not provider:
+        # One provider per URL and account: one made by hand or by another stack is used as it is.
+        arn = render_documents(settings, whoami(session))["ci-train-trust"]["Statement"][0]["Principal"]["Federated"]
+        provider = not _exists(lambda: session.client("iam").get_open_id_connect_provider(OpenIDConnectProviderArn=arn))
+    return {"create_bucket": bucket, "create_repository": repository, "create_oidc_provider": provider}
 
 
-def _wait(read: Any, done: Any, what: str, sleep: Any = time.sleep) -> dict[str, Any]:
-    while True:
-        found = read()
-        if done(found):
-            return found
-        log.info("%s ...", what)
-        sleep(POLL_SECONDS)
+def refuse_roles_outside(settings: Settings, iam: Any, held: set[str]) -> None:
+    """A role of the stack's name made some other way (an older `make iam`, a person) would fail
+    the stack's creation halfway: say so before anything is made."""
+    for logical, setting in NAMED_ROLES.items():
+        role = settings.role if logical == "ExecutionRole" else settings.pipeline_role
+        if logical not in held and _exists(lambda r=role: iam.get_role(RoleName=r.name)):
+            raise StackError(
+                f"role {role.name} ({setting}) exists outside the set-up stack, which cannot take it over; delete "
+                f"it (aws iam delete-role-policy, then delete-role) or set {setting} to an unused name, and rerun"
+            )
 
 
-def deploy(settings: Settings, session: boto3.Session, *, sleep: Any = time.sleep) -> dict[str, str]:
-    """Create or update the stack through a change set; the stack's outputs."""
+def current(cloudformation: Any, name: str, sleep: Callable[[float], None]) -> Deployed | None:
+    """The stack as it stands, ready to change; a first creation that rolled back (which holds
+    nothing and cannot be updated) is deleted so that it can be created afresh."""
+    found = stack.deployed(cloudformation, name)
+    if found is None or found.status == "REVIEW_IN_PROGRESS":
+        return found
+    if found.status in stack.STUCK:
+        raise StackError(
+            f"stack {name} is {found.status} ({stack.first_failure(cloudformation, name)}); fix the cause, then "
+            "delete it or continue its rollback in the CloudFormation console, and rerun"
+        )
+    if found.status.endswith("_IN_PROGRESS"):
+        raise StackError(f"stack {name} is {found.status}: another deploy or teardown is at work; rerun when it ends")
+    if found.status == "ROLLBACK_COMPLETE":
+        log.info("stack %s: its first creation failed and was rolled back; deleting it to create it afresh", name)
+        stack.delete(cloudformation, found, sleep)
+        return None
+    return found
+
+
+def deploy(settings: Settings, session: boto3.Session, *, sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    """Create or update the stack through a change set; the output lines the runner needs."""
     cloudformation = session.client("cloudformation")
     name = stack.stack_name(settings)
-    managed = _managed(cloudformation, name)
-    parameters = stack.parameters(settings, **creations(settings, session, managed))
+    found = current(cloudformation, name, sleep)
+    held = set(found.held) if found else set()
+    refuse_roles_outside(settings, session.client("iam"), held)
+    parameters = stack.parameters(settings, **creations(settings, session, held))
     change_set = f"{name}-{datetime.now(UTC):%Y%m%d%H%M%S}"
     try:
         cloudformation.create_change_set(
             StackName=name,
             ChangeSetName=change_set,
-            ChangeSetType="UPDATE" if managed is not None else "CREATE",
+            # A stack still in review (an earlier CREATE change set never executed) is created.
+            ChangeSetType="UPDATE" if found and found.status != "REVIEW_IN_PROGRESS" else "CREATE",
             TemplateBody=json.dumps(stack.template(settings)),
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
             Capabilities=["CAPABILITY_NAMED_IAM"],
@@ -123,7 +147,7 @@ def deploy(settings: Settings, session: boto3.Session, *, sleep: Any = time.slee
             raise
         log.info("stack %s is up to date: nothing to change", name)
         return _outputs(cloudformation, name)
-    described = _wait(
+    described = stack.wait(
         lambda: cloudformation.describe_change_set(StackName=name, ChangeSetName=change_set),
         lambda d: d["Status"] in ("CREATE_COMPLETE", "FAILED"),
         f"change set {change_set}",
@@ -145,27 +169,23 @@ def deploy(settings: Settings, session: boto3.Session, *, sleep: Any = time.slee
             f", replacement {resource['Replacement']}" if resource.get("Replacement") else "",
         )
     cloudformation.execute_change_set(StackName=name, ChangeSetName=change_set)
-    final = _wait(
+    final = stack.wait(
         lambda: cloudformation.describe_stacks(StackName=name)["Stacks"][0],
         lambda s: not s["StackStatus"].endswith("_IN_PROGRESS"),
         f"stack {name}",
         sleep,
     )
     if final["StackStatus"] not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
-        raise StackError(f"stack {name} ended {final['StackStatus']}: {_first_failure(cloudformation, name)}")
+        reason = stack.first_failure(cloudformation, name)
+        raise StackError(f"stack {name} ended {final['StackStatus']}: {reason}; fix that and rerun")
     log.info("stack %s: %s", name, final["StackStatus"])
     return _outputs(cloudformation, name)
 
 
-def _first_failure(cloudformation: Any, name: str) -> str:
-    events = cloudformation.describe_stack_events(StackName=name)["StackEvents"]
-    failed = [e for e in events if e.get("ResourceStatus", "").endswith("_FAILED")]
-    return failed[-1].get("ResourceStatusReason", "no reason given") if failed else "see its events in the console"
-
-
-def _outputs(cloudformation: Any, name: str) -> dict[str, str]:
+def _outputs(cloudformation: Any, name: str) -> list[str]:
+    """`Key=value  # where it goes` for each output (the description names the setting)."""
     found = cloudformation.describe_stacks(StackName=name)["Stacks"][0].get("Outputs", [])
-    return {o["OutputKey"]: o["OutputValue"] for o in found}
+    return [f"{o['OutputKey']}={o['OutputValue']}    # {o.get('Description', '')}" for o in found]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,9 +201,11 @@ def _command(args: argparse.Namespace) -> int:
         log.info("wrote %s", path)
     if args.command == "deploy":
         settings = load()
-        outputs = deploy(settings, boto3.Session(region_name=settings.region))
-        for key, value in sorted(outputs.items()):
-            print(f"{key}={value}", flush=True)
+        session = boto3.Session(region_name=settings.region)
+        # The stack makes the roles in the caller's account: ROLE_ARN must name that account.
+        check_role_account(settings, whoami(session), pipeline_role=True)
+        for line in deploy(settings, session):
+            print(line, flush=True)
     return 0
 
 

@@ -55,16 +55,6 @@ endpoint_hint() {
   fi
 }
 
-# partition_of_region REGION: prints the AWS partition the region belongs to, for ARNs
-# (aws, aws-cn, aws-us-gov).
-partition_of_region() {
-  case "$1" in
-    cn-*) echo aws-cn ;;
-    us-gov-*) echo aws-us-gov ;;
-    *) echo aws ;;
-  esac
-}
-
 # GetBucketLocation, not HeadBucket: HeadBucket needs s3:ListBucket without a prefix, which
 # the runner policy grants only for the toolkit's prefixes (iam/runner-policy.json).
 # bucket_state: prints exists, missing or forbidden for $BUCKET; dies when S3 does not answer.

@@ -18,9 +18,13 @@ from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 from conftest import WithSageMaker, aws_settings, offline_client
 
-from launcher import cleanup, iam
-from launcher.lib.caller import Caller
+from launcher import cleanup
+from launcher import stack as stack_command
+from launcher.lib.iam_documents import INLINE_POLICY_NAME
 
+ALLOW_NOTHING = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:GetObject", "Resource": "*"}]}
+)
 JOB = "titanic-lgbm-2026-11-26-10-00-00-000"
 
 
@@ -344,19 +348,55 @@ def test_the_callers_executions_are_stopped_and_the_pipeline_deleted_when_no_one
     assert plan.found == (1 if teammate_running else 2)
 
 
-def test_teardown_deletes_both_of_the_toolkits_roles_and_leaves_an_untagged_one(
+def _deployed(settings: Any) -> boto3.Session:
+    session = boto3.Session(region_name="us-east-1")
+    stack_command.deploy(settings, session, sleep=lambda _: None)
+    return session
+
+
+def test_teardown_deletes_the_stack_then_what_it_retained(
+    moto_endpoint: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stack takes its roles and runner policy with it; the bucket and repository it
+    retains go next (the bucket only when empty); the stamp is forgotten."""
+    settings = aws_settings()
+    session = _deployed(settings)
+    session.client("s3").put_object(Bucket=settings.bucket, Key="someone/else.csv", Body=b"x")
+    stamp = tmp_path / "bootstrapped"
+    stamp.write_text("")
+    caplog.set_level("INFO")
+    dry = cleanup.Plan(confirm=False)
+    cleanup.teardown(settings, session, dry, stamp, empty_bucket=False)
+    assert dry.found == 3 and stamp.exists()  # the stack, the repository, the bucket: listed only
+    cleanup.teardown(settings, session, cleanup.Plan(confirm=True), stamp, empty_bucket=False)
+    assert session.client("cloudformation").describe_stacks()["Stacks"] == []
+    client = session.client("iam")
+    names = {r["RoleName"] for r in client.list_roles()["Roles"]}
+    assert not {settings.role.name, settings.pipeline_role.name} & names, names
+    assert not [p for p in client.list_policies(Scope="Local")["Policies"] if p["PolicyName"] == "titanic-lgbm-runner"]
+    assert not session.client("ecr").describe_repositories()["repositories"]
+    assert "retained by the stack (DeletionPolicy Retain): bucket s3://titanic-sagemaker-toolkit-demo" in caplog.text
+    assert "kept bucket s3://titanic-sagemaker-toolkit-demo: it still holds objects" in caplog.text
+    assert session.client("s3").head_bucket(Bucket=settings.bucket)  # data kept unless asked
+    assert not stamp.exists()
+    cleanup.teardown(settings, session, cleanup.Plan(confirm=True), stamp, empty_bucket=True)
+    assert settings.bucket not in {b["Name"] for b in session.client("s3").list_buckets()["Buckets"]}
+
+
+def test_teardown_takes_a_tagged_role_outside_the_stack_and_leaves_an_untagged_one(
     moto_endpoint: str, tmp_path: Path
 ) -> None:
-    """make iam's two roles (tagged) go with their inline policies; a role of that name that
-    someone else made (no tag) stays."""
+    """Roles an older `make iam` made (tagged, no stack) go with their inline policies; a role of
+    that name someone else made (no tag) stays."""
     settings = aws_settings()
     client = boto3.client("iam", region_name="us-east-1")
-    caller = Caller(account="123456789012", partition="aws", arn="arn:aws:iam::123456789012:user/admin")
-    iam.apply(settings, iam.render(settings, caller), client)
-    plan = cleanup.Plan(confirm=True)
-    cleanup.teardown(settings, boto3.Session(region_name="us-east-1"), plan, tmp_path / "bootstrapped")
+    tags = [{"Key": "created-by", "Value": "titanic-sagemaker-toolkit"}]
+    client.create_role(RoleName=settings.role.name, Path=settings.role.path, AssumeRolePolicyDocument="{}", Tags=tags)
+    client.put_role_policy(RoleName=settings.role.name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=ALLOW_NOTHING)
+    client.create_role(
+        RoleName=settings.pipeline_role.name, Path=settings.pipeline_role.path, AssumeRolePolicyDocument="{}"
+    )
+    session = boto3.Session(region_name="us-east-1")
+    cleanup.teardown(settings, session, cleanup.Plan(confirm=True), tmp_path / "b", empty_bucket=False)
     names = {r["RoleName"] for r in client.list_roles()["Roles"]}
-    assert not {"titanic-sagemaker-execution", "titanic-sagemaker-pipeline"} & names, names
-    client.create_role(RoleName="titanic-sagemaker-pipeline", Path="/service-role/", AssumeRolePolicyDocument="{}")
-    cleanup.teardown(settings, boto3.Session(region_name="us-east-1"), cleanup.Plan(confirm=True), tmp_path / "b")
-    assert client.get_role(RoleName="titanic-sagemaker-pipeline")["Role"]
+    assert names == {settings.pipeline_role.name}

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 import parliament
@@ -187,7 +188,11 @@ def test_only_the_toolkits_repository() -> None:
 def test_s3_is_scoped_to_the_bucket_and_its_prefixes() -> None:
     bucket = "arn:aws:s3:::titanic-sagemaker-toolkit-demo"
     prefixes = {f"{bucket}/titanic/{p}/*" for p in ("data", "output", "checkpoints", "predictions")}
-    for name in iam.PERMISSION_POLICIES:
+    # The administrator's set-up lists the whole bucket and may empty it (CloudFormation's bucket
+    # handlers list it; make teardown EMPTY_BUCKET=yes): one bucket, nothing beyond it.
+    setup = {r for s in statements(documents()["setup-policy"]) for r in iam.as_list(s["Resource"]) if ":s3:" in r}
+    assert setup == {bucket, f"{bucket}/*"}
+    for name in (n for n in iam.PERMISSION_POLICIES if n != "setup-policy"):
         for statement in statements(documents()[name]):
             s3 = [r for r in iam.as_list(statement["Resource"]) if r.startswith("arn:aws:s3")]
             for resource in s3:
@@ -330,15 +335,6 @@ def test_the_account_comes_from_the_caller_not_from_role_arn() -> None:
         iam.check_role_account(load(shipped()), other)
 
 
-def test_make_iam_is_refused_on_the_embedded_stack_unless_asked() -> None:
-    settings = load(shipped())
-    assert settings.local
-    with pytest.raises(iam.IamError, match="would create the role in the embedded AWS, not in your account"):
-        iam.refuse_embedded_stack(settings, {})
-    iam.refuse_embedded_stack(settings, {"IAM_ON_EMBEDDED_STACK": "yes"})
-    iam.refuse_embedded_stack(load({**shipped(), "TARGET": "aws"}), {})
-
-
 def test_a_template_placeholder_without_a_setting_is_named(tmp_path: Path) -> None:
     (tmp_path / "runner-policy.json").write_text('{"Resource": "${NO_SUCH_SETTING}"}')
     for name in ("setup-policy", "execution-role-policy", "execution-role-trust"):
@@ -349,7 +345,7 @@ def test_a_template_placeholder_without_a_setting_is_named(tmp_path: Path) -> No
 
 # ---- dynamic: the pipeline under IAM enforcement on the embedded stack -------------------
 
-FREE_CALLS = 12  # four users, their policies and keys, before enforcement starts
+FREE_CALLS = 9  # three users, their policies and keys, before enforcement starts
 
 
 def _moto_api(pipe: Checkout, path: str, method: str = "POST") -> str:
@@ -367,6 +363,31 @@ def _keys(pipe: Checkout, user: str, policy: dict[str, Any]) -> dict[str, str]:
     iam_client.put_user_policy(UserName=user, PolicyName=f"{user}-policy", PolicyDocument=json.dumps(policy))
     key = iam_client.create_access_key(UserName=user)["AccessKey"]
     return {"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
+
+
+def _runner_with_the_stacks_policy(
+    pipe: Checkout, admin: dict[str, str], rendered: dict[str, Any]
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The runner: a user holding the managed policy the set-up stack created (and nothing
+    else). Returns its keys and the policy's document as the stack deployed it. Its one change
+    is moto's: services moto checks only against "*" get "*" (widen_for_emulator), as a new
+    default version of the stack's own policy."""
+    iam_client = client_as(pipe, admin, "iam")
+    (arn,) = [
+        p["Arn"]
+        for p in iam_client.list_policies(Scope="Local")["Policies"]
+        if p["PolicyName"] == "titanic-lgbm-runner"
+    ]
+    version = iam_client.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    deployed = iam_client.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+    deployed = json.loads(unquote(deployed)) if isinstance(deployed, str) else deployed
+    iam_client.create_policy_version(
+        PolicyArn=arn, PolicyDocument=json.dumps(iam.widen_for_emulator(rendered)), SetAsDefault=True
+    )
+    iam_client.create_user(UserName="toolkit-runner")
+    iam_client.attach_user_policy(UserName="toolkit-runner", PolicyArn=arn)
+    key = iam_client.create_access_key(UserName="toolkit-runner")["AccessKey"]
+    return {"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}, deployed
 
 
 def client_as(pipe: Checkout, keys: dict[str, str], service: str) -> Any:
@@ -440,6 +461,7 @@ def pipeline_on_aws_as(pipe: Checkout, keys: dict[str, str]) -> dict[str, Any]:
         arn = flow.start(pipe_definition, me)
         return {
             "upserts": upserts,
+            "role": sm.describe_pipeline(PipelineName=settings.pipeline_name)["RoleArn"],
             "execution": sm.describe_pipeline_execution(PipelineExecutionArn=arn),
             "recent": executions.recent(sm, settings),
         }
@@ -459,10 +481,10 @@ def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Ite
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
     )
     setup = _keys(pipe, "toolkit-setup", iam.widen_for_emulator(docs["setup-policy"]))
-    runner = _keys(pipe, "toolkit-runner", iam.widen_for_emulator(docs["runner-policy"]))
     # The CI deploy job's identity: approve and deploy, nothing else (iam/deploy-policy.json).
     deployer = _keys(pipe, "toolkit-deployer", iam.widen_for_emulator(docs["deploy-policy"]))
-    bootstrap = pipe.make("bootstrap", **as_user(setup))
+    bootstrap = pipe.make("bootstrap", **as_user(setup))  # the set-up stack, deployed as the administrator
+    runner, stack_runner_policy = _runner_with_the_stacks_policy(pipe, admin, docs["runner-policy"])
     _moto_api(pipe, "reset-recording")
     _moto_api(pipe, "start-recording")
     run = pipe.make("all", **as_user(runner))
@@ -482,6 +504,7 @@ def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Ite
     yield {
         "pipe": pipe,
         "bootstrap": bootstrap,
+        "stack_runner_policy": stack_runner_policy,
         "run": run,
         "predict": predict,
         "tune": tune,
@@ -501,6 +524,8 @@ def enforced(tmp_path_factory: pytest.TempPathFactory, offline_base: str) -> Ite
 @pytest.mark.stack
 def test_the_pipeline_runs_with_only_the_runner_policy_after_the_set_up(enforced: dict[str, Any]) -> None:
     assert enforced["bootstrap"].returncode == 0, enforced["bootstrap"].stderr[-3000:]
+    # The runner holds the very policy the set-up stack deployed: iam/runner-policy.json, rendered.
+    assert enforced["stack_runner_policy"] == enforced["policy"]
     run = enforced["run"]
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert "] verified titanic-lgbm-" in run.stderr
@@ -513,6 +538,11 @@ def test_the_pipeline_runs_with_only_the_runner_policy_after_the_set_up(enforced
     assert enforced["tuning_job"]["HyperParameterTuningJobStatus"] == "Completed"
     assert enforced["flow"].returncode == 0, enforced["flow"].stderr[-3000:]  # the embedded stack's execution
     assert enforced["flow_on_aws"]["upserts"] == ["created", "updated"]
+    held = client_as(enforced["pipe"], enforced["admin"], "cloudformation").list_stack_resources(
+        StackName="titanic-lgbm-setup"
+    )["StackResourceSummaries"]
+    roles = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in held if r["ResourceType"] == "AWS::IAM::Role"}
+    assert enforced["flow_on_aws"]["role"].endswith(f"/{roles['PipelineRole']}")  # the stack's pipeline role
     assert enforced["flow_on_aws"]["recent"] and enforced["flow_on_aws"]["execution"]["PipelineExecutionArn"]
     for step in enforced["lifecycle"]:  # register, approve, deploy, invoke, models, undeploy
         assert step.returncode == 0, [*step.args[2:3], step.stdout[-1500:], step.stderr[-3000:]]
@@ -558,45 +588,6 @@ def test_the_runner_cannot_write_elsewhere(enforced: dict[str, Any]) -> None:
         iam_client.get_role(RoleName="some-admin-role")
     with pytest.raises(ClientError, match="AccessDenied"):
         iam_client.create_role(RoleName="escalate", AssumeRolePolicyDocument="{}")
-
-
-def test_make_iam_creates_then_updates_the_role(moto_endpoint: str) -> None:
-    settings = load({**shipped(), "TARGET": "aws"})
-    client = boto3.client("iam", region_name="us-east-1")
-    name = "titanic-sagemaker-execution"
-    documents = iam.render(settings, CALLER)
-    assert iam.apply(settings, documents, client) == [ROLE, PIPELINE_ROLE]  # created
-    created = client.get_role(RoleName=name)["Role"]
-    assert created["AssumeRolePolicyDocument"] == documents["execution-role-trust"]
-    # A stale role: an old trust (one statement, no hosting) and an old inline policy.
-    stale_trust = {"Version": "2012-10-17", "Statement": [documents["execution-role-trust"]["Statement"][0]]}
-    stale_policy = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::old/*"}],
-    }
-    client.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(stale_trust))
-    client.put_role_policy(RoleName=name, PolicyName=iam.INLINE_POLICY_NAME, PolicyDocument=json.dumps(stale_policy))
-    assert iam.apply(settings, documents, client) == [ROLE, PIPELINE_ROLE]  # updated in place
-    role = client.get_role(RoleName=name)["Role"]
-    assert role["RoleId"] == created["RoleId"]  # the same role, not a new one
-    assert role["AssumeRolePolicyDocument"] == documents["execution-role-trust"]
-    inline = client.get_role_policy(RoleName=name, PolicyName=iam.INLINE_POLICY_NAME)
-    assert inline["PolicyDocument"] == documents["execution-role-policy"]
-    tags = {t["Key"]: t["Value"] for t in client.list_role_tags(RoleName=name)["Tags"]}
-    assert tags["created-by"] == "titanic-sagemaker-toolkit"
-    # The pipeline's own role: its trust and its policy, not the jobs'.
-    pipeline = "titanic-sagemaker-pipeline"
-    assert client.get_role(RoleName=pipeline)["Role"]["AssumeRolePolicyDocument"] == documents["pipeline-role-trust"]
-    inline = client.get_role_policy(RoleName=pipeline, PolicyName=iam.PIPELINE_POLICY_NAME)
-    assert inline["PolicyDocument"] == documents["pipeline-role-policy"]
-
-
-def test_make_iam_refuses_a_role_with_another_path(moto_endpoint: str) -> None:
-    client = boto3.client("iam", region_name="us-east-1")
-    client.create_role(RoleName="titanic-sagemaker-execution", Path="/", AssumeRolePolicyDocument="{}")
-    settings = load({**shipped(), "TARGET": "aws"})
-    with pytest.raises(iam.IamError, match="exists with path /, not /service-role/; set ROLE_ARN to"):
-        iam.apply(settings, iam.render(settings, CALLER), client)
 
 
 def test_endpoint_logs_are_granted_for_this_endpoint_only() -> None:

@@ -56,13 +56,15 @@ def latest_record(pipe: Checkout) -> dict:
 def remote_state(pipe: Checkout) -> dict[str, Any]:
     job = trained_job(pipe.first_run)
     key = f"titanic/output/{job}/output/model.tar.gz"
-    ecr, s3 = pipe.client("ecr"), pipe.client("s3")
+    ecr, s3, cloudformation = pipe.client("ecr"), pipe.client("s3"), pipe.client("cloudformation")
     repo = ecr.describe_repositories(repositoryNames=[pipe.settings["ECR_REPOSITORY"]])["repositories"][0]
+    (stack,) = cloudformation.describe_stacks(StackName="titanic-lgbm-setup")["Stacks"]
+    held = cloudformation.list_stack_resources(StackName="titanic-lgbm-setup")["StackResourceSummaries"]
     return {
         "model_size": s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"],
         "repository": repo,
-        "lifecycle": ecr.get_lifecycle_policy(repositoryName=repo["repositoryName"])["lifecyclePolicyText"],
-        "public_access": s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"],
+        # (moto lists the resource types it skipped under an empty logical id)
+        "stack": (stack["StackStatus"], {r["LogicalResourceId"] for r in held} - {""}),
         "encryption": s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"],
         "image_id": image_id(pipe),
     }
@@ -127,11 +129,13 @@ def test_make_all_from_a_clean_copy_leaves_a_verified_model(pipe: Checkout, firs
     assert (pipe.root / "runs" / job / "model" / "model.joblib").is_file()
     # The human summary says where everything went.
     assert f"model        s3://{BUCKET}/{key}" in first_run.stdout
-    repo = state["repository"]
-    assert repo["imageTagMutability"] == "IMMUTABLE"
-    assert repo["imageScanningConfiguration"]["scanOnPush"] is True
-    assert "untagged" in state["lifecycle"]
-    assert state["public_access"]["BlockPublicAcls"]
+    # The set-up is the CloudFormation stack (iam/stack.json). moto's CloudFormation applies no
+    # scan-on-push, lifecycle or public-access block: tests/test_stack.py holds the template to them.
+    assert state["stack"] == (
+        "CREATE_COMPLETE",
+        {"Bucket", "Repository", "ExecutionRole", "PipelineRole", "RunnerPolicy"},
+    )
+    assert state["repository"]["imageTagMutability"] == "IMMUTABLE"
     assert state["encryption"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
 
@@ -517,10 +521,12 @@ def test_clean_resources_removes_only_the_toolkits(pipe: Checkout) -> None:
         again = pipe.make("clean-resources", CONFIRM="yes")
         assert again.returncode == 0 and "nothing to delete" in again.stderr
 
-        # teardown takes what bootstrap made, if tagged ours; a bucket with others' objects stays.
+        # teardown deletes the set-up stack, then what it retained, if tagged ours; a bucket with
+        # others' objects stays.
         down = pipe.make("teardown", CONFIRM="yes")
         assert down.returncode == 0, down.stderr
-        assert "kept bucket" in down.stderr
+        assert "retained by the stack" in down.stderr and "kept bucket" in down.stderr
+        assert pipe.client("cloudformation").describe_stacks()["Stacks"] == []
         repos = [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]]
         assert "someone-elses-repo" in repos and repo not in repos
         assert s3.head_object(Bucket="someone-elses-bucket", Key="titanic/data/train/train.csv")
@@ -530,7 +536,7 @@ def test_clean_resources_removes_only_the_toolkits(pipe: Checkout) -> None:
     # After a clean-up the next run puts everything back.
     refill = pipe.make("all")
     assert refill.returncode == 0, refill.stderr[-3000:]
-    assert ran(refill, "bootstrap.sh") and ran(refill, "upload-data.sh") and ran(refill, "push-image.sh")
+    assert ran(refill, "launcher.stack deploy") and ran(refill, "upload-data.sh") and ran(refill, "push-image.sh")
 
 
 def test_an_untagged_repository_is_not_ours(pipe: Checkout) -> None:
@@ -602,8 +608,21 @@ def test_evaluate_judges_the_verified_model_as_a_processing_job(pipe: Checkout) 
     assert key == f"titanic/output/{job}/evaluation/evaluation.json"
     assert json.loads(pipe.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()) == written
     assert "val_auc 0.8964 (equal to training's), beats every rule" in result.stderr
-    exited = ["docker", "ps", "-aq", "--filter", f"ancestor={record['image']['uri']}", "--filter", "status=exited"]
-    assert subprocess.run(exited, capture_output=True, text=True).stdout.strip() == ""
+    # By the image's name as this copy runs it: `ancestor=` alone also matches the Docker tier's
+    # containers of the same image content under its own registry's name.
+    uri = record["image"]["uri"]
+    exited = [
+        "docker",
+        "ps",
+        "-a",
+        "--filter",
+        f"ancestor={uri}",
+        "--filter",
+        "status=exited",
+        "--format",
+        "{{.Image}}",
+    ]
+    assert uri not in subprocess.run(exited, capture_output=True, text=True).stdout.split()
 
 
 def test_predict_writes_a_kaggle_submission_equal_to_the_models_own_predictions(pipe: Checkout) -> None:

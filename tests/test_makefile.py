@@ -225,3 +225,32 @@ def test_the_makefiles_config_line_pattern_is_the_settings_one() -> None:
     text = (REPO / "Makefile").read_text()
     pattern = re.search(r"^CONFIG_LINE := (.*)$", text, re.M).group(1).replace("$$", "$")
     assert pattern == CONFIG_LINE_RE.pattern
+
+
+class Recording:
+    """Settings that note which fields are read (to find what the set-up stack is made of)."""
+
+    def __init__(self, real: object) -> None:
+        self.real, self.seen = real, set()
+
+    def __getattr__(self, name: str) -> object:
+        self.seen.add(name)
+        return getattr(self.real, name)
+
+
+def test_the_bootstrap_stamp_depends_on_exactly_the_settings_the_stack_reads() -> None:
+    """Too few and a changed setting leaves the stack stale; too many and a runner's `make all`
+    redeploys it (which only an administrator may)."""
+    from launcher.lib import stack
+    from launcher.lib.config import load
+
+    settings = Recording(load(shipped()))
+    stack.template(settings)  # type: ignore[arg-type]
+    stack.parameters(settings, create_bucket=True, create_repository=True)  # type: ignore[arg-type]
+    stack.stack_name(settings)  # type: ignore[arg-type]
+    read = settings.seen | {"create_bucket"}  # launcher/stack.py's creations() reads it too
+    renamed = {"region": "AWS_REGION", "role": "ROLE_ARN", "pipeline_role": "PIPELINE_ROLE_ARN"}
+    wanted = {renamed.get(name, name.upper()) for name in read}
+    text = (REPO / "Makefile").read_text().replace("\\\n", " ")
+    (listed,) = re.findall(r"^STACK_SETTINGS := (.*)$", text, re.MULTILINE)
+    assert set(listed.split()) == wanted

@@ -124,6 +124,6 @@ def test_make_pipeline_names_a_missing_pipeline_role(moto_endpoint: str, monkeyp
     seeded_account()
     monkeypatch.setenv("MAKE_INVOCATION", "pipeline")
     assert any(
-        "PIPELINE_ROLE_ARN: role 'titanic-sagemaker-pipeline' does not exist; create it with 'make iam'" in p
+        "PIPELINE_ROLE_ARN: role 'titanic-sagemaker-pipeline' does not exist; create it with 'make bootstrap" in p
         for p in run_preflight()
     )

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import boto3
+import cfnlint
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
@@ -22,7 +23,7 @@ from conftest import shipped
 
 from launcher import iam
 from launcher import stack as stack_command
-from launcher.lib import stack
+from launcher.lib import policy, stack
 from launcher.lib.caller import Caller
 from launcher.lib.config import load
 
@@ -83,6 +84,116 @@ def test_the_stack_embeds_the_documents_the_iam_tests_check() -> None:
         assert policy["PolicyDocument"] == documents[name], name
     text = json.dumps(rendered())
     assert "123456789012" not in text  # the account is CloudFormation's to fill in, never ours
+
+
+# CloudFormation acts with the caller's own permissions (no service role): the setup policy must
+# grant what each resource type's handlers call, as AWS's resource schemas list them (cfn-lint
+# ships them). What it leaves out is here, each for a property the template never sets (the test
+# checks it is absent) or an API name that IAM checks under another action.
+UNSET_PROPERTY = {
+    "AWS::S3::Bucket": {
+        "iam:PassRole": "ReplicationConfiguration",
+        "s3:CreateBucketMetadataTableConfiguration": "MetadataTableConfiguration",
+        "s3:DeleteBucketMetadataTableConfiguration": "MetadataTableConfiguration",
+        "s3:UpdateBucketMetadataAnnotationTableConfiguration": "MetadataConfiguration",
+        "s3:UpdateBucketMetadataInventoryTableConfiguration": "MetadataConfiguration",
+        "s3:UpdateBucketMetadataJournalTableConfiguration": "MetadataConfiguration",
+        "s3tables:*": "MetadataConfiguration",
+        "s3:PutAnalyticsConfiguration": "AnalyticsConfigurations",
+        "s3:DeleteBucketAnalyticsConfiguration": "AnalyticsConfigurations",
+        "s3:PutBucketCORS": "CorsConfiguration",
+        "s3:DeleteBucketCors": "CorsConfiguration",
+        "s3:PutLifecycleConfiguration": "LifecycleConfiguration",
+        "s3:DeleteBucketLifecycle": "LifecycleConfiguration",
+        "s3:PutMetricsConfiguration": "MetricsConfigurations",
+        "s3:DeleteBucketMetricsConfiguration": "MetricsConfigurations",
+        "s3:PutBucketReplication": "ReplicationConfiguration",
+        "s3:PutReplicationConfiguration": "ReplicationConfiguration",
+        "s3:DeleteBucketReplication": "ReplicationConfiguration",
+        "s3:PutBucketWebsite": "WebsiteConfiguration",
+        "s3:DeleteBucketWebsite": "WebsiteConfiguration",
+        "s3:PutAccelerateConfiguration": "AccelerateConfiguration",
+        "s3:PutBucketAbac": "AbacStatus",
+        "s3:PutBucketAcl": "AccessControl",
+        "s3:PutObjectAcl": "AccessControl",
+        "s3:PutBucketLogging": "LoggingConfiguration",
+        "s3:PutBucketNotification": "NotificationConfiguration",
+        "s3:PutBucketObjectLockConfiguration": "ObjectLockConfiguration",
+        "s3:PutObjectLockConfiguration": "ObjectLockConfiguration",
+        "s3:PutBucketVersioning": "VersioningConfiguration",
+        "s3:PutIntelligentTieringConfiguration": "IntelligentTieringConfigurations",
+        "s3:PutInventoryConfiguration": "InventoryConfigurations",
+    },
+    "AWS::ECR::Repository": {
+        "ecr:SetRepositoryPolicy": "RepositoryPolicyText",
+        "ecr:DeleteRepositoryPolicy": "RepositoryPolicyText",
+        "kms:*": "EncryptionConfiguration",
+    },
+    "AWS::IAM::Role": {
+        "iam:PutRolePermissionsBoundary": "PermissionsBoundary",
+        "iam:DeleteRolePermissionsBoundary": "PermissionsBoundary",
+        "iam:AttachRolePolicy": "ManagedPolicyArns",
+        "iam:DetachRolePolicy": "ManagedPolicyArns",
+    },
+    "AWS::IAM::ManagedPolicy": {
+        "iam:AttachGroupPolicy": "Groups",
+        "iam:DetachGroupPolicy": "Groups",
+        "iam:AttachUserPolicy": "Users",
+        "iam:DetachUserPolicy": "Users",
+        "iam:AttachRolePolicy": "Roles",
+        "iam:DetachRolePolicy": "Roles",
+    },
+}
+# The API is called DeleteBucketEncryption; IAM authorizes it as s3:PutEncryptionConfiguration.
+CHECKED_AS = {"s3:DeleteBucketEncryption": "s3:PutEncryptionConfiguration"}
+OBJECT_ACTIONS = ("s3:DeleteObject",)  # on the bucket's objects, not the bucket
+
+
+def handler_permissions() -> dict[str, set[str]]:
+    """What CloudFormation's create, read, update and delete handlers call, by resource type."""
+    folder = Path(cfnlint.__file__).parent / "data" / "schemas" / "resources"
+    found: dict[str, set[str]] = {}
+    for path in folder.glob("*.json"):
+        schema = json.loads(path.read_text())
+        if schema.get("typeName", "").startswith(("AWS::S3::", "AWS::ECR::", "AWS::IAM::")):
+            handlers = schema.get("handlers", {})
+            found[schema["typeName"]] = {
+                p for h in ("create", "read", "update", "delete") for p in handlers.get(h, {}).get("permissions", [])
+            }
+    return found
+
+
+def test_the_setup_policy_grants_what_cloudformation_calls_for_each_resource() -> None:
+    settings = load({**shipped(), "TARGET": "aws", "CI_REPOSITORY": "acme/titanic"})
+    setup = iam.render(settings, CALLER)["setup-policy"]
+    runner_policy = f"arn:aws:iam::123456789012:policy/{settings.base_job_name}{stack.RUNNER_POLICY_SUFFIX}"
+    bucket = f"arn:aws:s3:::{settings.bucket}"
+    ci_role = f"arn:aws:iam::123456789012:role/{stack.stack_name(settings)}-CiTrainRole-1A2B3C"
+    arns = {
+        "Bucket": bucket,
+        "BucketTlsOnly": bucket,
+        "Repository": f"arn:aws:ecr:us-east-1:123456789012:repository/{settings.ecr_repository}",
+        "ExecutionRole": settings.role_arn,
+        "PipelineRole": settings.pipeline_role_arn,
+        "RunnerPolicy": runner_policy,
+        "GitHubOidcProvider": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com",
+        "CiTrainRole": ci_role,
+        "CiDeployRole": ci_role.replace("CiTrainRole", "CiDeployRole"),
+    }
+    schemas = handler_permissions()
+    resources = stack.template(settings)["Resources"]
+    assert set(arns) == set(resources)
+    for logical, resource in resources.items():
+        unset = UNSET_PROPERTY.get(resource["Type"], {})
+        for permission in sorted(schemas[resource["Type"]]):
+            excused = unset.get(permission) or unset.get(permission.split(":")[0] + ":*")
+            if excused and excused not in resource["Properties"]:
+                continue
+            action = CHECKED_AS.get(permission, permission)
+            target = f"{bucket}/key" if action in OBJECT_ACTIONS else arns[logical]
+            assert policy.grants(setup, action, target, {"iam:PolicyARN": runner_policy}), (logical, permission)
+    # The one conditional grant: the CI role may get the runner's policy attached, no other.
+    assert not policy.grants(setup, "iam:AttachRolePolicy", ci_role, {"iam:PolicyARN": "arn:aws:iam::aws:policy/Admin"})
 
 
 def test_every_parameter_comes_from_config_env() -> None:
@@ -246,7 +357,7 @@ def test_deploy_goes_through_a_change_set_and_a_rerun_changes_nothing(
     session = boto3.Session(region_name="us-east-1")
     caplog.set_level("INFO")
     outputs = stack_command.deploy(settings, session, sleep=lambda _: None)
-    assert outputs == {}  # moto gives a stack made through a change set no Outputs (AWS does)
+    assert outputs == []  # moto gives a stack made through a change set no Outputs (AWS does)
     iam_client = session.client("iam")
     assert iam_client.get_role(RoleName=settings.role.name)["Role"]["Arn"] == settings.role_arn
     assert iam_client.get_role(RoleName=settings.pipeline_role.name)["Role"]["Arn"] == settings.pipeline_role_arn
@@ -287,7 +398,13 @@ def test_the_outputs_the_runner_needs_are_read_from_the_stack() -> None:
         "cloudformation", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
     with Stubber(cloudformation) as stub:
-        outputs = [{"OutputKey": "ExecutionRoleArn", "OutputValue": "arn:aws:iam::1:role/service-role/x"}]
+        outputs = [
+            {
+                "OutputKey": "ExecutionRoleArn",
+                "OutputValue": "arn:aws:iam::1:role/service-role/x",
+                "Description": "ROLE_ARN",
+            }
+        ]
         stub.add_response(
             "describe_stacks",
             {
@@ -302,9 +419,9 @@ def test_the_outputs_the_runner_needs_are_read_from_the_stack() -> None:
             },
             {"StackName": "titanic-lgbm-setup"},
         )
-        assert stack_command._outputs(cloudformation, "titanic-lgbm-setup") == {
-            "ExecutionRoleArn": "arn:aws:iam::1:role/service-role/x"
-        }
+        assert stack_command._outputs(cloudformation, "titanic-lgbm-setup") == [
+            "ExecutionRoleArn=arn:aws:iam::1:role/service-role/x    # ROLE_ARN"
+        ]
 
 
 def test_on_aws_a_change_set_without_changes_is_deleted_and_nothing_is_applied(
@@ -318,7 +435,11 @@ def test_on_aws_a_change_set_without_changes_is_deleted_and_nothing_is_applied(
     )
     session = boto3.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     monkeypatch.setattr(session, "client", lambda service, **_: cloudformation)
-    monkeypatch.setattr(stack_command, "_managed", lambda *_: {"Bucket", "Repository", "ExecutionRole"})
+    held = {name: ("", name) for name in ("Bucket", "Repository", "ExecutionRole", "PipelineRole")}
+    found = stack.Deployed(
+        stack_id="arn:aws:cloudformation:us-east-1:1:stack/x/1", status="CREATE_COMPLETE", tags={}, held=held
+    )
+    monkeypatch.setattr(stack_command, "current", lambda *_: found)
     caplog.set_level("INFO")
     with Stubber(cloudformation) as stub:
         stub.add_response("create_change_set", {"Id": "arn:aws:cloudformation:us-east-1:1:changeSet/x/1"})
@@ -345,6 +466,91 @@ def test_on_aws_a_change_set_without_changes_is_deleted_and_nothing_is_applied(
             },
         )
         monkeypatch.setattr(stack_command, "creations", lambda *_: {"create_bucket": True, "create_repository": True})
-        assert stack_command.deploy(settings, session, sleep=lambda _: None) == {}
+        assert stack_command.deploy(settings, session, sleep=lambda _: None) == []
         stub.assert_no_pending_responses()  # no ExecuteChangeSet
     assert "is up to date: nothing to change" in caplog.text
+
+
+def test_a_role_of_the_stacks_name_made_another_way_is_refused_before_anything_is_made(moto_endpoint: str) -> None:
+    settings = load({**shipped(), "TARGET": "aws"})
+    session = boto3.Session(region_name="us-east-1")
+    session.client("iam").create_role(
+        RoleName=settings.pipeline_role.name, Path=settings.pipeline_role.path, AssumeRolePolicyDocument="{}"
+    )
+    with pytest.raises(stack_command.StackError, match=r"role titanic-sagemaker-pipeline \(PIPELINE_ROLE_ARN\) exists"):
+        stack_command.deploy(settings, session, sleep=lambda _: None)
+    assert session.client("cloudformation").describe_stacks()["Stacks"] == []
+
+
+def test_an_oidc_provider_the_account_has_is_used_not_created(moto_endpoint: str) -> None:
+    """One provider per URL and account: one made by hand or another stack stays outside ours."""
+    session = boto3.Session(region_name="us-east-1")
+    settings = load({**shipped(), "TARGET": "aws", "CI_REPOSITORY": "acme/titanic"})
+    assert stack_command.creations(settings, session, set())["create_oidc_provider"] is True
+    session.client("iam").create_open_id_connect_provider(
+        Url="https://token.actions.githubusercontent.com", ClientIDList=["sts.amazonaws.com"], ThumbprintList=["0" * 40]
+    )
+    assert stack_command.creations(settings, session, set())["create_oidc_provider"] is False
+    assert stack_command.creations(settings, session, {"GitHubOidcProvider"})["create_oidc_provider"] is True
+
+
+def _stack(status: str) -> dict[str, Any]:
+    return {
+        "StackName": "titanic-lgbm-setup",
+        "StackId": "arn:aws:cloudformation:us-east-1:1:stack/titanic-lgbm-setup/1",
+        "CreationTime": "2026-12-05T00:00:00Z",
+        "StackStatus": status,
+    }
+
+
+def test_a_first_creation_that_rolled_back_is_deleted_and_created_afresh() -> None:
+    """CloudFormation cannot update a stack in ROLLBACK_COMPLETE (it holds nothing): it is deleted
+    first, then created again from a CREATE change set."""
+    cloudformation = boto3.client(
+        "cloudformation", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    stack_id = _stack("ROLLBACK_COMPLETE")["StackId"]
+    with Stubber(cloudformation) as stub:
+        stub.add_response(
+            "describe_stacks", {"Stacks": [_stack("ROLLBACK_COMPLETE")]}, {"StackName": "titanic-lgbm-setup"}
+        )
+        stub.add_response("list_stack_resources", {"StackResourceSummaries": []})
+        stub.add_response("delete_stack", {}, {"StackName": stack_id})
+        stub.add_response("describe_stacks", {"Stacks": [_stack("DELETE_COMPLETE")]}, {"StackName": stack_id})
+        assert stack_command.current(cloudformation, "titanic-lgbm-setup", lambda _: None) is None
+        stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        ("UPDATE_ROLLBACK_FAILED", "delete it or continue its rollback in the CloudFormation console"),
+        ("UPDATE_IN_PROGRESS", "another deploy or teardown is at work; rerun when it ends"),
+    ],
+)
+def test_a_stack_that_cannot_change_now_is_refused_with_what_to_do(status: str, message: str) -> None:
+    cloudformation = boto3.client(
+        "cloudformation", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    with Stubber(cloudformation) as stub:
+        stub.add_response("describe_stacks", {"Stacks": [_stack(status)]})
+        stub.add_response("list_stack_resources", {"StackResourceSummaries": []})
+        failed = {"StackId": "x", "EventId": "1", "StackName": "s", "Timestamp": "2026-12-05T00:00:00Z"}
+        reason = {**failed, "ResourceStatus": "UPDATE_FAILED", "ResourceStatusReason": "Role already exists"}
+        stub.add_response("describe_stack_events", {"StackEvents": [reason]})
+        with pytest.raises(stack_command.StackError, match=message):
+            stack_command.current(cloudformation, "titanic-lgbm-setup", lambda _: None)
+
+
+def test_bootstrap_refuses_a_role_arn_in_another_account_before_anything_is_made(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """The stack makes both roles in the caller's account: a PIPELINE_ROLE_ARN naming another
+    account would leave config.env pointing at a role that does not exist."""
+    for key, value in {**shipped(), "TARGET": "aws"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PIPELINE_ROLE_ARN", "arn:aws:iam::999988887777:role/service-role/titanic-sagemaker-pipeline")
+    assert stack_command.main(["deploy", "--out", str(tmp_path)]) == 1
+    wanted = "PIPELINE_ROLE_ARN names account 999988887777 (aws) but the credentials are for account 123456789012"
+    assert wanted in caplog.text
+    assert boto3.client("cloudformation", region_name="us-east-1").describe_stacks()["Stacks"] == []

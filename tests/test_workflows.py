@@ -16,8 +16,8 @@ from conftest import REPO, shipped
 
 WORKFLOWS = sorted((REPO / ".github/workflows").glob("*.yml"))
 AWS_ACTION = "aws-actions/configure-aws-credentials"
-# What a make command line may set besides config.env's settings (the Makefile's operator inputs).
-OPERATOR_INPUTS = {"JOB", "CONFIRM", "VERSION", "REASON", "ROWS", "IAM_ON_EMBEDDED_STACK", "SCALE_ROWS", "SCALE_SHARDS"}
+# What a make command line may set besides config.env's settings: the Makefile's `NAME ?=` inputs.
+OPERATOR_INPUTS = set(re.findall(r"^([A-Z][A-Z0-9_]*) \?=", (REPO / "Makefile").read_text(), re.MULTILINE))
 
 
 def load(path: Path) -> dict[str, Any]:

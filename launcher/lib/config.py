@@ -274,7 +274,7 @@ def _check_role(c: _Checker, var: str, role: str) -> None:
         c.bad(
             var,
             f"'{role}' is not an IAM role ARN; it must look like arn:aws:iam::123456789012:role/service-role/NAME "
-            "(copy the role's full ARN, path included, from 'make iam' or the IAM console)",
+            "(copy the role's full ARN, path included, from 'make bootstrap' or the IAM console)",
         )
 
 
@@ -509,7 +509,7 @@ def _check_pipeline(c: _Checker, execution_role: str) -> dict[str, Any]:
         c.bad(
             "PIPELINE_ROLE_ARN",
             "is ROLE_ARN; the pipeline's role starts jobs and passes ROLE_ARN to them, so it must be a role of its "
-            "own (make iam creates both)",
+            "own (make bootstrap creates both)",
         )
     return {
         "pipeline_name": name,

@@ -46,14 +46,18 @@ class IamError(ToolkitError):
     """A template cannot be filled, a policy fails its lint, or the role cannot be written."""
 
 
-def check_role_account(settings: Settings, caller: Caller) -> None:
-    role = settings.role
-    if (role.partition, role.account) != (caller.partition, caller.account):
-        raise IamError(
-            f"ROLE_ARN names account {role.account} ({role.partition}) but the credentials are for account "
-            f"{caller.account} ({caller.partition}); set ROLE_ARN to "
-            f"arn:{caller.partition}:iam::{caller.account}:role{role.path}{role.name} or use that account's credentials"
-        )
+def check_role_account(settings: Settings, caller: Caller, *, pipeline_role: bool = False) -> None:
+    """ROLE_ARN (and with `pipeline_role`, PIPELINE_ROLE_ARN: the set-up creates both) names the
+    caller's account and partition."""
+    roles = [("ROLE_ARN", settings.role)] + ([("PIPELINE_ROLE_ARN", settings.pipeline_role)] if pipeline_role else [])
+    for setting, role in roles:
+        if (role.partition, role.account) != (caller.partition, caller.account):
+            raise IamError(
+                f"{setting} names account {role.account} ({role.partition}) but the credentials are for account "
+                f"{caller.account} ({caller.partition}); set {setting} to "
+                f"arn:{caller.partition}:iam::{caller.account}:role{role.path}{role.name} or use that account's "
+                "credentials"
+            )
 
 
 def template_values(settings: Settings, caller: Caller) -> dict[str, str]:

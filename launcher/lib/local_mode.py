@@ -16,8 +16,10 @@ _LOCAL_CONTAINER = re.compile(r"^[a-z0-9]{10}-algo-\d+-[a-z0-9]{5}$")
 
 
 def remove_local_containers(image_uri: str) -> None:
-    """Remove the exited containers local mode left for this image (ours only: by image,
-    status and local mode's naming), so that repeated runs do not pile them up."""
+    """Remove the exited containers local mode left for this image (ours only: by image as
+    named, status and local mode's naming), so that repeated runs do not pile them up.
+    (`ancestor=` also matches another checkout's containers of an image with the same
+    content under another registry's name: the name is compared too.)"""
     listed = subprocess.run(
         [
             "docker",
@@ -28,12 +30,13 @@ def remove_local_containers(image_uri: str) -> None:
             "--filter",
             "status=exited",
             "--format",
-            "{{.ID}} {{.Names}}",
+            "{{.ID}} {{.Image}} {{.Names}}",
         ],
         capture_output=True,
         text=True,
     )
-    ids = [line.split()[0] for line in listed.stdout.splitlines() if _LOCAL_CONTAINER.match(line.split()[-1])]
+    rows = [line.split() for line in listed.stdout.splitlines()]
+    ids = [row[0] for row in rows if len(row) == 3 and row[1] == image_uri and _LOCAL_CONTAINER.match(row[2])]
     if ids:
         subprocess.run(["docker", "rm", *ids], capture_output=True)
 

@@ -65,3 +65,18 @@ def admits(trust_policy: Mapping[str, Any], source_arn: str, source_account: str
     statements = trust_policy.get("Statement", [])
     statements = [statements] if isinstance(statements, dict) else statements
     return any(statement_admits(s, context) for s in statements)
+
+
+def grants(document: Mapping[str, Any], action: str, resource: str, context: Mapping[str, str] | None = None) -> bool:
+    """Whether an identity policy's Allow statements grant `action` on `resource` (exact action
+    names, resource globs, the condition operators above). Denies are not weighed: the
+    toolkit's own policies have none."""
+    statements = document.get("Statement", [])
+    statements = [statements] if isinstance(statements, dict) else statements
+    return any(
+        s.get("Effect") == "Allow"
+        and action in as_list(s.get("Action"))
+        and any(_glob(pattern, resource) for pattern in as_list(s.get("Resource")))
+        and all(_condition_holds(op, kv, context or {}) for op, kv in (s.get("Condition") or {}).items())
+        for s in statements
+    )

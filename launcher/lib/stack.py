@@ -6,16 +6,27 @@ administrator creates once, beside the documents it embeds. Inside it, `{"Toolki
 NAME}` becomes iam/NAME.json filled from config.env, with the account and partition left to
 CloudFormation (`${AWS::AccountId}`, `${AWS::Partition}` under Fn::Sub), and
 `{"Toolkit::Tags": ...}` the tags every toolkit resource carries. No value is written twice.
+
+Below the template: reading, waiting for and deleting the deployed stack, shared by `make
+bootstrap` (launcher/stack.py) and `make teardown` (launcher/cleanup.py).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from launcher.lib.caller import Caller
 from launcher.lib.config import TOOLKIT_TAG, Settings
+from launcher.lib.errors import ToolkitError
 from launcher.lib.iam_documents import IAM_DIR, IamError, render
+
+log = logging.getLogger("stack")
 
 TEMPLATE = IAM_DIR / "stack.json"
 # What CloudFormation fills in at deploy time, in the account the stack is created in.
@@ -102,3 +113,83 @@ def resolved(node: Any, caller: Caller) -> Any:
 def stack_name(settings: Settings) -> str:
     """The set-up stack's name (one per BASE_JOB_NAME, so two toolkits in an account keep apart)."""
     return f"{settings.base_job_name}-setup"
+
+
+# ---- the deployed stack --------------------------------------------------------------
+POLL_SECONDS = 5.0
+# Stack states from which neither an update nor a new creation can start: a person must look.
+STUCK = ("ROLLBACK_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED", "IMPORT_ROLLBACK_FAILED")
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """The set-up stack as CloudFormation holds it."""
+
+    stack_id: str
+    status: str
+    tags: dict[str, str]
+    held: dict[str, tuple[str, str]]  # logical id -> (resource type, physical id)
+
+    def physical(self, resource_type: str) -> list[str]:
+        return sorted(pid for kind, pid in self.held.values() if kind == resource_type and pid)
+
+
+def deployed(cloudformation: Any, name: str) -> Deployed | None:
+    """The stack called `name`, or None when there is none (a deleted stack is none)."""
+    try:
+        (found,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+    pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=name)
+    held = {
+        r["LogicalResourceId"]: (r["ResourceType"], r.get("PhysicalResourceId", ""))
+        for page in pages
+        for r in page["StackResourceSummaries"]
+        if r["LogicalResourceId"]  # moto lists each resource type it skipped under an empty id
+    }
+    return Deployed(
+        stack_id=found["StackId"],
+        status=found["StackStatus"],
+        tags={t["Key"]: t["Value"] for t in found.get("Tags", [])},
+        held=held,
+    )
+
+
+def wait(read: Callable[[], Any], done: Callable[[Any], bool], what: str, sleep: Callable[[float], None]) -> Any:
+    """Poll `read` until `done` says so (CloudFormation's own waiters give up after a fixed time)."""
+    while True:
+        found = read()
+        if done(found):
+            return found
+        log.info("%s ...", what)
+        sleep(POLL_SECONDS)
+
+
+def first_failure(cloudformation: Any, name: str) -> str:
+    """The reason CloudFormation gave for the first resource that failed (events are newest first)."""
+    events = cloudformation.describe_stack_events(StackName=name)["StackEvents"]
+    failed = [e for e in events if e.get("ResourceStatus", "").endswith("_FAILED")]
+    return failed[-1].get("ResourceStatusReason", "no reason given") if failed else "see its events in the console"
+
+
+def delete(cloudformation: Any, found: Deployed, sleep: Callable[[float], None]) -> None:
+    """Delete the stack and wait; its Retain resources (bucket, repository) stay behind."""
+    cloudformation.delete_stack(StackName=found.stack_id)
+    # A deleted stack is found by its id only (its name then means none).
+    final = wait(
+        lambda: cloudformation.describe_stacks(StackName=found.stack_id)["Stacks"][0],
+        lambda s: not s["StackStatus"].endswith("_IN_PROGRESS"),
+        f"deleting stack {found.stack_id.split('/')[1]}",
+        sleep,
+    )
+    if final["StackStatus"] != "DELETE_COMPLETE":
+        raise StackError(
+            f"stack {found.stack_id.split('/')[1]} ended {final['StackStatus']}: "
+            f"{first_failure(cloudformation, found.stack_id)}; fix that and rerun"
+        )
+
+
+class StackError(ToolkitError):
+    """The stack cannot be deployed or deleted as asked; the message says why and what to do."""
