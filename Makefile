@@ -141,7 +141,10 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # Stateful stages take the checkout's lock, so two runs (cron and a person) take turns.
 LOCKED := $(PY) -m launcher.lock --
 export LOCK_FILE := $(BUILD)/toolkit.lock
-export MAKE_INVOCATION := $(MAKECMDGOALS)
+# CI's train job (make ci-train): make all, then a registered version, as CI_REGISTER_WITH says.
+CI_TRAIN_GOALS := all $(if $(filter register,$(CI_REGISTER_WITH)),evaluate register,pipeline)
+# What this run will do, for the lock's message and the preflight's checks (ci-train spelled out).
+export MAKE_INVOCATION := $(patsubst ci-train,$(CI_TRAIN_GOALS),$(MAKECMDGOALS))
 
 ifeq ($(TARGET),local)
 # Same scripts, same awscli and SDK calls: only the endpoint and registry differ.
@@ -276,6 +279,10 @@ evaluate: $(AWS_READY) $(BOOTSTRAP) | $(STAMPS)/config $(PREFLIGHT) ## Judge a v
 .PHONY: predict
 predict: $(AWS_READY) $(BOOTSTRAP) | $(STAMPS)/config $(PREFLIGHT) ## Batch-transform Kaggle's test.csv with a verified model (JOB=name, default the latest) into runs/<job>/submission.csv
 	$(LOCKED) $(PREDICT)
+
+# ---- CI's train job (.github/workflows/train-and-deploy.yml) -------------------------------
+.PHONY: ci-train
+ci-train: $(CI_TRAIN_GOALS) ## CI's train job: make all, then a registered version by the pipeline or by evaluate + register (CI_REGISTER_WITH)
 
 # ---- the whole flow as one SageMaker Pipeline execution ---------------------------------
 .PHONY: pipeline

@@ -254,3 +254,22 @@ def test_the_bootstrap_stamp_depends_on_exactly_the_settings_the_stack_reads() -
     text = (REPO / "Makefile").read_text().replace("\\\n", " ")
     (listed,) = re.findall(r"^STACK_SETTINGS := (.*)$", text, re.MULTILINE)
     assert set(listed.split()) == wanted
+
+
+@pytest.mark.parametrize(
+    ("register_with", "runs", "skips"),
+    [
+        ("pipeline", ["launcher.train", "launcher.pipeline"], ["launcher.evaluate", "launcher.registry"]),
+        ("register", ["launcher.train", "launcher.evaluate", "launcher.registry register"], ["launcher.pipeline"]),
+    ],
+)
+def test_ci_train_is_make_all_then_what_the_setting_chooses(register_with: str, runs: list, skips: list) -> None:
+    """CI's train job registers a version one of two ways; the preflight and the lock see the
+    goals spelled out (the pipeline role is checked only when `pipeline` is among them)."""
+    show = "show-invocation: ; @echo 'invocation: $(MAKE_INVOCATION)'"
+    plan = make("-n", f"--eval={show}", "ci-train", "show-invocation", CI_REGISTER_WITH=register_with)
+    assert plan.returncode == 0, plan.stderr
+    assert all(any(step in line for line in plan.stdout.splitlines()) for step in runs), plan.stdout
+    assert not [line for line in plan.stdout.splitlines() for step in skips if step in line]
+    goals = "all pipeline" if register_with == "pipeline" else "all evaluate register"
+    assert f"invocation: {goals} show-invocation" in plan.stdout

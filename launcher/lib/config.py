@@ -541,6 +541,7 @@ def _check_read_by_scripts(c: _Checker) -> None:
     c.choice("BASE_IMAGE_FALLBACK", ("offline", "none"))
     c.integer("LOCK_WAIT", *LOCK_WAIT_RANGE)  # launcher/lock.py
     c.choice("MACHINE_SETUP", ("auto", "off"))  # scripts/setup-machine.sh
+    c.choice("CI_REGISTER_WITH", ("pipeline", "register"))  # the Makefile's ci-train
 
 
 def load(env: Mapping[str, str] | None = None) -> Settings:
