@@ -433,8 +433,7 @@ def _teardown_stack(settings: Settings, session: boto3.Session, plan: Plan, boot
         if retained:
             log.info("retained by the stack (DeletionPolicy Retain): %s", ", ".join(retained))
 
-    held = ", ".join(sorted(found.held))
-    plan.act(f"set-up stack {name} ({held})", delete, bootstrapped)
+    plan.act(f"set-up stack {name} ({', '.join(sorted(found.held))})", delete, bootstrapped)
     return {pid for _, pid in found.held.values()}
 
 
@@ -474,7 +473,13 @@ def _empty(s3: Any, bucket: str) -> None:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
         if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            refused = s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True}).get("Errors", [])
+            if refused:
+                first = refused[0]
+                raise CleanupError(
+                    f"S3 refused to delete {len(refused)} object(s) of s3://{bucket}, e.g. {first.get('Key')} "
+                    f"({first.get('Code')}: {first.get('Message')}); the bucket is kept; fix that and rerun"
+                )
             log.info("deleted %d object(s) from s3://%s", len(keys), bucket)
 
 

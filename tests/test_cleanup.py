@@ -400,3 +400,17 @@ def test_teardown_takes_a_tagged_role_outside_the_stack_and_leaves_an_untagged_o
     cleanup.teardown(settings, session, cleanup.Plan(confirm=True), tmp_path / "b", empty_bucket=False)
     names = {r["RoleName"] for r in client.list_roles()["Roles"]}
     assert names == {settings.pipeline_role.name}
+
+
+def test_emptying_the_bucket_stops_when_s3_refuses_an_object() -> None:
+    """EMPTY_BUCKET=yes: DeleteObjects answers 200 with per-key errors; those are a failure
+    named with the first key, never a quiet "kept bucket"."""
+    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(s3) as stub:
+        stub.add_response("list_objects_v2", {"Contents": [{"Key": "theirs/locked.csv"}], "IsTruncated": False})
+        stub.add_response(
+            "delete_objects",
+            {"Errors": [{"Key": "theirs/locked.csv", "Code": "AccessDenied", "Message": "Access Denied"}]},
+        )
+        with pytest.raises(cleanup.CleanupError, match=r"refused to delete 1 object\(s\).*theirs/locked.csv"):
+            cleanup._empty(s3, "titanic-sagemaker-toolkit-demo")
