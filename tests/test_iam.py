@@ -368,26 +368,24 @@ def _keys(pipe: Checkout, user: str, policy: dict[str, Any]) -> dict[str, str]:
 def _runner_with_the_stacks_policy(
     pipe: Checkout, admin: dict[str, str], rendered: dict[str, Any]
 ) -> tuple[dict[str, str], dict[str, Any]]:
-    """The runner: a user holding the managed policy the set-up stack created (and nothing
-    else). Returns its keys and the policy's document as the stack deployed it. Its one change
-    is moto's: services moto checks only against "*" get "*" (widen_for_emulator), as a new
-    default version of the stack's own policy."""
+    """The runner: a user holding the managed policies the set-up stack created (the runner
+    policy in its two parts) and nothing else. Returns its keys and the document the stack
+    deployed, the parts' statements joined. Its one change is moto's: services moto checks only
+    against "*" get "*" (widen_for_emulator), as a new default version of each of those policies."""
     iam_client = client_as(pipe, admin, "iam")
-    (arn,) = [
-        p["Arn"]
-        for p in iam_client.list_policies(Scope="Local")["Policies"]
-        if p["PolicyName"] == "titanic-lgbm-runner"
-    ]
-    version = iam_client.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
-    deployed = iam_client.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
-    deployed = json.loads(unquote(deployed)) if isinstance(deployed, str) else deployed
-    iam_client.create_policy_version(
-        PolicyArn=arn, PolicyDocument=json.dumps(iam.widen_for_emulator(rendered)), SetAsDefault=True
-    )
+    listed = {p["PolicyName"]: p for p in iam_client.list_policies(Scope="Local")["Policies"]}
     iam_client.create_user(UserName="toolkit-runner")
-    iam_client.attach_user_policy(UserName="toolkit-runner", PolicyArn=arn)
+    statements = []
+    for name in ("titanic-lgbm-runner", "titanic-lgbm-runner-2"):
+        arn, version = listed[name]["Arn"], listed[name]["DefaultVersionId"]
+        deployed = iam_client.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+        deployed = json.loads(unquote(deployed)) if isinstance(deployed, str) else deployed
+        statements += deployed["Statement"]
+        widened = json.dumps(iam.widen_for_emulator(deployed))
+        iam_client.create_policy_version(PolicyArn=arn, PolicyDocument=widened, SetAsDefault=True)
+        iam_client.attach_user_policy(UserName="toolkit-runner", PolicyArn=arn)
     key = iam_client.create_access_key(UserName="toolkit-runner")["AccessKey"]
-    return {"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}, deployed
+    return {"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}, {**rendered, "Statement": statements}
 
 
 def client_as(pipe: Checkout, keys: dict[str, str], service: str) -> Any:

@@ -133,7 +133,7 @@ def test_make_all_from_a_clean_copy_leaves_a_verified_model(pipe: Checkout, firs
     # scan-on-push, lifecycle or public-access block: tests/test_stack.py holds the template to them.
     assert state["stack"] == (
         "CREATE_COMPLETE",
-        {"Bucket", "Repository", "ExecutionRole", "PipelineRole", "RunnerPolicy"},
+        {"Bucket", "Repository", "ExecutionRole", "PipelineRole", "RunnerPolicy", "RunnerPolicyPart2"},
     )
     assert state["repository"]["imageTagMutability"] == "IMMUTABLE"
     assert state["encryption"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"

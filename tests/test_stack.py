@@ -33,8 +33,8 @@ SKIPPED_BY_MOTO = {"AWS::S3::BucketPolicy"}
 EMBEDDED = {
     ("ExecutionRole", "AssumeRolePolicyDocument"): "execution-role-trust",
     ("PipelineRole", "AssumeRolePolicyDocument"): "pipeline-role-trust",
-    ("RunnerPolicy", "PolicyDocument"): "runner-policy",
 }
+RUNNER_PARTS = ("RunnerPolicy", "RunnerPolicyPart2")  # iam/runner-policy.json, cut in two
 INLINE = {"ExecutionRole": "execution-role-policy", "PipelineRole": "pipeline-role-policy"}
 
 
@@ -82,6 +82,8 @@ def test_the_stack_embeds_the_documents_the_iam_tests_check() -> None:
     for resource, name in INLINE.items():
         (policy,) = resources[resource]["Properties"]["Policies"]
         assert policy["PolicyDocument"] == documents[name], name
+    runner = [resources[part]["Properties"]["PolicyDocument"] for part in RUNNER_PARTS]
+    assert [s for part in runner for s in part["Statement"]] == documents["runner-policy"]["Statement"]
     text = json.dumps(rendered())
     assert "123456789012" not in text  # the account is CloudFormation's to fill in, never ours
 
@@ -176,6 +178,7 @@ def test_the_setup_policy_grants_what_cloudformation_calls_for_each_resource() -
         "ExecutionRole": settings.role_arn,
         "PipelineRole": settings.pipeline_role_arn,
         "RunnerPolicy": runner_policy,
+        "RunnerPolicyPart2": f"{runner_policy}-2",
         "GitHubOidcProvider": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com",
         "CiTrainRole": ci_role,
         "CiDeployRole": ci_role.replace("CiTrainRole", "CiDeployRole"),
@@ -192,6 +195,7 @@ def test_the_setup_policy_grants_what_cloudformation_calls_for_each_resource() -
             action = CHECKED_AS.get(permission, permission)
             target = f"{bucket}/key" if action in OBJECT_ACTIONS else arns[logical]
             assert policy.grants(setup, action, target, {"iam:PolicyARN": runner_policy}), (logical, permission)
+    assert policy.grants(setup, "iam:AttachRolePolicy", ci_role, {"iam:PolicyARN": f"{runner_policy}-2"})
     # The one conditional grant: the CI role may get the runner's policy attached, no other.
     assert not policy.grants(setup, "iam:AttachRolePolicy", ci_role, {"iam:PolicyARN": "arn:aws:iam::aws:policy/Admin"})
 
@@ -223,11 +227,14 @@ def test_moto_creates_what_it_supports_and_skips_exactly_the_pinned_types(moto_e
         (policy,) = inline
         inline_document = client.get_role_policy(RoleName=name.name, PolicyName=policy)["PolicyDocument"]
         assert as_document(inline_document) == documents[INLINE[resource]]
-    runner = next(
-        p for p in client.list_policies(Scope="Local")["Policies"] if p["PolicyName"] == "titanic-lgbm-runner"
-    )
-    version = client.get_policy_version(PolicyArn=runner["Arn"], VersionId=runner["DefaultVersionId"])
-    assert as_document(version["PolicyVersion"]["Document"]) == documents["runner-policy"]
+    policies = {p["PolicyName"]: p for p in client.list_policies(Scope="Local")["Policies"]}
+    deployed = []
+    for name in ("titanic-lgbm-runner", "titanic-lgbm-runner-2"):
+        version = client.get_policy_version(
+            PolicyArn=policies[name]["Arn"], VersionId=policies[name]["DefaultVersionId"]
+        )
+        deployed += as_document(version["PolicyVersion"]["Document"])["Statement"]
+    assert deployed == documents["runner-policy"]["Statement"]
 
     s3 = boto3.client("s3", region_name="us-east-1")
     encryption = s3.get_bucket_encryption(Bucket=settings.bucket)["ServerSideEncryptionConfiguration"]
@@ -342,7 +349,7 @@ def test_with_a_ci_repository_the_stack_adds_the_provider_and_the_two_roles(moto
     # moto's CloudFormation attaches no ManagedPolicyArns (it answers []): held to the template.
     assert client.list_attached_role_policies(RoleName=train["RoleName"])["AttachedPolicies"] == []
     template = stack.template(settings)["Resources"]
-    assert template["CiTrainRole"]["Properties"]["ManagedPolicyArns"] == [{"Ref": "RunnerPolicy"}]
+    assert template["CiTrainRole"]["Properties"]["ManagedPolicyArns"] == [{"Ref": part} for part in RUNNER_PARTS]
     deploy = client.get_role(RoleName=outputs["CiDeployRoleArn"].rsplit("/", 1)[1])["Role"]
     assert deploy["AssumeRolePolicyDocument"] == documents["ci-deploy-trust"]
     (inline,) = client.list_role_policies(RoleName=deploy["RoleName"])["PolicyNames"]
@@ -554,3 +561,42 @@ def test_bootstrap_refuses_a_role_arn_in_another_account_before_anything_is_made
     wanted = "PIPELINE_ROLE_ARN names account 999988887777 (aws) but the credentials are for account 123456789012"
     assert wanted in caplog.text
     assert boto3.client("cloudformation", region_name="us-east-1").describe_stacks()["Stacks"] == []
+
+
+@pytest.mark.parametrize("partition", ["aws", "aws-us-gov"])
+def test_each_managed_policy_fits_iams_size_quota(partition: str) -> None:
+    """IAM refuses a customer managed policy over 6,144 characters (whitespace not counted):
+    the runner's document is cut between statements into the stack's parts, each within it as
+    CloudFormation holds it and as IAM stores it; together they are the whole document."""
+    settings = load({**shipped(), "TARGET": "aws", "CI_REPOSITORY": "acme/titanic"})
+    resources = stack.template(settings)["Resources"]
+    caller = Caller(account="123456789012", partition=partition, arn="")
+    for resource in resources.values():
+        if resource["Type"] == "AWS::IAM::ManagedPolicy":
+            document = resource["Properties"]["PolicyDocument"]
+            assert stack.policy_size(document) <= 6144
+            assert stack.policy_size(stack.resolved(document, caller)) <= 6144
+    whole = iam.render(settings, caller)["runner-policy"]
+    assert stack.policy_size(whole) > 6144  # why it is cut at all
+    parts = [stack.resolved(resources[p]["Properties"]["PolicyDocument"], caller) for p in RUNNER_PARTS]
+    assert [s for part in parts for s in part["Statement"]] == whole["Statement"]
+
+
+def test_a_document_that_outgrows_its_parts_is_refused_by_name() -> None:
+    big = {"Version": "2012-10-17", "Statement": [{"Sid": "x" * 4000}, {"Sid": "y" * 4000}, {"Sid": "z" * 4000}]}
+    assert len(stack.parts(big)) == 3
+    with pytest.raises(stack.IamError, match=r"now takes 3 managed policies .* gives it 2: add or remove"):
+        stack._part("runner-policy", stack.parts(big), 1, stack.template_parts("runner-policy"))
+
+
+def test_every_role_fits_iams_trust_and_inline_policy_quotas() -> None:
+    """IAM's default quotas (white space not counted): a role trust policy of 2,048 characters,
+    and 10,240 for all of a role's inline policies together."""
+    settings = load({**shipped(), "TARGET": "aws", "CI_REPOSITORY": "acme/titanic"})
+    caller = Caller(account="123456789012", partition="aws-us-gov", arn="")
+    resources = stack.resolved(stack.template(settings), caller)["Resources"]
+    roles = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::IAM::Role"]
+    assert len(roles) == 4
+    for role in roles:
+        assert stack.policy_size(role["AssumeRolePolicyDocument"]) <= 2048
+        assert sum(stack.policy_size(p["PolicyDocument"]) for p in role.get("Policies", [])) <= 10240

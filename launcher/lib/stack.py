@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ TEMPLATE = IAM_DIR / "stack.json"
 # What CloudFormation fills in at deploy time, in the account the stack is created in.
 PSEUDO = Caller(account="${AWS::AccountId}", partition="${AWS::Partition}", arn="")
 RUNNER_POLICY_SUFFIX = "-runner"
+# IAM's quota for a customer managed policy: 6,144 characters, whitespace not counted.
+MANAGED_POLICY_LIMIT = 6144
 
 
 def documents(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -51,11 +54,14 @@ def template(settings: Settings) -> dict[str, Any]:
     docs = documents(settings)
 
     def fill(node: Any) -> Any:
-        if isinstance(node, dict) and set(node) == {"Toolkit::Document"}:
+        if isinstance(node, dict) and set(node) in ({"Toolkit::Document"}, {"Toolkit::Document", "Toolkit::Part"}):
             name = node["Toolkit::Document"]
             if name not in docs:
                 raise IamError(f"iam/stack.json embeds {name}, which is not one of iam/'s documents; fix the template")
-            return _substituted(docs[name])
+            document = _substituted(docs[name])
+            if "Toolkit::Part" not in node:
+                return document
+            return _part(name, parts(document), node["Toolkit::Part"], template_parts(name))
         if isinstance(node, dict) and set(node) == {"Toolkit::Tags"}:
             return tags(settings)
         if isinstance(node, dict):
@@ -65,6 +71,38 @@ def template(settings: Settings) -> dict[str, Any]:
         return node
 
     return fill(json.loads(TEMPLATE.read_text(encoding="utf-8")))
+
+
+def policy_size(document: dict[str, Any]) -> int:
+    """A policy's size as IAM counts it against its quotas: characters, whitespace not counted."""
+    return len(re.sub(r"\s", "", json.dumps(document)))
+
+
+def parts(document: dict[str, Any], limit: int = MANAGED_POLICY_LIMIT) -> list[dict[str, Any]]:
+    """The document cut, between statements and in order, into policies of at most `limit`
+    characters each. Measured as the template holds it (`${AWS::AccountId}` is longer than
+    any account number), so each part fits once CloudFormation fills it in."""
+    cut: list[list[Any]] = [[]]
+    for statement in document["Statement"]:
+        if cut[-1] and policy_size({**document, "Statement": [*cut[-1], statement]}) > limit:
+            cut.append([])
+        cut[-1].append(statement)
+    return [{**document, "Statement": statements} for statements in cut]
+
+
+def template_parts(name: str) -> int:
+    """How many managed policies iam/stack.json gives the document `name`."""
+    found = re.findall(rf'"Toolkit::Document": "{re.escape(name)}",\s*"Toolkit::Part"', TEMPLATE.read_text())
+    return len(found)
+
+
+def _part(name: str, cut: list[dict[str, Any]], number: int, places: int) -> dict[str, Any]:
+    if len(cut) != places:
+        raise IamError(
+            f"iam/{name}.json now takes {len(cut)} managed policies of at most {MANAGED_POLICY_LIMIT} characters, "
+            f"and iam/stack.json gives it {places}: add or remove a Toolkit::Part resource (and its grants)"
+        )
+    return cut[number - 1]
 
 
 def _substituted(node: Any) -> Any:
