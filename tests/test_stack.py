@@ -139,12 +139,16 @@ UNSET_PROPERTY = {
     },
     "AWS::IAM::ManagedPolicy": {
         "iam:AttachGroupPolicy": "Groups",
-        "iam:DetachGroupPolicy": "Groups",
         "iam:AttachUserPolicy": "Users",
-        "iam:DetachUserPolicy": "Users",
         "iam:AttachRolePolicy": "Roles",
-        "iam:DetachRolePolicy": "Roles",
     },
+}
+# The managed policy's delete handler lists every user, group and role holding the policy
+# (ListEntitiesForPolicy) and detaches it from each: whoever the runner is, teardown must work.
+DETACHED_FROM = {
+    "iam:DetachUserPolicy": "arn:aws:iam::123456789012:user/alice",
+    "iam:DetachGroupPolicy": "arn:aws:iam::123456789012:group/ml-engineers",
+    "iam:DetachRolePolicy": "arn:aws:iam::123456789012:role/cron-runner",
 }
 # The API is called DeleteBucketEncryption; IAM authorizes it as s3:PutEncryptionConfiguration.
 CHECKED_AS = {"s3:DeleteBucketEncryption": "s3:PutEncryptionConfiguration"}
@@ -194,8 +198,13 @@ def test_the_setup_policy_grants_what_cloudformation_calls_for_each_resource() -
                 continue
             action = CHECKED_AS.get(permission, permission)
             target = f"{bucket}/key" if action in OBJECT_ACTIONS else arns[logical]
-            assert policy.grants(setup, action, target, {"iam:PolicyARN": runner_policy}), (logical, permission)
+            context = {"iam:PolicyARN": runner_policy}
+            if resource["Type"] == "AWS::IAM::ManagedPolicy" and action in DETACHED_FROM:
+                target, context = DETACHED_FROM[action], {"iam:PolicyARN": arns[logical]}
+            assert policy.grants(setup, action, target, context), (logical, permission)
     assert policy.grants(setup, "iam:AttachRolePolicy", ci_role, {"iam:PolicyARN": f"{runner_policy}-2"})
+    for action, holder in DETACHED_FROM.items():  # only the runner's policies are detached
+        assert not policy.grants(setup, action, holder, {"iam:PolicyARN": "arn:aws:iam::aws:policy/Admin"})
     # The one conditional grant: the CI role may get the runner's policy attached, no other.
     assert not policy.grants(setup, "iam:AttachRolePolicy", ci_role, {"iam:PolicyARN": "arn:aws:iam::aws:policy/Admin"})
 
