@@ -169,16 +169,8 @@ def deploy(settings: Settings, session: boto3.Session, *, sleep: Callable[[float
             f", replacement {resource['Replacement']}" if resource.get("Replacement") else "",
         )
     cloudformation.execute_change_set(StackName=name, ChangeSetName=change_set)
-    final = stack.wait(
-        lambda: cloudformation.describe_stacks(StackName=name)["Stacks"][0],
-        lambda s: not s["StackStatus"].endswith("_IN_PROGRESS"),
-        f"stack {name}",
-        sleep,
-    )
-    if final["StackStatus"] not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
-        reason = stack.first_failure(cloudformation, name)
-        raise StackError(f"stack {name} ended {final['StackStatus']}: {reason}; fix that and rerun")
-    log.info("stack %s: %s", name, final["StackStatus"])
+    status = stack.settle(cloudformation, name, ("CREATE_COMPLETE", "UPDATE_COMPLETE"), sleep)
+    log.info("stack %s: %s", name, status)
     return _outputs(cloudformation, name)
 
 

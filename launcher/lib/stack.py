@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,8 @@ def tags(settings: Settings) -> list[dict[str, str]]:
 def template(settings: Settings) -> dict[str, Any]:
     """The deployable template: iam/stack.json with every Toolkit:: marker replaced."""
     docs = documents(settings)
+    raw = json.loads(TEMPLATE.read_text(encoding="utf-8"))
+    places = part_counts(raw)
 
     def fill(node: Any) -> Any:
         if isinstance(node, dict) and set(node) in ({"Toolkit::Document"}, {"Toolkit::Document", "Toolkit::Part"}):
@@ -61,7 +64,7 @@ def template(settings: Settings) -> dict[str, Any]:
             document = _substituted(docs[name])
             if "Toolkit::Part" not in node:
                 return document
-            return _part(name, parts(document), node["Toolkit::Part"], template_parts(name))
+            return _part(name, parts(document), node["Toolkit::Part"], places[name])
         if isinstance(node, dict) and set(node) == {"Toolkit::Tags"}:
             return tags(settings)
         if isinstance(node, dict):
@@ -70,7 +73,7 @@ def template(settings: Settings) -> dict[str, Any]:
             return [fill(item) for item in node]
         return node
 
-    return fill(json.loads(TEMPLATE.read_text(encoding="utf-8")))
+    return fill(raw)
 
 
 def policy_size(document: dict[str, Any]) -> int:
@@ -90,10 +93,12 @@ def parts(document: dict[str, Any], limit: int = MANAGED_POLICY_LIMIT) -> list[d
     return [{**document, "Statement": statements} for statements in cut]
 
 
-def template_parts(name: str) -> int:
-    """How many managed policies iam/stack.json gives the document `name`."""
-    found = re.findall(rf'"Toolkit::Document": "{re.escape(name)}",\s*"Toolkit::Part"', TEMPLATE.read_text())
-    return len(found)
+def part_counts(node: Any) -> Counter[str]:
+    """How many parts (managed policies) the template gives each document it cuts."""
+    if isinstance(node, dict) and "Toolkit::Part" in node:
+        return Counter([node["Toolkit::Document"]])
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    return sum((part_counts(child) for child in children), Counter())
 
 
 def _part(name: str, cut: list[dict[str, Any]], number: int, places: int) -> dict[str, Any]:
@@ -212,21 +217,26 @@ def first_failure(cloudformation: Any, name: str) -> str:
     return failed[-1].get("ResourceStatusReason", "no reason given") if failed else "see its events in the console"
 
 
+def settle(cloudformation: Any, stack: str, wanted: tuple[str, ...], sleep: Callable[[float], None]) -> str:
+    """Wait until the stack (a name, or the id of a deleted one) is no longer in progress; its
+    final status, or StackError with the first failure's reason when it is not one of `wanted`."""
+    final = wait(
+        lambda: cloudformation.describe_stacks(StackName=stack)["Stacks"][0],
+        lambda s: not s["StackStatus"].endswith("_IN_PROGRESS"),
+        f"stack {stack}",
+        sleep,
+    )
+    if final["StackStatus"] not in wanted:
+        reason = first_failure(cloudformation, stack)
+        raise StackError(f"stack {final['StackName']} ended {final['StackStatus']}: {reason}; fix that and rerun")
+    return final["StackStatus"]
+
+
 def delete(cloudformation: Any, found: Deployed, sleep: Callable[[float], None]) -> None:
     """Delete the stack and wait; its Retain resources (bucket, repository) stay behind."""
     cloudformation.delete_stack(StackName=found.stack_id)
     # A deleted stack is found by its id only (its name then means none).
-    final = wait(
-        lambda: cloudformation.describe_stacks(StackName=found.stack_id)["Stacks"][0],
-        lambda s: not s["StackStatus"].endswith("_IN_PROGRESS"),
-        f"deleting stack {found.stack_id.split('/')[1]}",
-        sleep,
-    )
-    if final["StackStatus"] != "DELETE_COMPLETE":
-        raise StackError(
-            f"stack {found.stack_id.split('/')[1]} ended {final['StackStatus']}: "
-            f"{first_failure(cloudformation, found.stack_id)}; fix that and rerun"
-        )
+    settle(cloudformation, found.stack_id, ("DELETE_COMPLETE",), sleep)
 
 
 class StackError(ToolkitError):
