@@ -17,6 +17,8 @@ source "$(dirname "$0")/lib.sh"
 
 readonly SM_NETWORK=sagemaker-local
 readonly REGISTRY_IMAGE=registry:2
+# How long a running server may take to answer before it is taken for hung.
+readonly PATIENCE_SECONDS=30
 
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -24,12 +26,19 @@ pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 # a recycled pid).
 pid_runs() { pid_alive "$1" && [[ -n "$(started_at "$(cat "$1")")" ]] && ps -o args= -p "$(cat "$1")" 2>/dev/null | grep -q -- "$2"; }
 
-# When a live process started, as ps prints it (nothing for a dead or zombie one): a
-# recycled pid has another start time.
+# When a live process started (nothing for a dead or zombie one): a recycled pid has another
+# start time. On Linux, the kernel's count of clock ticks since boot, which a clock step (NTP,
+# a laptop waking up) leaves alone; elsewhere the wall-clock start ps prints.
 started_at() {
-  local state
+  local state stat fields
   state=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
   [[ "$state" == Z* ]] && return 0
+  if stat=$(cat "/proc/$1/stat" 2>/dev/null); then
+    # The fields after the command name, which may itself hold spaces and ')'.
+    read -r -a fields <<<"${stat##*) }"
+    printf 'ticks %s\n' "${fields[19]}"
+    return 0
+  fi
   ps -o lstart= -p "$1" 2>/dev/null | tr -s ' ' | sed 's/^ //'
 }
 
@@ -48,14 +57,26 @@ wait_for() { # wait_for SECONDS DESCRIPTION CMD...
   die "$what did not come up within ${seconds}s; see its log in $LOCAL_STATE_DIR"
 }
 
-moto_answers_on() { curl -fs --max-time 5 --cacert "$TLS_DIR/cert.pem" -o /dev/null "https://127.0.0.1:$1/moto-api/data.json"; }
+# moto's config page costs the same whatever moto holds (data.json serialises every model it
+# ever made: past 5 s on a busy 2-CPU machine).
+moto_answers_on() { curl -fs --max-time 5 --cacert "$TLS_DIR/cert.pem" -o /dev/null "https://127.0.0.1:$1/moto-api/config"; }
 registry_answers_on() { curl -fs --max-time 5 -o /dev/null "http://127.0.0.1:$1/v2/"; }
 moto_answers() { moto_answers_on "$LOCAL_MOTO_PORT"; }
 registry_answers() { registry_answers_on "$LOCAL_REGISTRY_PORT"; }
 
-# The stack recorded in $LOCAL_STATE_DIR/stack-id is the one running: each server's pid is
-# alive with the recorded start time, and answers on the recorded port.
-recorded_stack_running() {
+# answers_within SECONDS CMD...: CMD succeeds before SECONDS have passed (tried each second).
+answers_within() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 1
+  done
+}
+
+# The servers recorded in $LOCAL_STATE_DIR/stack-id are alive: each pid with its recorded
+# start time.
+recorded_servers_alive() {
   local id_file="$LOCAL_STATE_DIR/stack-id" server pid
   [[ -s "$id_file" ]] || return 1
   for server in moto registry; do
@@ -63,8 +84,18 @@ recorded_stack_running() {
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     [[ "$(started_at "$pid")" == "$(stack_field "$id_file" "${server}_started")" ]] || return 1
   done
-  moto_answers_on "$(stack_field "$id_file" moto_port)" && registry_answers_on "$(stack_field "$id_file" registry_port)"
 }
+
+# The recorded servers answer on their recorded ports. A live one is waited for: a busy moto
+# is still the stack upload and push filled, and taking it for a new one would redo both.
+recorded_servers_answer() {
+  local id_file="$LOCAL_STATE_DIR/stack-id"
+  answers_within "$PATIENCE_SECONDS" moto_answers_on "$(stack_field "$id_file" moto_port)" &&
+    answers_within "$PATIENCE_SECONDS" registry_answers_on "$(stack_field "$id_file" registry_port)"
+}
+
+# The stack recorded in $LOCAL_STATE_DIR/stack-id is the one running, and answers.
+recorded_stack_running() { recorded_servers_alive && recorded_servers_answer; }
 
 write_stack_id() {
   local id_file="$LOCAL_STATE_DIR/stack-id" moto_pid registry_pid partial
@@ -220,8 +251,10 @@ cmd_up() {
   require_docker
   require_compose
   mkdir -p "$LOCAL_STATE_DIR"
-  if recorded_stack_running && [[ "$(stack_field "$LOCAL_STATE_DIR/stack-id" moto_port)" == "$LOCAL_MOTO_PORT" &&
+  if recorded_servers_alive && [[ "$(stack_field "$LOCAL_STATE_DIR/stack-id" moto_port)" == "$LOCAL_MOTO_PORT" &&
     "$(stack_field "$LOCAL_STATE_DIR/stack-id" registry_port)" == "$LOCAL_REGISTRY_PORT" ]]; then
+    recorded_servers_answer ||
+      die "the embedded AWS is running but moto or the registry has not answered for ${PATIENCE_SECONDS}s; see moto.log and registry.log in $LOCAL_STATE_DIR, then run 'make local-down' and rerun (upload and push redo)"
     ensure_networks
     return 0
   fi

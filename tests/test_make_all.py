@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -291,6 +294,54 @@ def test_a_dead_stack_is_restarted_and_refilled(pipe: Checkout) -> None:
     assert ran(result, "local-stack.sh up")
     assert ran(result, "upload-data.sh") and ran(result, "push-image.sh")
     assert not ran(result, "build-image.sh")
+
+
+def test_a_stack_that_answers_late_is_kept(pipe: Checkout) -> None:
+    """A busy moto (here paused for longer than one probe waits) is still the stack upload and
+    push filled: make waits for it instead of taking it for a new one and redoing both (whose
+    `sync --delete` would also drop what others put under the data prefix)."""
+    ready(pipe)
+    stack_id = pipe.root / ".local/stack-id"
+    before = (stack_id.read_text(), stack_id.stat().st_mtime_ns)
+    pid = int((pipe.root / ".local/moto.pid").read_text())
+    resume = threading.Timer(12, os.kill, (pid, signal.SIGCONT))
+    os.kill(pid, signal.SIGSTOP)
+    resume.start()
+    try:
+        result = pipe.make("upload")
+    finally:
+        resume.cancel()
+        os.kill(pid, signal.SIGCONT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not ran(result, "local-stack.sh up") and not ran(result, "upload-data.sh")
+    assert (stack_id.read_text(), stack_id.stat().st_mtime_ns) == before
+
+
+def test_a_running_stack_that_never_answers_is_named_not_replaced(pipe: Checkout) -> None:
+    """A hung moto is still the one upload and push filled: local-up names it and what to do,
+    and starts nothing in its place."""
+    ready(pipe)
+    stack_id = pipe.root / ".local/stack-id"
+    before = (stack_id.read_text(), stack_id.stat().st_mtime_ns)
+    pid = int((pipe.root / ".local/moto.pid").read_text())
+    env = {
+        **pipe.env,
+        **{name: pipe.settings[name] for name in ("LOCAL_MOTO_PORT", "LOCAL_REGISTRY_PORT")},
+        "LOCAL_STATE_DIR": str(pipe.root / ".local"),
+        "MOTO_SERVER": str(REPO / ".venv/bin/moto_server"),
+        "LOCAL_SERVING_NETWORK": "unused-before-the-servers-answer",
+    }
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        up = subprocess.run(
+            [str(pipe.root / "scripts/local-stack.sh"), "up"], env=env, capture_output=True, text=True, timeout=300
+        )
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert up.returncode != 0
+    assert "has not answered for 30s" in up.stderr and "'make local-down'" in up.stderr
+    assert (stack_id.read_text(), stack_id.stat().st_mtime_ns) == before
+    assert (pipe.root / ".local/moto.pid").read_text().strip() == str(pid)
 
 
 def running(pid: int) -> bool:
