@@ -47,14 +47,20 @@ stack_field() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n 1; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-wait_for() { # wait_for SECONDS DESCRIPTION CMD...
-  local seconds=$1 what=$2 i
-  shift 2
-  for ((i = 0; i < seconds * 4; i++)); do
-    "$@" && return 0
+# answers_within SECONDS CMD...: CMD succeeds before SECONDS have passed (tried 4 times a second).
+answers_within() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    ((SECONDS < deadline)) || return 1
     sleep 0.25
   done
-  die "$what did not come up within ${seconds}s; see its log in $LOCAL_STATE_DIR"
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION CMD...
+  local seconds=$1 what=$2
+  shift 2
+  answers_within "$seconds" "$@" || die "$what did not come up within ${seconds}s; see its log in $LOCAL_STATE_DIR"
 }
 
 # moto's config page costs the same whatever moto holds (data.json serialises every model it
@@ -63,16 +69,6 @@ moto_answers_on() { curl -fs --max-time 5 --cacert "$TLS_DIR/cert.pem" -o /dev/n
 registry_answers_on() { curl -fs --max-time 5 -o /dev/null "http://127.0.0.1:$1/v2/"; }
 moto_answers() { moto_answers_on "$LOCAL_MOTO_PORT"; }
 registry_answers() { registry_answers_on "$LOCAL_REGISTRY_PORT"; }
-
-# answers_within SECONDS CMD...: CMD succeeds before SECONDS have passed (tried each second).
-answers_within() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 1
-  done
-}
 
 # The servers recorded in $LOCAL_STATE_DIR/stack-id are alive: each pid with its recorded
 # start time.
