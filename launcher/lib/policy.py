@@ -1,5 +1,6 @@
 """IAM's own matching, for the checks the emulator does not make: whether a trust policy lets
-SageMaker assume the role for a given aws:SourceArn.
+SageMaker assume the role for a given aws:SourceArn, and whether an identity policy grants an
+action on a resource.
 
 IAM compares an ARN with `ArnLike` (and `ArnEquals`, which behaves the same) component by
 component: the six colon-separated parts, each a case-sensitive glob where `*` is any run of
@@ -46,13 +47,23 @@ def _condition_holds(operator: str, key_values: Mapping[str, Any], context: Mapp
     return True
 
 
+def _conditions_hold(statement: Mapping[str, Any], context: Mapping[str, str]) -> bool:
+    return all(_condition_holds(op, kv, context) for op, kv in (statement.get("Condition") or {}).items())
+
+
+def _statements(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A policy's statements (IAM also takes a single statement without the list)."""
+    statements = document.get("Statement", [])
+    return [statements] if isinstance(statements, dict) else list(statements)
+
+
 def statement_admits(statement: Mapping[str, Any], context: Mapping[str, str]) -> bool:
     services = as_list((statement.get("Principal") or {}).get("Service"))
     return (
         statement.get("Effect") == "Allow"
         and SAGEMAKER_PRINCIPAL in services
         and "sts:AssumeRole" in as_list(statement.get("Action"))
-        and all(_condition_holds(op, kv, context) for op, kv in (statement.get("Condition") or {}).items())
+        and _conditions_hold(statement, context)
     )
 
 
@@ -62,21 +73,17 @@ def admits(trust_policy: Mapping[str, Any], source_arn: str, source_account: str
     context = {"aws:SourceArn": source_arn}
     if source_account is not None:
         context["aws:SourceAccount"] = source_account
-    statements = trust_policy.get("Statement", [])
-    statements = [statements] if isinstance(statements, dict) else statements
-    return any(statement_admits(s, context) for s in statements)
+    return any(statement_admits(s, context) for s in _statements(trust_policy))
 
 
 def grants(document: Mapping[str, Any], action: str, resource: str, context: Mapping[str, str] | None = None) -> bool:
     """Whether an identity policy's Allow statements grant `action` on `resource` (exact action
     names, resource globs, the condition operators above). Denies are not weighed: the
     toolkit's own policies have none."""
-    statements = document.get("Statement", [])
-    statements = [statements] if isinstance(statements, dict) else statements
     return any(
         s.get("Effect") == "Allow"
         and action in as_list(s.get("Action"))
         and any(_glob(pattern, resource) for pattern in as_list(s.get("Resource")))
-        and all(_condition_holds(op, kv, context or {}) for op, kv in (s.get("Condition") or {}).items())
-        for s in statements
+        and _conditions_hold(s, context or {})
+        for s in _statements(document)
     )
